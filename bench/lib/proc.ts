@@ -1,0 +1,375 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { readFile, readdir, realpath } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Child processes, mounts and clean-up for the mount benchmark.
+ *
+ * Every command runs in a child process; this process never touches a mount point except
+ * through them and through /proc/self/mountinfo (FUSE servers are children too, so even a
+ * blocking call would not deadlock, but none is made). Workload commands stay in our process group
+ * (Ctrl-C reaches them too) and are also killed by pid on abort; FUSE servers run in their
+ * own process group so that Ctrl-C cannot kill them before their mount is taken down in order.
+ */
+
+export function note(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RunOptions {
+  /** Kill the command (SIGKILL, by pid) after this many seconds. */
+  readonly timeoutS?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the command's stdout goes: 'ignore' or 'pipe' (returned). */
+  readonly stdout?: 'ignore' | 'pipe';
+  /**
+   * Append stdout and stderr to this file instead of piping them (for commands that leave a
+   * daemon behind, which would otherwise hold our pipes open); its tail is quoted on failure.
+   */
+  readonly log?: string;
+}
+
+export interface RunResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+const running = new Set<ChildProcess>();
+const STDERR_KEEP = 16 * 1024;
+
+function tail(text: string, max: number): string {
+  return text.length > max ? text.slice(text.length - max) : text;
+}
+
+/** The last few KiB of a (small, local, non-FUSE) log file; '' if unreadable. */
+export function readTail(path: string): string {
+  try {
+    return tail(readFileSync(path, 'utf8'), STDERR_KEEP);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Runs a command to completion; rejects with its stderr when it fails. `seconds` is the wall
+ * time from spawn to exit (monotonic clock), which is what the benchmark reports.
+ */
+export function run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const logFd = options.log === undefined ? undefined : openSync(options.log, 'a');
+    const stdio: StdioOptions = logFd === undefined ? ['ignore', options.stdout ?? 'ignore', 'pipe'] : ['ignore', logFd, logFd];
+    const start = process.hrtime.bigint();
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, { stdio, env: options.env ?? process.env });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
+    running.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = tail(stderr + chunk, STDERR_KEEP)));
+    let timedOut = false;
+    const timer =
+      options.timeoutS === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, options.timeoutS * 1000);
+    child.on('error', (err) => {
+      if (timer) clearTimeout(timer);
+      running.delete(child);
+      reject(err);
+    });
+    // 'close' comes once the command has exited and its pipes are drained. A command that leaves
+    // a daemon behind must be given `log` (a file, no pipes): the daemon would hold pipes open.
+    child.on('close', (code, signal) => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      if (timer) clearTimeout(timer);
+      running.delete(child);
+      if (options.log !== undefined) stderr = readTail(options.log);
+      if (code === 0) return resolve({ stdout, stderr, seconds });
+      const why = timedOut ? `timed out after ${options.timeoutS} s` : signal ? `killed by ${signal}` : `exit code ${code}`;
+      const detail = stderr.trim().split('\n').slice(-5).join('\n');
+      reject(new CommandError(`${[cmd, ...args].join(' ')}: ${why}${detail ? `\n${detail}` : ''}`, code, stderr));
+    });
+  });
+}
+
+/** Kills every workload command still running (on abort). */
+export function killRunning(): void {
+  for (const child of running) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** Resolves true once the process has exited, false if it is still alive after `timeoutMs`. */
+export async function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(false);
+    }, timeoutMs);
+    const onExit = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+/** Whether a process exists (and is not a zombie). */
+export async function pidAlive(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits for a process we did not spawn directly (a daemon) to go away. */
+export async function waitPidGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (await pidAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+/** Ends a process this benchmark started: SIGTERM, then SIGKILL after a grace period. By pid only. */
+export async function endProcess(pid: number, graceMs = 3000): Promise<void> {
+  if (!(await pidAlive(pid))) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  if (await waitPidGone(pid, graceMs)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await waitPidGone(pid, graceMs);
+}
+
+// ---------------------------------------------------------------- mounts
+
+function unescapeMountinfo(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** Mount points (absolute, as the kernel reports them) from /proc/self/mountinfo. */
+export async function mountPoints(): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => unescapeMountinfo(line.split(' ')[4] ?? ''));
+}
+
+export async function isMounted(path: string): Promise<boolean> {
+  return (await mountPoints()).includes(path);
+}
+
+/** Mount points at or below a directory. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  return (await mountPoints()).filter((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+/** Canonical path of a mount point (the kernel reports resolved paths). */
+export async function canonical(path: string): Promise<string> {
+  return realpath(path);
+}
+
+/**
+ * Waits until `path` is a mount point. Fails early when `server` (the process expected to serve
+ * it) exits first, and after `timeoutMs`.
+ */
+export async function waitMounted(path: string, timeoutMs: number, server?: ChildProcess, describe = 'the mount'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await isMounted(path)) return;
+    if (server && (server.exitCode !== null || server.signalCode !== null)) {
+      throw new Error(`${describe} exited (${server.exitCode ?? server.signalCode}) before ${path} was mounted`);
+    }
+    if (Date.now() > deadline) throw new Error(`${path} not mounted after ${timeoutMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
+const FUSE_UNSTICK = '/work/shared/tools/fuse-unstick';
+
+/**
+ * Takes a FUSE mount down: `fusermount -u` (retried while busy), then, if it is still there, the
+ * lazy path (fuse-unstick when available: abort the connection and `fusermount -u -z`).
+ */
+export async function fuseUnmount(path: string): Promise<void> {
+  for (let attempt = 0; attempt < 10 && (await isMounted(path)); attempt++) {
+    try {
+      await run('fusermount', ['-u', path], { timeoutS: 20 });
+      return;
+    } catch (err) {
+      if (attempt === 0) note(`bench: fusermount -u ${path} failed (${(err as Error).message.split('\n').pop()}); retrying`);
+      await sleep(300);
+    }
+  }
+  if (!(await isMounted(path))) return;
+  note(`bench: ${path} is stuck; clearing it`);
+  try {
+    if (existsSync(FUSE_UNSTICK)) await run(FUSE_UNSTICK, [path], { timeoutS: 20 });
+    else await run('fusermount', ['-u', '-z', path], { timeoutS: 20 });
+  } catch (err) {
+    note(`bench: could not clear ${path}: ${(err as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- clean-up on exit and signals
+
+type Cleanup = () => Promise<void>;
+const cleanups = new Map<number, Cleanup>();
+let nextCleanupId = 0;
+
+/** Registers clean-up to run on SIGINT/SIGTERM/SIGHUP; returns the function that unregisters it. */
+export function onAbort(cleanup: Cleanup): () => void {
+  const id = nextCleanupId++;
+  cleanups.set(id, cleanup);
+  return () => cleanups.delete(id);
+}
+
+/** Wraps an async function so that every call after the first returns the first call's promise. */
+export function once(fn: () => Promise<void>): () => Promise<void> {
+  let promise: Promise<void> | undefined;
+  return () => (promise ??= fn());
+}
+
+let aborting = false;
+
+async function abort(signal: NodeJS.Signals): Promise<void> {
+  if (aborting) {
+    note(`bench: ${signal} again; still cleaning up (unmounting), please wait`);
+    return;
+  }
+  aborting = true;
+  note(`bench: ${signal}: stopping, unmounting and removing temporary files`);
+  killRunning();
+  // Most recent first: mounts are taken down before the directory holding them is removed.
+  for (const cleanup of [...cleanups.values()].reverse()) {
+    try {
+      await cleanup();
+    } catch (err) {
+      note(`bench: clean-up failed: ${(err as Error).message}`);
+    }
+  }
+  process.exit(signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143);
+}
+
+export function installSignalHandlers(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => void abort(signal));
+  }
+}
+
+export function isAborting(): boolean {
+  return aborting;
+}
+
+// ---------------------------------------------------------------- memory of a serving process
+
+async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Children of every process in `roots`, recursively (from /proc/PID/stat; no CONFIG_PROC_CHILDREN needed). */
+async function descendants(root: number): Promise<number[]> {
+  const parents = new Map<number, number[]>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parents.get(ppid) ?? [];
+      list.push(Number(entry));
+      parents.set(ppid, list);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of parents.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/**
+ * Peak resident memory of a serving process: VmRSS of it plus its descendants (if it forks
+ * helpers), sampled every `intervalMs`, and its own VmHWM (the kernel's exact peak) at the end.
+ */
+export class RssSampler {
+  private peakKiB = 0;
+  private family: number[];
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+  private lastScan = 0;
+
+  constructor(
+    private readonly pid: number,
+    private readonly intervalMs = 100,
+  ) {
+    this.family = [pid];
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample());
+    }, this.intervalMs);
+  }
+
+  private async sample(): Promise<void> {
+    if (Date.now() - this.lastScan > 1000) {
+      this.lastScan = Date.now();
+      this.family = [this.pid, ...(await descendants(this.pid))];
+    }
+    let total = 0;
+    for (const pid of this.family) total += (await statusKiB(pid, 'VmRSS')) ?? 0;
+    this.peakKiB = Math.max(this.peakKiB, total);
+  }
+
+  /** Stops sampling; call while the process is still alive so that VmHWM can be read. */
+  async stop(): Promise<number> {
+    if (this.timer) clearInterval(this.timer);
+    await this.sampling;
+    await this.sample();
+    const hwm = (await statusKiB(this.pid, 'VmHWM')) ?? 0;
+    return Math.max(this.peakKiB, hwm) / 1024;
+  }
+}

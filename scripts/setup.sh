@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what sealfs needs on a Debian 12 / Node 20 machine: the Debian packages (when run
+# as root and any is missing) and the npm dependencies, then builds. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libfuse2: fuse-native links against it; fuse3: fusermount; openssl: the benchmark reference;
+# rclone, gocryptfs, syncthing, fio: real counterparts for tests and benchmarks.
+packages=(openssl libfuse2 fuse3 rclone gocryptfs syncthing fio psmisc)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "sealfs setup: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "sealfs setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci also builds (native addon + TypeScript) through the "prepare" lifecycle script.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npm run -s build
+fi

@@ -1,0 +1,59 @@
+import { FormatError } from '../crypto/errors.js';
+import { VaultError, type VaultProblem } from '../vault/errors.js';
+
+/** Exit codes of the sealfs command; documented in the README, stable for scripts. */
+export const EXIT = {
+  OK: 0,
+  /** A bug or an unexpected failure. */
+  INTERNAL: 1,
+  /** Bad command line. */
+  USAGE: 2,
+  /** A file or folder could not be read or written, or would be overwritten. */
+  IO: 3,
+  /** Stored data failed authentication: tampered, truncated, reordered, swapped, or the wrong key. */
+  INTEGRITY: 4,
+  /** The key could not be had: wrong passphrase, no key for this vault, malformed key file or recovery key. */
+  KEY: 5,
+  /** Not a vault, or its vault file was edited or is from a newer sealfs. */
+  VAULT: 6,
+  /** Mounting or unmounting failed: mount point missing, not empty, already mounted, FUSE unavailable. */
+  MOUNT: 7,
+  /** Refused because it would be unsafe: a key inside the cipher directory (and so inside the sync or backup). */
+  UNSAFE: 8,
+} as const;
+
+/** An error the CLI reports as one line with a chosen exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+const VAULT_EXIT: Readonly<Record<VaultProblem, number>> = {
+  'not-a-vault': EXIT.VAULT,
+  'vault-tampered': EXIT.VAULT,
+  'vault-too-new': EXIT.VAULT,
+  'vault-exists': EXIT.VAULT,
+  'wrong-passphrase': EXIT.KEY,
+  'no-key': EXIT.KEY,
+  'bad-recovery-key': EXIT.KEY,
+  'key-location': EXIT.UNSAFE,
+};
+
+const IO_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EBUSY']);
+
+/** The one line and exit code for any error that reaches the top of a command. */
+export function describeError(err: unknown): { line: string; code: number } {
+  if (err instanceof CliError) return { line: err.message, code: err.exitCode };
+  if (err instanceof FormatError) return { line: err.message, code: EXIT.INTEGRITY };
+  if (err instanceof VaultError) return { line: err.message, code: VAULT_EXIT[err.kind] };
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && IO_CODES.has(e.code)) {
+    const what = e.code === 'EEXIST' ? 'already exists (refusing to overwrite)' : (e.message.split(': ')[0] ?? e.code);
+    return { line: e.path ? `${e.path}: ${what}` : e.message, code: EXIT.IO };
+  }
+  return { line: e?.message ?? String(err), code: EXIT.INTERNAL };
+}

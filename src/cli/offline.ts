@@ -1,0 +1,77 @@
+/**
+ * `sealfs ls|cat|export`: reading a vault without FUSE, for recovery on a machine that
+ * cannot mount. Parsing and printing only; the work is in src/tools/offline.ts.
+ */
+import type { Command } from 'commander';
+import { openVault } from '../vault/vault.js';
+import { PlainFs } from '../vault/plainfs.js';
+import { catFile, exportTree, listDirectory, type ListedEntry } from '../tools/offline.js';
+import { backendOption } from './args.js';
+import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
+import { unlockFromOptions } from './unlock.js';
+
+interface OfflineOptions extends VaultKeyOptions {
+  backend?: string;
+}
+
+async function openPlainFs(cipherDir: string, opts: OfflineOptions): Promise<PlainFs> {
+  const { masterKey } = await unlockFromOptions(cipherDir, opts);
+  const warn = (line: string) => void process.stderr.write(`sealfs: ${line}\n`);
+  return new PlainFs(await openVault(cipherDir, masterKey, { backend: opts.backend }), { readOnly: true, log: warn });
+}
+
+function plainPath(path: string | undefined): string {
+  const trimmed = (path ?? '/').replace(/\/+$/, '');
+  return trimmed.startsWith('/') ? trimmed || '/' : `/${trimmed}`;
+}
+
+const TYPE_CHAR: Readonly<Record<ListedEntry['type'], string>> = { dir: 'd', file: '-', symlink: 'l', other: '?' };
+
+function formatEntry(e: ListedEntry): string {
+  const mode = e.mode.toString(8).padStart(4, '0');
+  const when = e.mtime.toISOString().replace('T', ' ').slice(0, 19);
+  const link = e.target !== undefined ? ` -> ${e.target}` : '';
+  return `${TYPE_CHAR[e.type]} ${mode} ${String(e.size).padStart(12)} ${when} ${e.name}${link}`;
+}
+
+export function registerOfflineCommands(program: Command): void {
+  addPassphraseOptions(
+    program
+      .command('ls')
+      .description('list a directory of the vault straight from the cipher directory (no mount needed)')
+      .argument('<cipherdir>', 'the vault (cipher directory)')
+      .argument('[path]', 'directory inside the vault', '/')
+      .option('--json', 'one JSON array of {name, type, size, mode, mtime, target?}')
+      .addOption(backendOption()),
+  ).action(async (cipherDir: string, path: string, opts: OfflineOptions & { json?: boolean }) => {
+    const fs = await openPlainFs(cipherDir, opts);
+    const entries = await listDirectory(fs, plainPath(path));
+    process.stdout.write(opts.json ? JSON.stringify(entries) + '\n' : entries.map((e) => formatEntry(e) + '\n').join(''));
+  });
+
+  addPassphraseOptions(
+    program
+      .command('cat')
+      .description('decrypt one file of the vault to stdout (no mount needed)')
+      .argument('<cipherdir>', 'the vault (cipher directory)')
+      .argument('<path>', 'file inside the vault')
+      .addOption(backendOption()),
+  ).action(async (cipherDir: string, path: string, opts: OfflineOptions) => {
+    const fs = await openPlainFs(cipherDir, opts);
+    await catFile(fs, plainPath(path), process.stdout);
+  });
+
+  addPassphraseOptions(
+    program
+      .command('export')
+      .description('decrypt a file or a whole directory of the vault into DEST, which must not exist (no mount needed)')
+      .argument('<cipherdir>', 'the vault (cipher directory)')
+      .argument('<path>', 'file or directory inside the vault')
+      .argument('<dest>', 'where to write the plaintext')
+      .addOption(backendOption()),
+  ).action(async (cipherDir: string, path: string, dest: string, opts: OfflineOptions) => {
+    const fs = await openPlainFs(cipherDir, opts);
+    const s = await exportTree(fs, plainPath(path), dest);
+    process.stderr.write(`Exported ${s.files} files (${s.bytes} bytes), ${s.dirs} directories, ${s.symlinks} symlinks to ${dest}\n`);
+  });
+}

@@ -1,0 +1,239 @@
+/**
+ * Where a passphrase comes from: a file, an external command, or the terminal (never
+ * echoed). Never from the command line, where every user of the machine can read it
+ * (/proc/<pid>/cmdline, `ps`), and never logged.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isatty, ReadStream } from 'node:tty';
+import { Option, type Command } from 'commander';
+import { CliError, EXIT } from './exit.js';
+
+export interface PassphraseOptions {
+  /** Read the passphrase from the first line of this file. */
+  readonly passphraseFile?: string;
+  /** Run this command through /bin/sh and take the first line it prints. */
+  readonly extpass?: string;
+}
+
+export interface ObtainOptions extends PassphraseOptions {
+  /** What is asked for, as in "Enter <purpose>: ", e.g. "passphrase for ~/Dropbox/vault". */
+  readonly purpose: string;
+  /** When prompting: ask twice and compare (for a new passphrase). */
+  readonly confirm?: boolean;
+}
+
+/** The options every command that needs the vault key takes, so they all read alike. */
+export interface VaultKeyOptions extends PassphraseOptions {
+  /** Key store folder (default: defaultKeystoreDir()). */
+  readonly keystore?: string;
+}
+
+/** Adds --passphrase-file, --extpass and --keystore to a command. */
+export function addPassphraseOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--passphrase-file <file>', 'read the passphrase from the first line of FILE (instead of a prompt)').conflicts('extpass'),
+    )
+    .addOption(new Option('--extpass <cmd>', 'run CMD (through /bin/sh) and use the first line it prints as the passphrase'))
+    .addOption(new Option('--keystore <dir>', 'key store folder, outside the vault (default: $XDG_CONFIG_HOME/sealfs, else ~/.config/sealfs)'));
+}
+
+const MAX_ATTEMPTS = 3;
+
+/** Obtains a passphrase from --passphrase-file, --extpass, or the terminal, in that order. */
+export async function obtainPassphrase(options: ObtainOptions): Promise<string> {
+  if (options.passphraseFile !== undefined && options.extpass !== undefined) {
+    throw new CliError('use either --passphrase-file or --extpass, not both', EXIT.USAGE);
+  }
+  if (options.passphraseFile !== undefined) return fromFile(options.passphraseFile);
+  if (options.extpass !== undefined) return fromCommand(options.extpass);
+  return fromTerminal(options.purpose, options.confirm ?? false);
+}
+
+function firstLine(text: string): string {
+  const line = text.replace(/^\uFEFF/, '').split('\n', 1)[0] ?? '';
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
+}
+
+async function fromFile(path: string): Promise<string> {
+  const passphrase = firstLine(await readFile(path, 'utf8'));
+  if (passphrase === '') throw new CliError(`${path}: empty passphrase (the first line of the file is empty)`, EXIT.USAGE);
+  return passphrase;
+}
+
+/** Output beyond this is not a passphrase; stop collecting. */
+const MAX_EXTPASS_OUTPUT = 64 * 1024;
+
+function fromCommand(command: string): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    // stdin and stderr are the user's, so an interactive helper can ask and explain.
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['inherit', 'pipe', 'inherit'] });
+    const parts: Buffer[] = [];
+    let size = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (size < MAX_EXTPASS_OUTPUT) parts.push(chunk);
+      size += chunk.length;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+        reject(new CliError(`--extpass command ${how}; no passphrase`, EXIT.KEY));
+        return;
+      }
+      const passphrase = firstLine(Buffer.concat(parts).toString('utf8'));
+      if (passphrase === '') reject(new CliError('--extpass command printed an empty passphrase', EXIT.USAGE));
+      else resolvePromise(passphrase);
+    });
+  });
+}
+
+async function fromTerminal(purpose: string, confirm: boolean): Promise<string> {
+  const terminal = openTerminal();
+  if (!terminal) throw new CliError('no passphrase: use --passphrase-file or --extpass, or run in a terminal', EXIT.USAGE);
+  try {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const first = await readHidden(terminal, `Enter ${purpose}: `);
+      if (first === '') {
+        terminal.write('The passphrase must not be empty.\n');
+        continue;
+      }
+      if (!confirm) return first;
+      const second = await readHidden(terminal, `Repeat ${purpose}: `);
+      if (first === second) return first;
+      terminal.write('The two entries differ; please try again.\n');
+    }
+    throw new CliError(`no passphrase after ${MAX_ATTEMPTS} attempts`, EXIT.USAGE);
+  } finally {
+    terminal.close();
+  }
+}
+
+/**
+ * Reads one line from the terminal without echo; undefined when there is no terminal.
+ * For other secrets than passphrases (e.g. a recovery key).
+ */
+export async function promptSecret(prompt: string): Promise<string | undefined> {
+  const terminal = openTerminal();
+  if (!terminal) return undefined;
+  try {
+    return await readHidden(terminal, prompt);
+  } finally {
+    terminal.close();
+  }
+}
+
+/** Writes a line to the terminal the prompts use (stderr if there is none). */
+export function tellTerminal(text: string): void {
+  const terminal = openTerminal();
+  if (!terminal) {
+    process.stderr.write(text);
+    return;
+  }
+  terminal.write(text);
+  terminal.close();
+}
+
+interface Terminal {
+  readonly input: ReadStream;
+  write(text: string): void;
+  close(): void;
+}
+
+/** The controlling terminal (/dev/tty), else stdin/stderr when stdin is a terminal. */
+function openTerminal(): Terminal | undefined {
+  let readFd: number | undefined;
+  let writeFd: number | undefined;
+  try {
+    readFd = openSync('/dev/tty', 'r');
+    writeFd = openSync('/dev/tty', 'w');
+    if (!isatty(readFd)) throw new Error('not a terminal');
+    const input = new ReadStream(readFd);
+    const fd = writeFd;
+    return {
+      input,
+      write: (text) => void writeSync(fd, text),
+      close: () => {
+        input.destroy();
+        closeSync(fd);
+      },
+    };
+  } catch {
+    if (writeFd !== undefined) closeSync(writeFd);
+    if (readFd !== undefined) closeSync(readFd);
+  }
+  if (process.stdin.isTTY) {
+    return {
+      input: process.stdin as ReadStream,
+      write: (text) => void process.stderr.write(text),
+      close: () => void process.stdin.pause(),
+    };
+  }
+  return undefined;
+}
+
+/** Reads a line in raw mode, echoing nothing. Backspace and Ctrl-U edit; Ctrl-C and Ctrl-D cancel. */
+function readHidden(terminal: Terminal, prompt: string): Promise<string> {
+  const { input } = terminal;
+  terminal.write(prompt);
+  return new Promise((resolvePromise, reject) => {
+    let chars: string[] = [];
+    // Skip escape sequences (arrow keys and the like): ESC, then '[' or 'O', up to a final byte.
+    let escape: 'none' | 'start' | 'body' = 'none';
+    const restoreOnExit = () => input.setRawMode(false);
+    const finish = () => {
+      input.off('data', onData);
+      input.setRawMode(false);
+      input.pause();
+      process.off('exit', restoreOnExit);
+      terminal.write('\n');
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (escape === 'start') {
+          escape = ch === '[' || ch === 'O' ? 'body' : 'none';
+          continue;
+        }
+        if (escape === 'body') {
+          if (ch >= '@' && ch <= '~') escape = 'none';
+          continue;
+        }
+        switch (ch) {
+          case '\r':
+          case '\n': {
+            finish();
+            const value = chars.join('');
+            chars = [];
+            resolvePromise(value);
+            return;
+          }
+          case '\u0003': // Ctrl-C
+          case '\u0004': // Ctrl-D
+            finish();
+            chars = [];
+            reject(new CliError('cancelled', 130));
+            return;
+          case '\u007f':
+          case '\b':
+            chars.pop();
+            break;
+          case '\u0015': // Ctrl-U
+            chars = [];
+            break;
+          case '\u001b':
+            escape = 'start';
+            break;
+          default:
+            if (ch >= ' ') chars.push(ch);
+        }
+      }
+    };
+    process.on('exit', restoreOnExit);
+    input.setRawMode(true);
+    input.setEncoding('utf8');
+    input.on('data', onData);
+    input.resume();
+  });
+}

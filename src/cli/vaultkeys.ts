@@ -1,0 +1,199 @@
+/**
+ * `sealfs init`, `sealfs key export|import`, `sealfs passwd`. This file only parses and
+ * prints; the logic is in src/vault/. Secrets go to stdout only when they are the
+ * command's product (the recovery key); everything else goes to stderr.
+ */
+import { Option, type Command } from 'commander';
+import type { CipherName } from '../crypto/ciphers.js';
+import { chunkSizeOption, cipherOption, integerArg } from './args.js';
+import { VaultError } from '../vault/errors.js';
+import { changeVaultPassphrase, importKeyIntoKeystore, initVault, MAX_MAX_NAME_LENGTH, MIN_MAX_NAME_LENGTH, readKeyOrRecoveryFile } from '../vault/init.js';
+import { DEFAULT_KDF_TARGET_MS, defaultKeystoreDir, KeyExistsError } from '../vault/keystore.js';
+import { encodeRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
+import { CliError, EXIT } from './exit.js';
+import { addPassphraseOptions, obtainPassphrase, promptSecret, tellTerminal, type VaultKeyOptions } from './passphrase.js';
+import { unlockFromOptions } from './unlock.js';
+
+const kdfOption = () =>
+  new Option(
+    '--kdf-target-ms <ms>',
+    'expert: milliseconds one passphrase check should take on this machine (scrypt is calibrated to it); ' +
+      'lower unlocks faster but makes guessing the passphrase cheaper',
+  )
+    .argParser(integerArg(1, 60_000))
+    .default(DEFAULT_KDF_TARGET_MS);
+
+const err = (text: string) => void process.stderr.write(text);
+
+function warnKdf(ms: number): void {
+  if (ms < DEFAULT_KDF_TARGET_MS) {
+    err(`sealfs: warning: --kdf-target-ms ${ms} is below the default ${DEFAULT_KDF_TARGET_MS}; the passphrase is cheaper to guess\n`);
+  }
+}
+
+function printWarnings(warnings: readonly string[]): void {
+  for (const warning of warnings) err(`sealfs: warning: ${warning}\n`);
+}
+
+/** Prints the recovery key (stdout) between instructions (stderr). */
+function printRecoveryKey(masterKey: Uint8Array, intro: string): void {
+  err(`\n${intro}\n`);
+  err('Write it on paper now and keep the paper somewhere safe, away from this computer.\n');
+  err('Anyone who has it can read the vault. Without it, losing this computer\'s key store loses the data.\n\n');
+  process.stdout.write(`${encodeRecoveryKey(masterKey)}\n`);
+  err('\n');
+}
+
+/** A key to import: from a file (recovery key or key file), or a recovery key typed at the terminal. */
+async function loadKey(file: string | undefined, optionName: string): Promise<Uint8Array> {
+  if (file !== undefined) return readKeyOrRecoveryFile(file);
+  for (let attempt = 1; ; attempt++) {
+    const text = await promptSecret('Recovery key (not shown as you type): ');
+    if (text === undefined) throw new CliError(`no recovery key: use ${optionName}, or run in a terminal`, EXIT.USAGE);
+    try {
+      return parseRecoveryKey(text);
+    } catch (e) {
+      if (attempt < 3 && e instanceof VaultError) {
+        tellTerminal(`${e.message}\n`);
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+interface InitCliOptions extends VaultKeyOptions {
+  cipher: CipherName;
+  chunkSize: number;
+  maxNameLength: number;
+  importKey?: boolean;
+  importKeyFile?: string;
+  kdfTargetMs: number;
+}
+
+async function initCommand(cipherDir: string, opts: InitCliOptions): Promise<void> {
+  if (opts.importKey && opts.importKeyFile !== undefined) throw new CliError('use either --import-key or --import-key-file, not both', EXIT.USAGE);
+  warnKdf(opts.kdfTargetMs);
+  const importing = opts.importKey || opts.importKeyFile !== undefined;
+  const result = await initVault({
+    cipherDir,
+    keystoreDir: opts.keystore ?? defaultKeystoreDir(),
+    passphrase: () => obtainPassphrase({ ...opts, purpose: 'a new passphrase for this vault', confirm: true }),
+    cipher: opts.cipher,
+    chunkSize: opts.chunkSize,
+    maxNameLength: opts.maxNameLength,
+    importKey: importing ? () => loadKey(opts.importKeyFile, '--import-key-file') : undefined,
+    kdfTargetMs: opts.kdfTargetMs,
+  });
+  printWarnings(result.warnings);
+  const { config } = result;
+  err(`Created vault ${config.vaultId} in ${result.cipherDir} (${config.cipher}, ${config.chunkSize / 1024} KiB chunks${importing ? ', imported key' : ''}).\n`);
+  err(`Its key is in the local key store: ${result.keyPath}\n`);
+  err('Never copy the key store into the vault folder or any synced folder.\n');
+  printRecoveryKey(result.masterKey, 'RECOVERY KEY (shown once; `sealfs key export` shows it again after your passphrase):');
+  result.masterKey.fill(0);
+}
+
+async function keyExportCommand(cipherDir: string, opts: VaultKeyOptions): Promise<void> {
+  const { config, masterKey } = await unlockFromOptions(cipherDir, opts);
+  printRecoveryKey(masterKey, `RECOVERY KEY of vault ${config.vaultId}:`);
+  masterKey.fill(0);
+}
+
+interface ImportCliOptions extends VaultKeyOptions {
+  recoveryKeyFile?: string;
+  replace?: boolean;
+  kdfTargetMs: number;
+}
+
+async function keyImportCommand(cipherDir: string, opts: ImportCliOptions): Promise<void> {
+  warnKdf(opts.kdfTargetMs);
+  const masterKey = await loadKey(opts.recoveryKeyFile, '--recovery-key-file');
+  try {
+    const result = await importKeyIntoKeystore(
+      cipherDir,
+      opts.keystore ?? defaultKeystoreDir(),
+      masterKey,
+      () => obtainPassphrase({ ...opts, purpose: 'a new passphrase for this vault', confirm: true }),
+      { replace: opts.replace ?? false, kdfTargetMs: opts.kdfTargetMs },
+    );
+    printWarnings(result.warnings);
+    err(`Key of vault ${result.config.vaultId} stored in ${result.keyPath}; the vault can be unlocked with the new passphrase.\n`);
+  } catch (e) {
+    if (e instanceof KeyExistsError) {
+      throw new CliError(`${e.path}: this vault already has a key in the key store; use --replace to overwrite it (its passphrase will stop working)`, EXIT.IO);
+    }
+    throw e;
+  } finally {
+    masterKey.fill(0);
+  }
+}
+
+interface PasswdCliOptions extends VaultKeyOptions {
+  newPassphraseFile?: string;
+  kdfTargetMs: number;
+}
+
+async function passwdCommand(cipherDir: string, opts: PasswdCliOptions): Promise<void> {
+  warnKdf(opts.kdfTargetMs);
+  const keyPath = await changeVaultPassphrase({
+    cipherDir,
+    keystoreDir: opts.keystore ?? defaultKeystoreDir(),
+    oldPassphrase: () => obtainPassphrase({ ...opts, purpose: `current passphrase for ${cipherDir}` }),
+    newPassphrase: () => obtainPassphrase({ passphraseFile: opts.newPassphraseFile, purpose: 'new passphrase', confirm: true }),
+    kdfTargetMs: opts.kdfTargetMs,
+  });
+  err(`Passphrase changed (${keyPath}). The vault folder was not modified; the recovery key stays the same.\n`);
+}
+
+/** Registers init, key export, key import and passwd on the sealfs program. */
+export function registerVaultKeyCommands(program: Command): void {
+  addPassphraseOptions(
+    program
+      .command('init')
+      .description('create a new vault in CIPHERDIR (a new or empty folder, e.g. inside your sync folder); its key goes to the local key store, never into CIPHERDIR')
+      .argument('<cipherdir>', 'folder for the ciphertext (the one the sync client uploads)')
+      .addOption(cipherOption())
+      .addOption(chunkSizeOption())
+      .option(
+        '--max-name-length <n>',
+        'longest encrypted file name (bytes) before the long-name scheme; lower it for file systems or services with shorter limits',
+        integerArg(MIN_MAX_NAME_LENGTH, MAX_MAX_NAME_LENGTH),
+        MAX_MAX_NAME_LENGTH,
+      ),
+  )
+    .option('--import-key', 'bring your own key: type its recovery key at a prompt')
+    .option('--import-key-file <file>', 'bring your own key from FILE: a recovery key, or a key file from `sealfs keygen`')
+    .addOption(kdfOption())
+    .action((cipherDir: string, opts: InitCliOptions) => initCommand(cipherDir, opts));
+
+  const key = program.command('key').description('export or restore the key of a vault');
+
+  addPassphraseOptions(
+    key
+      .command('export')
+      .description('print the recovery key of the vault in CIPHERDIR (asks for the passphrase)')
+      .argument('<cipherdir>', 'the vault folder'),
+  ).action((cipherDir: string, opts: VaultKeyOptions) => keyExportCommand(cipherDir, opts));
+
+  addPassphraseOptions(
+    key
+      .command('import')
+      .description('restore the key store entry of the vault in CIPHERDIR from its recovery key, under a new passphrase')
+      .argument('<cipherdir>', 'the vault folder')
+      .option('--recovery-key-file <file>', 'read the recovery key (or a `sealfs keygen` key file) from FILE instead of a prompt')
+      .option('--replace', 'overwrite a key already in the key store for this vault'),
+  )
+    .addOption(kdfOption())
+    .action((cipherDir: string, opts: ImportCliOptions) => keyImportCommand(cipherDir, opts));
+
+  addPassphraseOptions(
+    program
+      .command('passwd')
+      .description('change the passphrase of the vault in CIPHERDIR (only the local key store changes)')
+      .argument('<cipherdir>', 'the vault folder')
+      .option('--new-passphrase-file <file>', 'read the new passphrase from the first line of FILE instead of a prompt'),
+  )
+    .addOption(kdfOption())
+    .action((cipherDir: string, opts: PasswdCliOptions) => passwdCommand(cipherDir, opts));
+}

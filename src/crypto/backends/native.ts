@@ -1,0 +1,144 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AeadBackend, ChunkRun } from '../backend.js';
+import { CHUNK_OVERHEAD, CIPHER_IDS, KEY_BYTES } from '../ciphers.js';
+import { runChunkLengths, runPlainLength } from '../run.js';
+
+/** Where the addon lands, relative to the package root (scripts/build-native.mjs). */
+export const NATIVE_ADDON_PATH = 'native/build/Release/sealfs_aead.node';
+
+/**
+ * Async calls whose effective thread count is 1 and whose plaintext is at most this many
+ * bytes run synchronously on the calling thread: a thread-pool round trip costs more.
+ */
+export const NATIVE_SYNC_LIMIT = 128 * 1024;
+/** Async work is split so that each thread gets at least this much plaintext. */
+export const NATIVE_MIN_BYTES_PER_THREAD = 64 * 1024;
+/** Upper bound on `threads` (the addon's own limit). */
+export const NATIVE_MAX_THREADS = 64;
+
+/** The addon's exports (native/sealfs_aead.c); arguments are validated there too. */
+interface NativeAddon {
+  readonly opensslVersion: string;
+  seal(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
+    plain: Uint8Array, out: Uint8Array, nonces: Uint8Array | null): void;
+  open(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
+    sealed: Uint8Array, out: Uint8Array): number;
+  sealAsync(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
+    plain: Uint8Array, out: Uint8Array, nonces: Uint8Array | null, threads: number): Promise<void>;
+  openAsync(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
+    sealed: Uint8Array, out: Uint8Array, threads: number): Promise<number>;
+}
+
+/** The native backend; sealAsync also takes fixed nonces, for test vectors only. */
+export interface NativeBackend extends AeadBackend {
+  readonly name: 'native';
+  /** OpenSSL's version string, e.g. "OpenSSL 3.0.19 27 Jan 2026" (Node's own libcrypto). */
+  readonly opensslVersion: string;
+  sealAsync(run: ChunkRun, plain: Uint8Array, out: Uint8Array, threads: number, nonces?: Uint8Array): Promise<void>;
+}
+
+/** The directory holding sealfs's package.json, found by walking up from this module. */
+function packageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'sealfs') return dir;
+      } catch {
+        // Not ours (or unreadable): keep walking.
+      }
+    }
+    if (dirname(dir) === dir) throw new Error(`sealfs native addon: no sealfs package.json above ${start}`);
+  }
+}
+
+let addon: NativeAddon | undefined;
+
+function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const path = join(packageRoot(), NATIVE_ADDON_PATH);
+  if (!existsSync(path)) throw new Error(`sealfs native addon is not built (no ${path}); run "npm run build:native"`);
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    throw new Error(`sealfs native addon ${path} failed to load: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return addon;
+}
+
+function checkRun(run: ChunkRun): void {
+  if (run.key.length !== KEY_BYTES) throw new RangeError(`key must be ${KEY_BYTES} bytes, got ${run.key.length}`);
+  if (!Number.isSafeInteger(run.chunkSize) || run.chunkSize < 1) throw new RangeError(`invalid chunk size ${run.chunkSize}`);
+  if (!Number.isSafeInteger(run.firstIndex) || run.firstIndex < 0) throw new RangeError(`invalid chunk index ${run.firstIndex}`);
+}
+
+/** Validates a seal exactly as sealRunWith (run.ts) does; returns the chunk count. */
+function sealChunks(run: ChunkRun, plain: Uint8Array, out: Uint8Array): number {
+  const count = runChunkLengths(run, plain.length).length;
+  if (out.length !== plain.length + CHUNK_OVERHEAD * count) {
+    throw new RangeError(`output buffer is ${out.length} bytes, expected ${plain.length + CHUNK_OVERHEAD * count}`);
+  }
+  checkRun(run);
+  return count;
+}
+
+/**
+ * Validates an open exactly as openRunWith (run.ts) does; returns the chunk count and the
+ * stored bytes those chunks occupy, which is what openRunWith reads and the addon is given.
+ */
+function openChunks(run: ChunkRun, sealed: Uint8Array, out: Uint8Array): { count: number; stored: Uint8Array } {
+  const plainLength = runPlainLength(run, sealed.length);
+  if (out.length !== plainLength) throw new RangeError(`output buffer is ${out.length} bytes, expected ${plainLength}`);
+  const count = runChunkLengths(run, plainLength).length;
+  checkRun(run);
+  return { count, stored: sealed.subarray(0, plainLength + CHUNK_OVERHEAD * count) };
+}
+
+/** Threads actually used: at most one per chunk and per NATIVE_MIN_BYTES_PER_THREAD of plaintext. */
+function effectiveThreads(requested: number, chunks: number, plainBytes: number): number {
+  const wanted = Number.isFinite(requested) ? Math.min(Math.max(Math.floor(requested), 1), NATIVE_MAX_THREADS) : 1;
+  return Math.max(1, Math.min(wanted, chunks, Math.floor(plainBytes / NATIVE_MIN_BYTES_PER_THREAD)));
+}
+
+/**
+ * OpenSSL's EVP AEAD through the addon, using the libcrypto Node itself ships: one
+ * cipher context per thread and run, output written straight into the caller's buffers.
+ * Throws if the addon is missing or does not load.
+ */
+export function loadNativeBackend(): NativeBackend {
+  const native = loadAddon();
+  const args = (run: ChunkRun) => [CIPHER_IDS[run.cipher], run.key, run.header, run.chunkSize, run.firstIndex, run.endsFile] as const;
+
+  const seal = (run: ChunkRun, plain: Uint8Array, out: Uint8Array, nonces?: Uint8Array): void => {
+    sealChunks(run, plain, out);
+    native.seal(...args(run), plain, out, nonces ?? null);
+  };
+  const open = (run: ChunkRun, sealed: Uint8Array, out: Uint8Array): number =>
+    native.open(...args(run), openChunks(run, sealed, out).stored, out);
+
+  return {
+    name: 'native',
+    opensslVersion: native.opensslVersion,
+    seal,
+    open,
+    async sealAsync(run, plain, out, threads, nonces) {
+      const count = sealChunks(run, plain, out);
+      const use = effectiveThreads(threads, count, plain.length);
+      if (use === 1 && plain.length <= NATIVE_SYNC_LIMIT) {
+        native.seal(...args(run), plain, out, nonces ?? null);
+        return;
+      }
+      await native.sealAsync(...args(run), plain, out, nonces ?? null, use);
+    },
+    async openAsync(run, sealed, out, threads) {
+      const { count, stored } = openChunks(run, sealed, out);
+      const use = effectiveThreads(threads, count, out.length);
+      if (use === 1 && out.length <= NATIVE_SYNC_LIMIT) return native.open(...args(run), stored, out);
+      return native.openAsync(...args(run), stored, out, use);
+    },
+  };
+}

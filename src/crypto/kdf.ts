@@ -1,0 +1,39 @@
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { KEY_BYTES } from './ciphers.js';
+
+const encoder = new TextEncoder();
+
+/**
+ * Labels of the HKDF-SHA256 subkeys derived from the master key (docs/FORMAT.md §2).
+ * Separate keys keep a weakness in one use (say, names) from touching another (contents).
+ */
+export const SUBKEY_INFO = {
+  content: 'sealfs v1 content',
+  names: 'sealfs v1 names',
+  config: 'sealfs v1 config',
+  dirid: 'sealfs v1 dirid',
+} as const;
+
+export type SubkeyPurpose = keyof typeof SUBKEY_INFO;
+
+/** Byte lengths: AES-SIV with AES-256 takes a 512-bit key; the others are 256-bit. */
+const SUBKEY_BYTES: Readonly<Record<SubkeyPurpose, number>> = { content: 32, names: 64, config: 32, dirid: 32 };
+
+export function deriveSubkey(masterKey: Uint8Array, purpose: SubkeyPurpose): Uint8Array {
+  if (masterKey.length !== KEY_BYTES) {
+    throw new RangeError(`master key must be ${KEY_BYTES} bytes, got ${masterKey.length}`);
+  }
+  return hkdf(sha256, masterKey, new Uint8Array(0), encoder.encode(SUBKEY_INFO[purpose]), SUBKEY_BYTES[purpose]);
+}
+
+const FILE_KEY_INFO = encoder.encode('sealfs v1 file key');
+
+/**
+ * Each file's own content key. The salt is the whole file header, which holds a random
+ * 128-bit file id, so no two files share a key and the key also commits to the cipher and
+ * chunk size recorded there.
+ */
+export function deriveFileKey(contentKey: Uint8Array, header: Uint8Array): Uint8Array {
+  return hkdf(sha256, contentKey, header, FILE_KEY_INFO, KEY_BYTES);
+}

@@ -1,0 +1,21 @@
+/** Why a vault cannot be used; the CLI maps each kind to a documented exit code. */
+export type VaultProblem =
+  | 'not-a-vault'
+  | 'vault-tampered'
+  | 'vault-too-new'
+  | 'wrong-passphrase'
+  | 'no-key'
+  | 'key-location'
+  | 'bad-recovery-key'
+  /** `sealfs init` on a folder that is already a vault, or holds other files. */
+  | 'vault-exists';
+
+export class VaultError extends Error {
+  constructor(
+    readonly kind: VaultProblem,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'VaultError';
+  }
+}

@@ -1,0 +1,111 @@
+import { aessiv } from '@noble/ciphers/aes.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { fromBase32, fromBase64url, toBase32, toBase64url } from './encoding.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Directory ids are 64 bits: enough to tell directories apart, short enough for path budgets. */
+export const DIR_ID_BYTES = 8;
+/** The root directory's id: the key already makes it unique to the vault. */
+export const ROOT_DIR_ID = new Uint8Array(DIR_ID_BYTES);
+/** Longest plaintext name (bytes of UTF-8), as on Linux file systems. */
+export const MAX_PLAIN_NAME_BYTES = 255;
+
+const SYMLINK_AD = encoder.encode('sealfs v1 symlink');
+
+export type EntryKind = 'file' | 'dir' | 'symlink';
+
+/** A decrypted directory entry name. Directories also carry their own id. */
+export interface PlainName {
+  readonly name: string;
+  readonly dirId?: Uint8Array;
+}
+
+export function validatePlainName(name: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new RangeError(`invalid file name ${JSON.stringify(name)}`);
+  }
+  if (encoder.encode(name).length > MAX_PLAIN_NAME_BYTES) {
+    throw new RangeError(`file name is longer than ${MAX_PLAIN_NAME_BYTES} bytes`);
+  }
+}
+
+/**
+ * Name encryption (docs/FORMAT.md §10): AES-SIV (RFC 5297, AES-256) under the name key,
+ * associated data = the parent directory's id, so an entry moved into another directory
+ * no longer decrypts. A directory's name also carries the directory's own id, so its
+ * identity can never be separated from it or lost.
+ */
+export class NameCipher {
+  constructor(
+    private readonly nameKey: Uint8Array,
+    private readonly dirIdKey: Uint8Array,
+  ) {}
+
+  // @noble/ciphers refuses to encrypt twice with one instance, so each call makes its own.
+  private siv(parentId: Uint8Array): ReturnType<typeof aessiv> {
+    return aessiv(this.nameKey, parentId);
+  }
+
+  /**
+   * The id a directory gets when created: derived from where it is created, so two
+   * replicas that create the same directory offline produce the same ciphertext name and
+   * the sync client merges them instead of splitting them.
+   */
+  deriveDirId(parentId: Uint8Array, name: string): Uint8Array {
+    const input = new Uint8Array(parentId.length + encoder.encode(name).length);
+    input.set(parentId, 0);
+    input.set(encoder.encode(name), parentId.length);
+    return hmac(sha256, this.dirIdKey, input).subarray(0, DIR_ID_BYTES);
+  }
+
+  /** The base32 ciphertext name, before any long-name shortening. */
+  encrypt(parentId: Uint8Array, name: string, dirId?: Uint8Array): string {
+    validatePlainName(name);
+    const utf8 = encoder.encode(name);
+    let payload = utf8;
+    if (dirId) {
+      payload = new Uint8Array(DIR_ID_BYTES + utf8.length);
+      payload.set(dirId, 0);
+      payload.set(utf8, DIR_ID_BYTES);
+    }
+    return toBase32(this.siv(parentId).encrypt(payload));
+  }
+
+  /** Decrypts a base32 ciphertext name; undefined if it is not one of this directory's. */
+  decrypt(parentId: Uint8Array, encoded: string, kind: EntryKind): PlainName | undefined {
+    const bytes = fromBase32(encoded);
+    if (!bytes || bytes.length <= 16) return undefined;
+    let payload: Uint8Array;
+    try {
+      payload = this.siv(parentId).decrypt(bytes);
+    } catch {
+      return undefined;
+    }
+    const isDir = kind === 'dir';
+    if (isDir && payload.length <= DIR_ID_BYTES) return undefined;
+    try {
+      const name = decoder.decode(isDir ? payload.subarray(DIR_ID_BYTES) : payload);
+      validatePlainName(name);
+      return isDir ? { name, dirId: payload.slice(0, DIR_ID_BYTES) } : { name };
+    } catch {
+      return undefined;
+    }
+  }
+
+  encryptSymlinkTarget(target: string): string {
+    return toBase64url(aessiv(this.nameKey, SYMLINK_AD).encrypt(encoder.encode(target)));
+  }
+
+  decryptSymlinkTarget(stored: string): string | undefined {
+    const bytes = fromBase64url(stored);
+    if (!bytes) return undefined;
+    try {
+      return decoder.decode(aessiv(this.nameKey, SYMLINK_AD).decrypt(bytes));
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,444 @@
+import { constants, type BigIntStats, type Stats } from 'node:fs';
+import {
+  chmod,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  statfs,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { FormatError } from '../crypto/errors.js';
+import { HEADER_BYTES } from '../crypto/header.js';
+import { plainSizeOf } from '../crypto/layout.js';
+import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
+import { isSyncClientFile } from './control.js';
+import type { DirEntry } from './directory.js';
+import { OpenFile } from './openfiles.js';
+import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
+import type { Vault } from './vault.js';
+import { MAX_PLAIN_NAME_BYTES } from './names.js';
+
+/** Attributes of a plaintext entry: the cipher entry's, with the plaintext size. */
+export interface PlainStat {
+  readonly mode: number;
+  readonly size: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly nlink: number;
+  readonly ino: number;
+  readonly atime: Date;
+  readonly mtime: Date;
+  readonly ctime: Date;
+  readonly blocks: number;
+  readonly blksize: number;
+}
+
+export interface Owner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface PlainStatfs {
+  readonly bsize: number;
+  readonly blocks: number;
+  readonly bfree: number;
+  readonly bavail: number;
+  readonly files: number;
+  readonly ffree: number;
+  readonly namemax: number;
+}
+
+export interface PlainFsOptions {
+  readOnly?: boolean;
+  /** One line per event worth a log entry (integrity failures, undecryptable names). */
+  log?: (line: string) => void;
+}
+
+interface Handle {
+  readonly file: OpenFile;
+  readonly flags: number;
+}
+
+const ACCESS_MODE = constants.O_RDONLY | constants.O_WRONLY | constants.O_RDWR;
+
+/**
+ * The plaintext file system: every operation a FUSE mount or an offline tool needs, in
+ * plaintext paths, carried out on the cipher directory. Errors are Node-style errno errors;
+ * authentication failures become EIO after one log line naming the path and chunk.
+ */
+export class PlainFs {
+  private readonly handles = new Map<number, Handle>();
+  private readonly openFiles = new Map<number, OpenFile>();
+  private nextHandle = 1;
+  private readonly reportedNames = new Set<string>();
+  private readonly log: (line: string) => void;
+  private readonly isRoot = process.getuid?.() === 0;
+
+  constructor(
+    readonly vault: Vault,
+    private readonly options: PlainFsOptions = {},
+  ) {
+    this.log = options.log ?? (() => {});
+  }
+
+  private get tree() {
+    return this.vault.tree;
+  }
+
+  private get chunkSize() {
+    return this.vault.config.chunkSize;
+  }
+
+  private writable(): void {
+    if (this.options.readOnly) throw errno('EROFS', 'mounted read-only');
+  }
+
+  /** Turns an authentication failure into EIO, logged once with the plaintext path. */
+  private integrity(plainPath: string, err: unknown): never {
+    if (err instanceof FormatError) {
+      const chunk = err.chunk === undefined ? '' : ` (chunk ${err.chunk})`;
+      this.log(`integrity: ${plainPath}${chunk}: ${err.message}`);
+      throw errno('EIO', `${plainPath}: ${err.message}`);
+    }
+    throw err;
+  }
+
+  private async listing(dir: DirRef) {
+    const listing = await this.tree.listing(dir);
+    for (const cipherName of listing.undecryptable) {
+      const key = join(dir.cipherPath, cipherName);
+      if (!this.reportedNames.has(key)) {
+        this.reportedNames.add(key);
+        this.log(`undecryptable name: ${key} (listed in ${dir.plainPath} as "UNDECRYPTABLE ${cipherName.slice(0, 40)}…")`);
+      }
+    }
+    return listing;
+  }
+
+  // ---- attributes -------------------------------------------------------------
+
+  async getattr(plainPath: string): Promise<PlainStat> {
+    if (plainPath === '/') return this.statOf(await lstat(this.tree.root.cipherPath), 'dir');
+    const found = await this.tree.resolve(plainPath);
+    let st: Stats;
+    try {
+      st = await lstat(found.cipherPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.tree.noteRemoved(found.parent, found.entry.name);
+      throw err;
+    }
+    if (found.entry.kind === 'symlink') {
+      const target = await this.readlink(plainPath);
+      return { ...this.statOf(st, 'symlink'), size: Buffer.byteLength(target) };
+    }
+    if (found.entry.kind === 'file' && !found.entry.undecryptable) {
+      const open = this.openFiles.get(st.ino);
+      return { ...this.statOf(st, 'file'), size: open ? open.sealed.size : this.plainSize(st.size) };
+    }
+    return this.statOf(st, found.entry.kind);
+  }
+
+  /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
+  private plainSize(size: number): number {
+    try {
+      return plainSizeOf(size, this.chunkSize);
+    } catch {
+      const stored = this.chunkSize + CHUNK_OVERHEAD;
+      return Math.max(0, Math.floor((size - HEADER_BYTES) / stored) * this.chunkSize);
+    }
+  }
+
+  private statOf(st: Stats | BigIntStats, _kind: string): PlainStat {
+    const s = st as Stats;
+    return {
+      mode: s.mode,
+      size: s.size,
+      uid: s.uid,
+      gid: s.gid,
+      nlink: s.nlink,
+      ino: s.ino,
+      atime: s.atime,
+      mtime: s.mtime,
+      ctime: s.ctime,
+      blocks: s.blocks,
+      blksize: s.blksize,
+    };
+  }
+
+  async readdir(plainPath: string): Promise<string[]> {
+    const dir = await this.tree.dir(plainPath);
+    return [...(await this.listing(dir)).entries.keys()];
+  }
+
+  async statfs(): Promise<PlainStatfs> {
+    const st = await statfs(this.tree.root.cipherPath);
+    return { bsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail, files: st.files, ffree: st.ffree, namemax: MAX_PLAIN_NAME_BYTES };
+  }
+
+  async chmod(plainPath: string, mode: number): Promise<void> {
+    this.writable();
+    await chmod(await this.cipherPathOf(plainPath), mode);
+  }
+
+  async chown(plainPath: string, uid: number, gid: number): Promise<void> {
+    this.writable();
+    await lchown(await this.cipherPathOf(plainPath), uid, gid);
+  }
+
+  async utimens(plainPath: string, atime: Date | number, mtime: Date | number): Promise<void> {
+    this.writable();
+    await lutimes(await this.cipherPathOf(plainPath), atime, mtime);
+  }
+
+  private async cipherPathOf(plainPath: string): Promise<string> {
+    return plainPath === '/' ? this.tree.root.cipherPath : (await this.tree.resolve(plainPath)).cipherPath;
+  }
+
+  // ---- files ------------------------------------------------------------------
+
+  private async newEntry(plainPath: string, kind: DirEntry['kind']): Promise<{ parent: DirRef; entry: DirEntry; cipherPath: string }> {
+    this.writable();
+    const { parent, name } = await this.tree.parentOf(plainPath);
+    if ((await this.listing(parent)).entries.has(name)) throw errno('EEXIST', `${plainPath} exists`);
+    const dirId = kind === 'dir' ? this.vault.names.deriveDirId(parent.dirId, name) : undefined;
+    const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId);
+    if (sidecar) await writeFile(join(parent.cipherPath, sidecar.name), sidecar.content + '\n');
+    const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
+    return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
+  }
+
+  private async own(cipherPath: string, owner?: Owner): Promise<void> {
+    if (owner && this.isRoot) await lchown(cipherPath, owner.uid, owner.gid);
+  }
+
+  private register(file: OpenFile, flags: number): number {
+    file.refs++;
+    this.openFiles.set(file.ino, file);
+    const fh = this.nextHandle++;
+    this.handles.set(fh, { file, flags });
+    return fh;
+  }
+
+  async create(plainPath: string, mode: number, owner?: Owner, flags = constants.O_RDWR): Promise<number> {
+    const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'file');
+    const file = await OpenFile.open(this.vault.content, this.chunkSize, cipherPath, plainPath, { mode });
+    await this.own(cipherPath, owner);
+    this.tree.noteAdded(parent, entry);
+    return this.register(file, flags);
+  }
+
+  async open(plainPath: string, flags: number): Promise<number> {
+    if ((flags & ACCESS_MODE) !== constants.O_RDONLY || flags & constants.O_TRUNC) this.writable();
+    const found = await this.tree.resolve(plainPath);
+    if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
+    if (found.entry.undecryptable) throw errno('EIO', `${plainPath}: name does not decrypt`);
+    const file = await this.openFile(found, plainPath);
+    const fh = this.register(file, flags);
+    if (flags & constants.O_TRUNC) await this.ftruncate(fh, 0);
+    return fh;
+  }
+
+  private async openFile(found: Resolved, plainPath: string): Promise<OpenFile> {
+    const st = await lstat(found.cipherPath);
+    const shared = this.openFiles.get(st.ino);
+    if (shared) return shared;
+    try {
+      return await OpenFile.open(this.vault.content, this.chunkSize, found.cipherPath, plainPath);
+    } catch (err) {
+      return this.integrity(plainPath, err);
+    }
+  }
+
+  private handle(fh: number): Handle {
+    const handle = this.handles.get(fh);
+    if (!handle) throw errno('EBADF', `no open file with handle ${fh}`);
+    return handle;
+  }
+
+  async read(fh: number, position: number, length: number): Promise<Uint8Array> {
+    const { file } = this.handle(fh);
+    try {
+      await file.revalidate();
+      return await file.sealed.read(position, length);
+    } catch (err) {
+      return this.integrity(file.plainPath, err);
+    }
+  }
+
+  async write(fh: number, position: number, data: Uint8Array): Promise<number> {
+    this.writable();
+    const { file, flags } = this.handle(fh);
+    if ((flags & ACCESS_MODE) === constants.O_RDONLY) throw errno('EBADF', `${file.plainPath} is open read-only`);
+    if (!file.writable) throw errno('EACCES', `${file.plainPath}: ciphertext file is not writable`);
+    try {
+      await file.revalidate();
+      // O_APPEND goes to the real end even when the kernel's idea of the size is stale.
+      await file.sealed.write(flags & constants.O_APPEND ? file.sealed.size : position, data);
+    } catch (err) {
+      return this.integrity(file.plainPath, err);
+    }
+    return data.length;
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    this.writable();
+    const { file } = this.handle(fh);
+    try {
+      await file.sealed.truncate(size);
+    } catch (err) {
+      this.integrity(file.plainPath, err);
+    }
+  }
+
+  async truncate(plainPath: string, size: number): Promise<void> {
+    const fh = await this.open(plainPath, constants.O_WRONLY);
+    try {
+      await this.ftruncate(fh, size);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  async fsync(fh: number): Promise<void> {
+    await this.handle(fh).file.sealed.sync();
+  }
+
+  async release(fh: number): Promise<void> {
+    const { file } = this.handle(fh);
+    this.handles.delete(fh);
+    if (--file.refs === 0) {
+      this.openFiles.delete(file.ino);
+      await file.close();
+    }
+  }
+
+  /** Closes every open file (at unmount). */
+  async releaseAll(): Promise<void> {
+    for (const fh of [...this.handles.keys()]) await this.release(fh);
+  }
+
+  // ---- names ------------------------------------------------------------------
+
+  async unlink(plainPath: string): Promise<void> {
+    this.writable();
+    const found = await this.tree.resolve(plainPath);
+    if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
+    await unlink(found.cipherPath);
+    await this.removeSidecar(found.parent, found.entry);
+    this.tree.noteRemoved(found.parent, found.entry.name);
+  }
+
+  private async removeSidecar(parent: DirRef, entry: DirEntry): Promise<void> {
+    if (entry.sidecar && !entry.conflict) await rm(join(parent.cipherPath, entry.sidecar), { force: true });
+  }
+
+  async mkdir(plainPath: string, mode: number, owner?: Owner): Promise<void> {
+    const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'dir');
+    await mkdir(cipherPath, mode);
+    await this.own(cipherPath, owner);
+    this.tree.noteAdded(parent, entry);
+  }
+
+  async rmdir(plainPath: string): Promise<void> {
+    this.writable();
+    const found = await this.tree.resolve(plainPath);
+    if (found.entry.kind !== 'dir') throw errno('ENOTDIR', `${plainPath} is not a directory`);
+    await this.removeEmptyDir(found);
+    this.tree.noteRemoved(found.parent, found.entry.name);
+  }
+
+  /** Removes a directory that is empty in the plaintext view, with any sync-client clutter in it. */
+  private async removeEmptyDir(found: Resolved): Promise<void> {
+    const names = await readdir(found.cipherPath);
+    const clutter = names.filter(isSyncClientFile);
+    if (clutter.length !== names.length) throw errno('ENOTEMPTY', `${joinPlain(found.parent.plainPath, found.entry.name)} is not empty`);
+    for (const name of clutter) await rm(join(found.cipherPath, name), { recursive: true, force: true });
+    await rmdir(found.cipherPath);
+    await this.removeSidecar(found.parent, found.entry);
+    this.tree.forget(found.cipherPath);
+  }
+
+  async rename(fromPath: string, toPath: string): Promise<void> {
+    this.writable();
+    const from = await this.tree.resolve(fromPath);
+    const { parent: toParent, name: toName } = await this.tree.parentOf(toPath);
+    const existing = (await this.listing(toParent)).entries.get(toName);
+    if (existing && existing.cipherName === from.entry.cipherName && toParent.cipherPath === from.parent.cipherPath) return;
+    const isDir = from.entry.kind === 'dir';
+    if (isDir && (toPath + '/').startsWith(fromPath + '/')) throw errno('EINVAL', `cannot move ${fromPath} into itself`);
+    const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(toParent.dirId, toName, from.entry.dirId);
+    const target = join(toParent.cipherPath, cipherName);
+    if (existing) {
+      const existingPath = join(toParent.cipherPath, existing.cipherName);
+      if (isDir && existing.kind !== 'dir') throw errno('ENOTDIR', `${toPath} is not a directory`);
+      if (!isDir && existing.kind === 'dir') throw errno('EISDIR', `${toPath} is a directory`);
+      if (existing.kind === 'dir') {
+        if (existing.cipherName !== cipherName) await this.removeEmptyDir({ parent: toParent, entry: existing, cipherPath: existingPath });
+        else if ((await this.listing(this.tree.childDir(toParent, existing))).entries.size > 0) throw errno('ENOTEMPTY', `${toPath} is not empty`);
+      } else if (existing.cipherName !== cipherName) {
+        await unlink(existingPath);
+        await this.removeSidecar(toParent, existing);
+      }
+    }
+    if (sidecar) await writeFile(join(toParent.cipherPath, sidecar.name), sidecar.content + '\n');
+    await rename(from.cipherPath, target);
+    if (from.entry.sidecar && from.entry.sidecar !== sidecar?.name) await this.removeSidecar(from.parent, from.entry);
+    this.tree.noteRemoved(from.parent, from.entry.name);
+    const moved: DirEntry = {
+      name: toName,
+      cipherName,
+      kind: from.entry.kind,
+      ...(from.entry.dirId ? { dirId: from.entry.dirId } : {}),
+      ...(sidecar ? { sidecar: sidecar.name } : {}),
+    };
+    this.tree.noteAdded(toParent, moved);
+    if (isDir) this.tree.forget(from.cipherPath);
+    this.retarget(from.cipherPath, target, fromPath, toPath);
+  }
+
+  /** Keeps open files pointing at their ciphertext after a rename through the mount. */
+  private retarget(fromCipher: string, toCipher: string, fromPlain: string, toPlain: string): void {
+    for (const file of this.openFiles.values()) {
+      if (file.cipherPath === fromCipher || file.cipherPath.startsWith(fromCipher + '/')) {
+        file.cipherPath = toCipher + file.cipherPath.slice(fromCipher.length);
+        file.plainPath = toPlain + file.plainPath.slice(fromPlain.length);
+      }
+    }
+  }
+
+  async link(existingPath: string, newPath: string): Promise<void> {
+    const from = await this.tree.resolve(existingPath);
+    if (from.entry.kind === 'dir') throw errno('EPERM', `${existingPath} is a directory`);
+    const { parent, entry, cipherPath } = await this.newEntry(newPath, from.entry.kind);
+    await link(from.cipherPath, cipherPath);
+    this.tree.noteAdded(parent, entry);
+  }
+
+  async symlink(target: string, plainPath: string, owner?: Owner): Promise<void> {
+    const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'symlink');
+    await symlink(this.vault.names.encryptSymlinkTarget(target), cipherPath);
+    await this.own(cipherPath, owner);
+    this.tree.noteAdded(parent, entry);
+  }
+
+  async readlink(plainPath: string): Promise<string> {
+    const found = await this.tree.resolve(plainPath);
+    if (found.entry.kind !== 'symlink') throw errno('EINVAL', `${plainPath} is not a symbolic link`);
+    const target = this.vault.names.decryptSymlinkTarget(await readlink(found.cipherPath));
+    if (target === undefined) {
+      this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
+      throw errno('EIO', `${plainPath}: symlink target does not decrypt`);
+    }
+    return target;
+  }
+}

@@ -1,0 +1,121 @@
+import { join } from 'node:path';
+import { DirectoryDecoder, type DirEntry, type Listing } from './directory.js';
+import { ROOT_DIR_ID } from './names.js';
+
+/** A directory of the plaintext tree and where it lives in the cipher tree. */
+export interface DirRef {
+  readonly plainPath: string;
+  readonly cipherPath: string;
+  readonly dirId: Uint8Array;
+  readonly atRoot: boolean;
+}
+
+/** A plaintext path resolved to its cipher entry. */
+export interface Resolved {
+  readonly parent: DirRef;
+  readonly entry: DirEntry;
+  readonly cipherPath: string;
+}
+
+/**
+ * How long a directory listing is trusted before the cipher directory is read again. Changes
+ * made through the mount update the listing at once; changes made by a sync client show up
+ * within this time (plus the kernel's entry timeout).
+ */
+export const LISTING_TTL_MS = 1000;
+
+interface CachedListing {
+  listing: Listing;
+  readAt: number;
+}
+
+export function errno(code: string, message: string): NodeJS.ErrnoException {
+  const err = new Error(`${code}: ${message}`) as NodeJS.ErrnoException;
+  err.code = code;
+  return err;
+}
+
+export function splitPath(plainPath: string): string[] {
+  return plainPath.split('/').filter((part) => part !== '');
+}
+
+export function joinPlain(parent: string, name: string): string {
+  return parent === '/' ? `/${name}` : `${parent}/${name}`;
+}
+
+/** Resolves plaintext paths through cached, decrypted directory listings. */
+export class Tree {
+  private readonly listings = new Map<string, CachedListing>();
+  readonly root: DirRef;
+
+  constructor(
+    cipherDir: string,
+    readonly decoder: DirectoryDecoder,
+  ) {
+    this.root = { plainPath: '/', cipherPath: cipherDir, dirId: ROOT_DIR_ID, atRoot: true };
+  }
+
+  async listing(dir: DirRef): Promise<Listing> {
+    const cached = this.listings.get(dir.cipherPath);
+    if (cached && Date.now() - cached.readAt < LISTING_TTL_MS) return cached.listing;
+    const listing = await this.decoder.list(dir.cipherPath, dir.dirId, dir.atRoot);
+    this.listings.set(dir.cipherPath, { listing, readAt: Date.now() });
+    return listing;
+  }
+
+  /** Records a change made through the mount, so the listing stays right without re-reading. */
+  noteAdded(dir: DirRef, entry: DirEntry): void {
+    this.listings.get(dir.cipherPath)?.listing.entries.set(entry.name, entry);
+  }
+
+  noteRemoved(dir: DirRef, name: string): void {
+    this.listings.get(dir.cipherPath)?.listing.entries.delete(name);
+  }
+
+  /** Forgets cached listings of a directory and everything below it (after it moved or went). */
+  forget(cipherPath: string): void {
+    for (const key of this.listings.keys()) {
+      if (key === cipherPath || key.startsWith(cipherPath + '/')) this.listings.delete(key);
+    }
+  }
+
+  childDir(parent: DirRef, entry: DirEntry): DirRef {
+    if (entry.kind !== 'dir' || !entry.dirId) throw errno('ENOTDIR', `${joinPlain(parent.plainPath, entry.name)} is not a directory`);
+    return { plainPath: joinPlain(parent.plainPath, entry.name), cipherPath: join(parent.cipherPath, entry.cipherName), dirId: entry.dirId, atRoot: false };
+  }
+
+  /** The directory at `plainPath`; ENOENT or ENOTDIR otherwise. */
+  async dir(plainPath: string): Promise<DirRef> {
+    let dir = this.root;
+    for (const part of splitPath(plainPath)) {
+      const entry = (await this.listing(dir)).entries.get(part);
+      if (!entry) throw errno('ENOENT', `${joinPlain(dir.plainPath, part)} does not exist`);
+      dir = this.childDir(dir, entry);
+    }
+    return dir;
+  }
+
+  /** The entry at `plainPath` (not the root), or undefined when it does not exist. */
+  async lookup(plainPath: string): Promise<Resolved | undefined> {
+    const parts = splitPath(plainPath);
+    const name = parts.pop();
+    if (name === undefined) throw errno('EINVAL', 'the root has no entry');
+    const parent = await this.dir('/' + parts.join('/'));
+    const entry = (await this.listing(parent)).entries.get(name);
+    return entry && { parent, entry, cipherPath: join(parent.cipherPath, entry.cipherName) };
+  }
+
+  async resolve(plainPath: string): Promise<Resolved> {
+    const found = await this.lookup(plainPath);
+    if (!found) throw errno('ENOENT', `${plainPath} does not exist`);
+    return found;
+  }
+
+  /** Parent directory and final name of a path that is about to be created. */
+  async parentOf(plainPath: string): Promise<{ parent: DirRef; name: string }> {
+    const parts = splitPath(plainPath);
+    const name = parts.pop();
+    if (name === undefined) throw errno('EEXIST', 'the root already exists');
+    return { parent: await this.dir('/' + parts.join('/')), name };
+  }
+}

@@ -1,0 +1,31 @@
+import { resolve } from 'node:path';
+import { contentContext, type ContentContext } from '../crypto/context.js';
+import { deriveSubkey } from '../crypto/kdf.js';
+import { DirectoryDecoder } from './directory.js';
+import { NameCipher } from './names.js';
+import { Tree } from './tree.js';
+import { readVaultFile, verifyVaultFile, type VaultConfig } from './vaultfile.js';
+
+/** An unlocked vault: its verified configuration and the keys to read and write it. */
+export interface Vault {
+  readonly cipherDir: string;
+  readonly config: VaultConfig;
+  readonly content: ContentContext;
+  readonly names: NameCipher;
+  readonly tree: Tree;
+}
+
+export interface OpenVaultOptions {
+  /** Crypto backend name; default automatic. */
+  backend?: string;
+}
+
+/** Opens the vault at `cipherDir` with its master key; refuses an edited vault file. */
+export async function openVault(cipherDir: string, masterKey: Uint8Array, options: OpenVaultOptions = {}): Promise<Vault> {
+  const dir = resolve(cipherDir);
+  const config = verifyVaultFile(await readVaultFile(dir), masterKey, dir);
+  const content = contentContext(masterKey, { cipher: config.cipher, chunkSize: config.chunkSize, backend: options.backend });
+  const names = new NameCipher(deriveSubkey(masterKey, 'names'), deriveSubkey(masterKey, 'dirid'));
+  const tree = new Tree(dir, new DirectoryDecoder(names, config.maxNameLength));
+  return { cipherDir: dir, config, content, names, tree };
+}
