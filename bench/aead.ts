@@ -44,7 +44,7 @@ interface Settings {
 
 const QUICK: Settings = {
   rounds: 2,
-  secondsPerRound: 0.1,
+  secondsPerRound: 0.08,
   bufferBytes: { native: 4 * MiB, node: 4 * MiB, noble: MiB / 4 },
   opensslRounds: 1,
   opensslChunks: [REFERENCE_CHUNK],
@@ -74,13 +74,15 @@ function parseOptions(args: string[]): { quick: boolean; json: boolean } | undef
   }
 }
 
+const LIBUV_DEFAULT_POOL_SIZE = 4;
+
 /**
  * libuv sizes its thread pool on first use, and Node's ESM loader has used it before this module
  * runs, so a pool smaller than `cores` can only be fixed by running this script again with
  * UV_THREADPOOL_SIZE set. Returns that run's exit code, or undefined when the pool is big enough.
  */
 function rerunWithThreadPool(cores: number): number | undefined {
-  if (Number(process.env.UV_THREADPOOL_SIZE) >= cores) return undefined;
+  if (Number(process.env.UV_THREADPOOL_SIZE ?? LIBUV_DEFAULT_POOL_SIZE) >= cores) return undefined;
   const args = [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)];
   const env = { ...process.env, UV_THREADPOOL_SIZE: String(cores) };
   const child = spawnSync(process.execPath, args, { stdio: 'inherit', env });

@@ -3,14 +3,18 @@ import { Worker } from 'node:worker_threads';
 import type { Reply, Request } from './aead-worker.js';
 import type { Case, Op, Sample } from './measure.js';
 
-/** Worker threads that run the one-thread loop side by side, each on its own buffers. */
+/**
+ * Worker threads that run the one-thread loop side by side, each on its own buffers. They start
+ * on first use, not before: booting them would steal CPU from whatever is being measured meanwhile.
+ */
 export class WorkerPool {
-  private readonly workers: readonly Worker[];
+  private readonly size: number;
+  private workers: readonly Worker[] = [];
   /** The case the workers' fixtures were built for, as JSON. */
   private prepared: string | undefined;
 
   constructor(size: number) {
-    this.workers = Array.from({ length: size }, () => new Worker(new URL('./aead-worker.js', import.meta.url)));
+    this.size = size;
   }
 
   /**
@@ -36,6 +40,9 @@ export class WorkerPool {
 
   /** Sends `request` to every worker and waits for each one's reply (rejects if one fails). */
   private async exchange(request: Request): Promise<Reply[]> {
+    if (this.workers.length === 0) {
+      this.workers = Array.from({ length: this.size }, () => new Worker(new URL('./aead-worker.js', import.meta.url)));
+    }
     const replies = this.workers.map(async (worker) => (await once(worker, 'message'))[0] as Reply);
     for (const worker of this.workers) worker.postMessage(request);
     return Promise.all(replies);

@@ -20,6 +20,10 @@ export const EXIT = {
   MOUNT: 7,
   /** Refused because it would be unsafe: a key inside the cipher directory (and so inside the sync or backup). */
   UNSAFE: 8,
+  /** A scrub or verification completed and found problems (listed in its report). */
+  PROBLEMS: 9,
+  /** The backup transport failed: rclone missing, remote unreachable or refusing, a transfer error. */
+  REMOTE: 10,
 } as const;
 
 /** An error the CLI reports as one line with a chosen exit code. */

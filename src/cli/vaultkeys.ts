@@ -7,7 +7,7 @@ import { Option, type Command } from 'commander';
 import type { CipherName } from '../crypto/ciphers.js';
 import { chunkSizeOption, cipherOption, integerArg } from './args.js';
 import { VaultError } from '../vault/errors.js';
-import { changeVaultPassphrase, importKeyIntoKeystore, initVault, MAX_MAX_NAME_LENGTH, MIN_MAX_NAME_LENGTH, readKeyOrRecoveryFile } from '../vault/init.js';
+import { changeVaultPassphrase, DEFAULT_MAX_NAME_LENGTH, importKeyIntoKeystore, initVault, MAX_MAX_NAME_LENGTH, MIN_MAX_NAME_LENGTH, readKeyOrRecoveryFile } from '../vault/init.js';
 import { DEFAULT_KDF_TARGET_MS, defaultKeystoreDir, KeyExistsError } from '../vault/keystore.js';
 import { encodeRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
 import { CliError, EXIT } from './exit.js';
@@ -159,7 +159,7 @@ export function registerVaultKeyCommands(program: Command): void {
         '--max-name-length <n>',
         'longest encrypted file name (bytes) before the long-name scheme; lower it for file systems or services with shorter limits',
         integerArg(MIN_MAX_NAME_LENGTH, MAX_MAX_NAME_LENGTH),
-        MAX_MAX_NAME_LENGTH,
+        DEFAULT_MAX_NAME_LENGTH,
       ),
   )
     .option('--import-key', 'bring your own key: type its recovery key at a prompt')

@@ -66,11 +66,12 @@ export class FileCipher {
   private plainLength(firstIndex: number, sealedLength: number): number {
     const stored = this.chunkSize + CHUNK_OVERHEAD;
     const chunks = Math.max(1, Math.ceil(sealedLength / stored));
-    const plain = sealedLength - chunks * CHUNK_OVERHEAD;
-    if (plain < 0) {
-      throw new FormatError('bad-size', `chunk ${firstIndex + chunks - 1} is ${sealedLength % stored} bytes, shorter than nonce and tag`, firstIndex + chunks - 1);
+    const lastStored = sealedLength - (chunks - 1) * stored;
+    if (lastStored < CHUNK_OVERHEAD || (lastStored === CHUNK_OVERHEAD && chunks > 1)) {
+      const index = firstIndex + chunks - 1;
+      throw new FormatError('bad-size', `chunk ${index} is ${lastStored} bytes, not a valid stored chunk`, index);
     }
-    return plain;
+    return sealedLength - chunks * CHUNK_OVERHEAD;
   }
 
   /**

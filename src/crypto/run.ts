@@ -23,11 +23,12 @@ export function runChunkLengths(run: ChunkRun, plainLength: number): number[] {
 export function runPlainLength(run: ChunkRun, sealedLength: number): number {
   const stored = run.chunkSize + CHUNK_OVERHEAD;
   const count = Math.max(1, Math.ceil(sealedLength / stored));
-  const plain = sealedLength - count * CHUNK_OVERHEAD;
-  if (plain < 0 || sealedLength < CHUNK_OVERHEAD) {
+  const lastStored = sealedLength - (count - 1) * stored;
+  // Only a run's sole chunk may be empty: a short tail after full chunks is never written.
+  if (lastStored < CHUNK_OVERHEAD || (lastStored === CHUNK_OVERHEAD && count > 1)) {
     throw new RangeError(`${sealedLength} bytes is not a whole run of stored chunks`);
   }
-  return plain;
+  return sealedLength - count * CHUNK_OVERHEAD;
 }
 
 export function chunkAad(run: ChunkRun, index: number, final: boolean): Uint8Array {

@@ -3,7 +3,7 @@ import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isSyncClientFile, isVaultControlFile } from './control.js';
 import { isLongHash, LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
-import type { EntryKind, NameCipher } from './names.js';
+import { MAX_PLAIN_NAME_BYTES, type EntryKind, type NameCipher } from './names.js';
 
 /** One entry of a cipher directory as the plaintext view shows it. */
 export interface DirEntry {
@@ -45,11 +45,22 @@ async function kindAt(path: string): Promise<EntryKind | undefined> {
   return st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
 }
 
-/** Inserts `marker` before the name's extension: "report.docx" → "report (marker).docx". */
+/**
+ * Inserts `marker` before the name's extension: "report.docx" → "report (marker).docx".
+ * The result stays a valid name (at most 255 bytes): a long name loses the end of its stem,
+ * then if need be the end of the whole, cut at code point boundaries.
+ */
 export function insertBeforeExtension(name: string, marker: string): string {
   const dot = name.lastIndexOf('.');
-  if (dot <= 0) return `${name} ${marker}`;
-  return `${name.slice(0, dot)} ${marker}${name.slice(dot)}`;
+  const stem = dot <= 0 ? name : name.slice(0, dot);
+  const tail = dot <= 0 ? ` ${marker}` : ` ${marker}${name.slice(dot)}`;
+  const fits = (text: string) => Buffer.byteLength(text) <= MAX_PLAIN_NAME_BYTES;
+  if (fits(stem + tail)) return stem + tail;
+  const chars = [...stem];
+  while (chars.length > 1 && !fits(chars.join('') + tail)) chars.pop();
+  const all = [...(chars.join('') + tail)];
+  while (!fits(all.join(''))) all.pop();
+  return all.join('');
 }
 
 /** Turns what a sync client added to a name into a short marker for the plaintext view. */

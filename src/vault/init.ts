@@ -22,6 +22,12 @@ import { newVaultConfig, readVaultFile, VAULT_FILE, verifyVaultFile, writeVaultF
 /** Accepted range of `maxNameLength` (bytes of an encoded name before the long-name scheme). */
 export const MIN_MAX_NAME_LENGTH = 64;
 export const MAX_MAX_NAME_LENGTH = 255;
+/**
+ * Default limit: 200 leaves 55 characters for the text a sync client adds to a conflict
+ * copy's name (Syncthing's ".sync-conflict-YYYYMMDD-HHMMSS-DEVICE" is 39), so the copy still
+ * fits in 255 bytes.
+ */
+export const DEFAULT_MAX_NAME_LENGTH = 200;
 
 /**
  * Entries a sync client or a desktop may already have put into a folder meant to become

@@ -4,7 +4,10 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { fromBase32, fromBase64url, toBase32, toBase64url } from './encoding.js';
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a name or target that starts with U+FEFF keeps it (the default would strip it).
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** A lone UTF-16 surrogate has no UTF-8 form: TextEncoder would silently turn it into U+FFFD. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /** Directory ids are 64 bits: enough to tell directories apart, short enough for path budgets. */
 export const DIR_ID_BYTES = 8;
@@ -24,7 +27,7 @@ export interface PlainName {
 }
 
 export function validatePlainName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || LONE_SURROGATE.test(name)) {
     throw new RangeError(`invalid file name ${JSON.stringify(name)}`);
   }
   if (encoder.encode(name).length > MAX_PLAIN_NAME_BYTES) {
@@ -96,6 +99,7 @@ export class NameCipher {
   }
 
   encryptSymlinkTarget(target: string): string {
+    if (LONE_SURROGATE.test(target)) throw new RangeError('symlink target is not valid Unicode');
     return toBase64url(aessiv(this.nameKey, SYMLINK_AD).encrypt(encoder.encode(target)));
   }
 

@@ -22,6 +22,7 @@ import { HEADER_BYTES } from '../crypto/header.js';
 import { plainSizeOf } from '../crypto/layout.js';
 import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
 import { isSyncClientFile } from './control.js';
+import { LONG_DATA_SUFFIX, LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
 import { OpenFile } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
@@ -338,8 +339,15 @@ export class PlainFs {
     this.tree.noteRemoved(found.parent, found.entry.name);
   }
 
+  /**
+   * Removes a long-name sidecar once no entry uses it any more: a sync client's conflict
+   * copy of a long-named entry reads the original's sidecar.
+   */
   private async removeSidecar(parent: DirRef, entry: DirEntry): Promise<void> {
-    if (entry.sidecar && !entry.conflict) await rm(join(parent.cipherPath, entry.sidecar), { force: true });
+    if (!entry.sidecar) return;
+    const hash = entry.sidecar.slice(0, LONG_HASH_CHARS);
+    const users = (await readdir(parent.cipherPath)).filter((name) => name.startsWith(hash) && name.includes(LONG_DATA_SUFFIX));
+    if (users.length === 0) await rm(join(parent.cipherPath, entry.sidecar), { force: true });
   }
 
   async mkdir(plainPath: string, mode: number, owner?: Owner): Promise<void> {

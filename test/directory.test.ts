@@ -1,0 +1,549 @@
+/**
+ * Cipher directories as sync clients leave them (FORMAT.md §10.3–§10.5), on real temp
+ * directories: DirectoryDecoder.list and PlainFs facing moved names, junk, sync-client
+ * files, broken long-name sidecars, conflict copies of every major client, duplicate
+ * plaintext names, and two replicas merged into one folder.
+ */
+import { constants } from 'node:fs';
+import { copyFile, cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectoryDecoder, insertBeforeExtension, type Listing } from '../src/vault/directory.js';
+import { longNameHash } from '../src/vault/longnames.js';
+import { ROOT_DIR_ID, validatePlainName } from '../src/vault/names.js';
+import { PlainFs } from '../src/vault/plainfs.js';
+import { openVault } from '../src/vault/vault.js';
+import { newVaultConfig, writeVaultFile, type VaultConfig } from '../src/vault/vaultfile.js';
+
+const KEY = Uint8Array.from({ length: 32 }, (_, i) => i);
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+let work: string;
+const opened: PlainFs[] = [];
+
+beforeEach(async () => {
+  work = await mkdtemp(join(tmpdir(), 'sealfs-directory-'));
+});
+afterEach(async () => {
+  for (const fs of opened.splice(0)) await fs.releaseAll();
+  await rm(work, { recursive: true, force: true });
+});
+
+interface TestVault {
+  dir: string;
+  fs: PlainFs;
+  log: string[];
+  config: VaultConfig;
+}
+
+async function open(dir: string): Promise<{ fs: PlainFs; log: string[] }> {
+  const log: string[] = [];
+  const fs = new PlainFs(await openVault(dir, KEY, { backend: 'node' }), { log: (line) => log.push(line) });
+  opened.push(fs);
+  return { fs, log };
+}
+
+async function newVault(options: { maxNameLength?: number; config?: VaultConfig } = {}): Promise<TestVault> {
+  const dir = await mkdtemp(join(work, 'cipher-'));
+  const config = options.config ?? newVaultConfig({ cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: options.maxNameLength ?? 255 });
+  await writeVaultFile(dir, config, KEY);
+  return { dir, config, ...(await open(dir)) };
+}
+
+async function put(fs: PlainFs, path: string, text: string): Promise<void> {
+  const fh = await fs.create(path, 0o644);
+  await fs.write(fh, 0, enc(text));
+  await fs.release(fh);
+}
+
+async function overwrite(fs: PlainFs, path: string, text: string): Promise<void> {
+  const fh = await fs.open(path, constants.O_RDWR | constants.O_TRUNC);
+  await fs.write(fh, 0, enc(text));
+  await fs.release(fh);
+}
+
+async function get(fs: PlainFs, path: string): Promise<string> {
+  const fh = await fs.open(path, constants.O_RDONLY);
+  try {
+    return dec(await fs.read(fh, 0, 1 << 20));
+  } finally {
+    await fs.release(fh);
+  }
+}
+
+const resolve = (fs: PlainFs, path: string) => fs.vault.tree.resolve(path);
+
+/** A listing read afresh from disk (not PlainFs's cached one). */
+async function listFresh(fs: PlainFs, plainDir = '/'): Promise<Listing> {
+  fs.vault.tree.forget(fs.vault.cipherDir);
+  const dir = await fs.vault.tree.dir(plainDir);
+  return new DirectoryDecoder(fs.vault.names, fs.vault.config.maxNameLength).list(dir.cipherPath, dir.dirId, dir.atRoot);
+}
+
+const exists = (path: string) => lstat(path).then(() => true, () => false);
+const names = (listing: Listing) => [...listing.entries.keys()].sort();
+
+/** Every file, directory and symlink of the plaintext tree: path → content, "<dir>" or "-> target". */
+async function walk(fs: PlainFs, dir = '/', out = new Map<string, string>()): Promise<Map<string, string>> {
+  for (const name of await fs.readdir(dir)) {
+    const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    const { kind } = (await resolve(fs, path)).entry;
+    if (kind === 'dir') {
+      out.set(path, '<dir>');
+      await walk(fs, path, out);
+    } else if (kind === 'symlink') {
+      out.set(path, `-> ${await fs.readlink(path)}`);
+    } else {
+      out.set(path, await get(fs, path));
+    }
+  }
+  return out;
+}
+
+/**
+ * What a sync client does when it brings another replica's files into this folder: new
+ * names are copied, identical files are left alone, and a file that differs is put next
+ * to the local one under a Dropbox-style conflict name (before `.sfl` for long names).
+ */
+async function merge(from: string, to: string): Promise<string[]> {
+  const conflicts: string[] = [];
+  for (const item of await readdir(from, { withFileTypes: true })) {
+    const src = join(from, item.name);
+    const dst = join(to, item.name);
+    if (item.isDirectory()) {
+      await mkdir(dst, { recursive: true });
+      conflicts.push(...(await merge(src, dst)));
+    } else if (item.isSymbolicLink()) {
+      if (!(await exists(dst))) await symlink(await readlink(src), dst);
+      else expect(await readlink(dst)).toBe(await readlink(src));
+    } else if (!(await exists(dst))) {
+      await copyFile(src, dst);
+    } else if (Buffer.compare(await readFile(src), await readFile(dst)) !== 0) {
+      const cut = item.name.endsWith('.sfl') ? item.name.length - 4 : item.name.length;
+      const copy = `${item.name.slice(0, cut)} (conflicted copy 2026-11-22)${item.name.slice(cut)}`;
+      await copyFile(src, join(to, copy));
+      conflicts.push(relative(to, join(to, copy)));
+    }
+  }
+  return conflicts;
+}
+
+const SYNC_CLIENT_FILES = [
+  '.stignore',
+  'desktop.ini',
+  '.sync_abc123.db',
+  '._sync_0123abcd.db-wal',
+  '.owncloudsync.log',
+  '~syncthing~x.tmp',
+  '.syncthing.report.txt.tmp',
+  '.DS_Store',
+  'Thumbs.db',
+  '.dropbox',
+];
+
+describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
+  it('lists entries, reports moved-in and junk names, hides sync-client files and the root vault file', async () => {
+    const { dir, fs, log } = await newVault();
+    await fs.mkdir('/docs', 0o755);
+    await put(fs, '/a.txt', 'alpha');
+    await fs.symlink('a.txt', '/link');
+    await put(fs, '/docs/b.txt', 'beta');
+    await fs.mkdir('/docs/sub', 0o755);
+    const a = await resolve(fs, '/a.txt');
+    const docs = await resolve(fs, '/docs');
+
+    // A name moved by hand from the root into /docs: bound to the root's id, it does not decrypt there.
+    await copyFile(a.cipherPath, join(docs.cipherPath, a.entry.cipherName));
+    // Junk: not base32, base32 that is no name, a directory.
+    const junk = 'a'.repeat(40);
+    await writeFile(join(dir, 'junk-file.txt'), 'x');
+    await writeFile(join(dir, junk), 'x');
+    await mkdir(join(dir, 'JUNKDIR'));
+    // Sync clients' own files, in the root and below.
+    for (const name of SYNC_CLIENT_FILES) {
+      await writeFile(join(dir, name), '');
+      await writeFile(join(docs.cipherPath, name), '');
+    }
+    await mkdir(join(dir, '.stfolder'));
+    await mkdir(join(dir, '.stversions'));
+    // sealfs.vault is a control file only in the root.
+    await copyFile(join(dir, 'sealfs.vault'), join(docs.cipherPath, 'sealfs.vault'));
+
+    const root = await listFresh(fs);
+    expect(names(root)).toEqual(['UNDECRYPTABLE JUNKDIR', `UNDECRYPTABLE ${junk}`, 'UNDECRYPTABLE junk-file.txt', 'a.txt', 'docs', 'link']);
+    expect([...root.undecryptable].sort()).toEqual(['JUNKDIR', junk, 'junk-file.txt']);
+    expect(root.entries.get('a.txt')).toMatchObject({ kind: 'file', cipherName: a.entry.cipherName });
+    expect(root.entries.get('link')?.kind).toBe('symlink');
+    expect(hex(root.entries.get('docs')!.dirId!)).toBe(hex(fs.vault.names.deriveDirId(ROOT_DIR_ID, 'docs')));
+    expect(root.entries.get('UNDECRYPTABLE JUNKDIR')).toMatchObject({ kind: 'dir', undecryptable: true, cipherName: 'JUNKDIR' });
+
+    const inDocs = await listFresh(fs, '/docs');
+    expect(names(inDocs)).toEqual([`UNDECRYPTABLE ${a.entry.cipherName}`, 'UNDECRYPTABLE sealfs.vault', 'b.txt', 'sub']);
+    expect([...inDocs.undecryptable].sort()).toEqual([a.entry.cipherName, 'sealfs.vault'].sort());
+
+    // PlainFs shows the same, and logs each undecryptable name once.
+    expect((await fs.readdir('/')).sort()).toEqual(names(root));
+    expect((await fs.readdir('/docs')).sort()).toEqual(names(inDocs));
+    await fs.readdir('/');
+    const logged = log.filter((line) => line.startsWith('undecryptable name: '));
+    expect(logged).toHaveLength(5);
+    for (const name of ['JUNKDIR', junk, 'junk-file.txt']) expect(logged.some((line) => line.includes(join(dir, name)))).toBe(true);
+    for (const name of SYNC_CLIENT_FILES) expect(log.join('\n')).not.toContain(name);
+
+    // The real entries work; the symlink target is stored encrypted.
+    expect(await get(fs, '/a.txt')).toBe('alpha');
+    expect(await get(fs, '/docs/b.txt')).toBe('beta');
+    expect(await fs.readlink('/link')).toBe('a.txt');
+    expect(await readlink((await resolve(fs, '/link')).cipherPath)).not.toContain('a.txt');
+
+    // Undecryptable entries cannot be opened, but can be removed.
+    await expect(fs.open('/UNDECRYPTABLE junk-file.txt', constants.O_RDONLY)).rejects.toMatchObject({ code: 'EIO' });
+    await fs.unlink('/UNDECRYPTABLE junk-file.txt');
+    expect(await exists(join(dir, 'junk-file.txt'))).toBe(false);
+    await fs.unlink(`/docs/UNDECRYPTABLE ${a.entry.cipherName}`);
+    expect(await exists(join(docs.cipherPath, a.entry.cipherName))).toBe(false);
+    expect(await exists(a.cipherPath)).toBe(true);
+    await fs.rmdir('/UNDECRYPTABLE JUNKDIR');
+    expect(await exists(join(dir, 'JUNKDIR'))).toBe(false);
+    expect(names(await listFresh(fs))).toEqual([`UNDECRYPTABLE ${junk}`, 'a.txt', 'docs', 'link']);
+    expect(await get(fs, '/a.txt')).toBe('alpha');
+    // The sync-client files were never touched.
+    for (const name of SYNC_CLIENT_FILES) expect(await exists(join(dir, name))).toBe(true);
+  });
+
+  it('long names: intact sidecars work; a missing or wrong sidecar makes the entry undecryptable', async () => {
+    const { dir, fs } = await newVault({ maxNameLength: 64 });
+    const longFile = 'a-long-file-name-that-needs-a-sidecar.txt';
+    const longDir = 'a-long-directory-name-that-needs-a-sidecar';
+    const longLink = 'a-long-symlink-name-that-needs-a-sidecar';
+    await put(fs, `/${longFile}`, 'long content');
+    await fs.mkdir(`/${longDir}`, 0o755);
+    await put(fs, `/${longDir}/inner.txt`, 'inner');
+    await fs.symlink(longFile, `/${longLink}`);
+    await put(fs, '/short', 'short content');
+
+    const sidecarOf = async (name: string) => {
+      const { entry, cipherPath } = await resolve(fs, `/${name}`);
+      const E = fs.vault.names.encrypt(ROOT_DIR_ID, name, entry.dirId);
+      expect(E.length).toBeGreaterThan(64);
+      const h = longNameHash(E);
+      expect(entry.cipherName).toBe(`${h}.sfl`);
+      expect(entry.sidecar).toBe(`${h}.sfn`);
+      expect(cipherPath).toBe(join(dir, `${h}.sfl`));
+      expect(await readFile(join(dir, `${h}.sfn`), 'utf8')).toBe(`${E}\n`);
+      return { h, E };
+    };
+    for (const name of [longFile, longDir, longLink]) await sidecarOf(name);
+    expect((await resolve(fs, '/short')).entry.sidecar).toBeUndefined();
+
+    // Three more long files, whose sidecars then go missing or wrong.
+    const missing = 'sidecar-missing-for-this-rather-long-name.txt';
+    const swapped = 'sidecar-swapped-for-this-rather-long-name.txt';
+    const garbage = 'sidecar-garbage-for-this-rather-long-name.txt';
+    for (const name of [missing, swapped, garbage]) await put(fs, `/${name}`, name);
+    const m = await sidecarOf(missing);
+    const s = await sidecarOf(swapped);
+    const g = await sidecarOf(garbage);
+    const lf = await sidecarOf(longFile);
+    await rm(join(dir, `${m.h}.sfn`));
+    await writeFile(join(dir, `${s.h}.sfn`), `${lf.E}\n`); // a valid E, of another entry: does not hash to s.h
+    await writeFile(join(dir, `${g.h}.sfn`), 'not a name at all\n');
+    // A sidecar with no entry, and a sync client's copy of a sidecar: neither is an entry.
+    await writeFile(join(dir, `${'q'.repeat(26)}.sfn`), `${lf.E}\n`);
+    await copyFile(join(dir, `${lf.h}.sfn`), join(dir, `${lf.h} (1).sfn`));
+
+    const listing = await listFresh(fs);
+    const bad = [m.h, s.h, g.h].map((h) => `${h}.sfl`).sort();
+    expect(names(listing)).toEqual([...bad.map((n) => `UNDECRYPTABLE ${n}`), longDir, longFile, longLink, 'short'].sort());
+    expect([...listing.undecryptable].sort()).toEqual(bad);
+    expect(listing.entries.get(longDir)?.kind).toBe('dir');
+    expect(listing.entries.get(longLink)?.kind).toBe('symlink');
+
+    expect(await get(fs, `/${longFile}`)).toBe('long content');
+    expect(await get(fs, `/${longDir}/inner.txt`)).toBe('inner');
+    expect(await fs.readlink(`/${longLink}`)).toBe(longFile);
+    expect(await get(fs, '/short')).toBe('short content');
+    await expect(fs.open(`/UNDECRYPTABLE ${m.h}.sfl`, constants.O_RDONLY)).rejects.toMatchObject({ code: 'EIO' });
+
+    // Removing a long entry removes its sidecar; removing an undecryptable one removes its file.
+    await fs.unlink(`/${longLink}`);
+    const ll = fs.vault.names.encrypt(ROOT_DIR_ID, longLink);
+    expect(await exists(join(dir, `${longNameHash(ll)}.sfl`))).toBe(false);
+    expect(await exists(join(dir, `${longNameHash(ll)}.sfn`))).toBe(false);
+    await fs.unlink(`/UNDECRYPTABLE ${m.h}.sfl`);
+    expect(await exists(join(dir, `${m.h}.sfl`))).toBe(false);
+    // Restoring the right sidecar brings the entry back.
+    await writeFile(join(dir, `${s.h}.sfn`), `${s.E}\n`);
+    expect((await listFresh(fs)).entries.has(swapped)).toBe(true);
+    expect(await get(fs, `/${swapped}`)).toBe(swapped);
+  });
+
+  describe('conflict copies', () => {
+    const PATTERNS: [client: string, suffix: string, marker: string][] = [
+      ['Dropbox', ' (conflicted copy 2026-11-22)', 'report (conflict conflicted copy 2026 11 22).txt'],
+      ['Dropbox, with the user', " (Alice's conflicted copy 2026-11-22)", "report (conflict Alice's conflicted copy 2026 11 22).txt"],
+      ['OneDrive', '-HOSTNAME', 'report (conflict HOSTNAME).txt'],
+      ['Google Drive', ' (1)', 'report (conflict 1).txt'],
+      ['Syncthing', '.sync-conflict-20261122-101010-ABCDEFG', 'report (conflict sync conflict 20261122 101010 ABCDEFG).txt'],
+      ['Nextcloud', ' (conflicted copy 2026-11-22 101010)', 'report (conflict conflicted copy 2026 11 22 101010).txt'],
+      ['Box', ' (Alice)', 'report (conflict Alice).txt'],
+    ];
+    const LONG = 'quarterly-report-'.repeat(9) + 'final.txt';
+    const LONG_CONFLICT = 'quarterly-report-'.repeat(9) + 'final (conflict conflicted copy 2026 11 22).txt';
+
+    /**
+     * Builds a vault as a sync client leaves it after conflicts: each time, the local
+     * version is renamed to the conflict name and the other replica's version takes the
+     * original name.
+     */
+    async function conflicted() {
+      const v = await newVault();
+      const { dir, fs } = v;
+      await put(fs, '/report.txt', 'version 0');
+      const E = (await resolve(fs, '/report.txt')).entry.cipherName;
+      for (let i = 0; i < PATTERNS.length; i++) {
+        await rename(join(dir, E), join(dir, E + PATTERNS[i]![1]));
+        fs.vault.tree.forget(dir);
+        await put(fs, '/report.txt', `version ${i + 1}`);
+      }
+      // A name without extension.
+      await put(fs, '/notes', 'old notes');
+      const notes = (await resolve(fs, '/notes')).entry.cipherName;
+      await rename(join(dir, notes), join(dir, `${notes} (1)`));
+      fs.vault.tree.forget(dir);
+      await put(fs, '/notes', 'new notes');
+      // A directory (Dropbox copies the whole folder).
+      await fs.mkdir('/Photos', 0o755);
+      await put(fs, '/Photos/cat.jpg', 'meow');
+      const photos = await resolve(fs, '/Photos');
+      await cp(photos.cipherPath, `${photos.cipherPath} (conflicted copy 2026-11-22)`, { recursive: true });
+      await overwrite(fs, '/Photos/cat.jpg', 'woof');
+      // A long name: `h (conflicted copy …).sfl`, read through the original's sidecar.
+      await put(fs, `/${LONG}`, 'long, theirs');
+      const long = (await resolve(fs, `/${LONG}`)).entry;
+      const h = long.cipherName.slice(0, -'.sfl'.length);
+      expect(long.sidecar).toBe(`${h}.sfn`);
+      await rename(join(dir, long.cipherName), join(dir, `${h} (conflicted copy 2026-11-22).sfl`));
+      await copyFile(join(dir, `${h}.sfn`), join(dir, `${h} (conflicted copy 2026-11-22).sfn`)); // a copied sidecar stays hidden
+      fs.vault.tree.forget(dir);
+      await put(fs, `/${LONG}`, 'long, ours');
+      return { ...v, E, h, photos };
+    }
+
+    it('each client pattern is listed next to the original with a (conflict …) marker, and opens', async () => {
+      const { fs, E } = await conflicted();
+      const listing = await listFresh(fs);
+      expect(listing.undecryptable).toEqual([]);
+      const reports = names(listing).filter((n) => n.startsWith('report'));
+      expect(reports).toEqual(['report.txt', ...PATTERNS.map((p) => p[2])].sort());
+      expect(await get(fs, '/report.txt')).toBe(`version ${PATTERNS.length}`);
+      for (let i = 0; i < PATTERNS.length; i++) {
+        const [client, suffix, shown] = PATTERNS[i]!;
+        const entry = listing.entries.get(shown);
+        expect(entry, client).toMatchObject({ cipherName: E + suffix, conflict: suffix, kind: 'file' });
+        expect(await get(fs, `/${shown}`), client).toBe(`version ${i}`);
+      }
+      expect(names(listing).filter((n) => n.startsWith('notes'))).toEqual(['notes', 'notes (conflict 1)']);
+      expect(await get(fs, '/notes')).toBe('new notes');
+      expect(await get(fs, '/notes (conflict 1)')).toBe('old notes');
+
+      const photosCopy = 'Photos (conflict conflicted copy 2026 11 22)';
+      expect(listing.entries.get(photosCopy)).toMatchObject({ kind: 'dir' });
+      expect(hex(listing.entries.get(photosCopy)!.dirId!)).toBe(hex(listing.entries.get('Photos')!.dirId!));
+      expect(await fs.readdir(`/${photosCopy}`)).toEqual(['cat.jpg']);
+      expect(await get(fs, `/${photosCopy}/cat.jpg`)).toBe('meow');
+      expect(await get(fs, '/Photos/cat.jpg')).toBe('woof');
+
+      expect(listing.entries.get(LONG_CONFLICT)).toMatchObject({ conflict: ' (conflicted copy 2026-11-22)' });
+      expect(await get(fs, `/${LONG_CONFLICT}`)).toBe('long, theirs');
+      expect(await get(fs, `/${LONG}`)).toBe('long, ours');
+      expect(names(listing)).toHaveLength(PATTERNS.length + 1 + 2 + 2 + 2);
+    });
+
+    it('renaming a conflict copy to a real name gives a normal entry; the original keeps its sidecar', async () => {
+      const { dir, fs, E, h } = await conflicted();
+      await fs.rename('/report (conflict 1).txt', '/report from drive.txt');
+      await fs.rename(`/${LONG_CONFLICT}`, '/long, theirs.txt');
+      await fs.rename('/notes (conflict 1)', '/old notes');
+      // Over the original: the conflict copy wins.
+      await fs.rename('/report (conflict Alice).txt', '/report.txt');
+
+      const listing = await listFresh(fs);
+      for (const name of ['report from drive.txt', 'long, theirs.txt', 'old notes', 'report.txt']) {
+        const entry = listing.entries.get(name)!;
+        expect(entry.conflict, name).toBeUndefined();
+        expect(entry.cipherName).toBe(fs.vault.tree.decoder.cipherNameFor(ROOT_DIR_ID, name).cipherName);
+        expect(fs.vault.names.decrypt(ROOT_DIR_ID, entry.cipherName, 'file')?.name).toBe(name);
+      }
+      expect(await get(fs, '/report from drive.txt')).toBe('version 3');
+      expect(await get(fs, '/report.txt')).toBe('version 6');
+      expect(await get(fs, '/long, theirs.txt')).toBe('long, theirs');
+      expect(await get(fs, '/old notes')).toBe('old notes');
+      expect(listing.entries.has('report (conflict 1).txt')).toBe(false);
+      expect(await exists(join(dir, `${E} (1)`))).toBe(false);
+      expect(await exists(join(dir, `${E} (Alice)`))).toBe(false);
+      // The original long entry still reads through its sidecar.
+      expect(await exists(join(dir, `${h}.sfn`))).toBe(true);
+      expect(await get(fs, `/${LONG}`)).toBe('long, ours');
+      expect(listing.undecryptable).toEqual([]);
+    });
+  });
+
+  describe('names near 255 bytes', () => {
+    it('markers keep a name within 255 bytes, cut at whole code points', () => {
+      const cases = ['x'.repeat(251) + '.txt', '🎉'.repeat(63) + '.md', 'é'.repeat(127), 'a.' + 'b'.repeat(253), 'report.txt'];
+      for (const name of cases) {
+        for (const marker of ['(conflict conflicted copy 2026 11 22)', '(duplicate 2)', `(conflict ${'z'.repeat(240)})`]) {
+          const out = insertBeforeExtension(name, marker);
+          expect(Buffer.byteLength(out), `${name} ${marker}`).toBeLessThanOrEqual(255);
+          expect(() => validatePlainName(out)).not.toThrow();
+          expect(out).not.toContain('\ufffd');
+          expect(out.startsWith(name.slice(0, 1))).toBe(true);
+        }
+      }
+      expect(insertBeforeExtension('report.txt', '(conflict 1)')).toBe('report (conflict 1).txt');
+      expect(insertBeforeExtension('.bashrc', '(conflict 1)')).toBe('.bashrc (conflict 1)');
+      expect(insertBeforeExtension('x'.repeat(251) + '.txt', '(conflict 1)')).toBe('x'.repeat(238) + ' (conflict 1).txt');
+    });
+
+    it('a conflict copy of a 255-byte name is listed under a valid name, opens and can be renamed', async () => {
+      const { dir, fs } = await newVault();
+      const name = 'é'.repeat(125) + '.txt'; // 254 bytes
+      await put(fs, `/${name}`, 'theirs');
+      const { cipherName } = (await resolve(fs, `/${name}`)).entry;
+      await rename(join(dir, cipherName), join(dir, cipherName.replace('.sfl', ' (conflicted copy 2026-11-22).sfl')));
+      fs.vault.tree.forget(dir);
+      await put(fs, `/${name}`, 'ours');
+      const listing = await listFresh(fs);
+      const copy = names(listing).find((n) => n !== name)!;
+      expect(copy).toMatch(/^é+ \(conflict conflicted copy 2026 11 22\)\.txt$/);
+      expect(Buffer.byteLength(copy)).toBeLessThanOrEqual(255);
+      expect(await get(fs, `/${copy}`)).toBe('theirs');
+      await fs.rename(`/${copy}`, '/theirs.txt');
+      expect(names(await listFresh(fs))).toEqual([name, 'theirs.txt'].sort());
+      expect(await get(fs, '/theirs.txt')).toBe('theirs');
+      expect(await get(fs, `/${name}`)).toBe('ours');
+    });
+
+    // A conflict copy `<h> (…).sfl` reads the original's `<h>.sfn`, so removing the original
+    // must keep the sidecar while the copy exists.
+    it('removing the original of a long name leaves its conflict copy readable', async () => {
+      const { dir, fs } = await newVault({ maxNameLength: 64 });
+      const name = 'a-long-name-that-needs-a-sidecar.txt';
+      await put(fs, `/${name}`, 'theirs');
+      const { cipherName } = (await resolve(fs, `/${name}`)).entry;
+      await rename(join(dir, cipherName), join(dir, cipherName.replace('.sfl', ' (1).sfl')));
+      fs.vault.tree.forget(dir);
+      await put(fs, `/${name}`, 'ours');
+      await fs.unlink(`/${name}`);
+      const listing = await listFresh(fs);
+      expect(listing.undecryptable).toEqual([]);
+      expect(await get(fs, '/a-long-name-that-needs-a-sidecar (conflict 1).txt')).toBe('theirs');
+    });
+  });
+
+  describe('two replicas', () => {
+    it('two cipher entries that decode to one name are both listed, the second as (duplicate 2)', async () => {
+      const config = newVaultConfig({ cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: 255 });
+      const A = await newVault({ config });
+      const B = await newVault({ config });
+      // A creates /Docs and renames it to /Papers (its id stays); B creates /Papers offline.
+      await A.fs.mkdir('/Docs', 0o755);
+      await put(A.fs, '/Docs/a.txt', 'from A');
+      await A.fs.rename('/Docs', '/Papers');
+      await B.fs.mkdir('/Papers', 0o755);
+      await put(B.fs, '/Papers/b.txt', 'from B');
+      expect(await merge(B.dir, A.dir)).toEqual([]);
+
+      const { fs } = await open(A.dir);
+      const listing = await listFresh(fs);
+      expect(names(listing)).toEqual(['Papers', 'Papers (duplicate 2)']);
+      const ids = ['Papers', 'Papers (duplicate 2)'].map((n) => hex(listing.entries.get(n)!.dirId!)).sort();
+      expect(ids).toEqual([hex(fs.vault.names.deriveDirId(ROOT_DIR_ID, 'Docs')), hex(fs.vault.names.deriveDirId(ROOT_DIR_ID, 'Papers'))].sort());
+      const tree = await walk(fs);
+      const files = [...tree].filter(([, v]) => v !== '<dir>');
+      expect(files.map(([p, v]) => `${p.slice(p.lastIndexOf('/') + 1)}=${v}`).sort()).toEqual(['a.txt=from A', 'b.txt=from B']);
+      expect([...tree.keys()].filter((p) => tree.get(p) === '<dir>').sort()).toEqual(['/Papers', '/Papers (duplicate 2)']);
+    });
+
+    it('on one replica, a directory renamed away and re-created under its old name shares its id (FORMAT.md §10.1)', async () => {
+      const { fs } = await newVault();
+      await fs.mkdir('/A', 0o755);
+      await put(fs, '/A/x.txt', 'first');
+      await fs.rename('/A', '/B');
+      await fs.mkdir('/A', 0o755);
+      await put(fs, '/A/x.txt', 'second');
+      const listing = await listFresh(fs);
+      expect(names(listing)).toEqual(['A', 'B']);
+      expect(hex(listing.entries.get('A')!.dirId!)).toBe(hex(listing.entries.get('B')!.dirId!));
+      expect(await get(fs, '/A/x.txt')).toBe('second');
+      expect(await get(fs, '/B/x.txt')).toBe('first');
+    });
+
+    it('the same mkdir on two replicas gives the same cipher names; merged, every file of both sides is listed and readable', async () => {
+      const config = newVaultConfig({ cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: 255 });
+      const A = await newVault({ config });
+      const B = await newVault({ config });
+      expect(await readFile(join(A.dir, 'sealfs.vault'), 'utf8')).toBe(await readFile(join(B.dir, 'sealfs.vault'), 'utf8'));
+      const deepLong = '長い名前のフォルダ'.repeat(6); // 162 bytes: a long name
+      const dirs = ['/Shared', '/Shared/Deep', `/Shared/Deep/${deepLong}`, '/Shared/日本語', '/Shared/🎉'];
+      for (const { fs } of [A, B]) for (const d of dirs) await fs.mkdir(d, 0o755);
+      for (const d of dirs) {
+        const [ra, rb] = [await resolve(A.fs, d), await resolve(B.fs, d)];
+        expect(relative(A.dir, ra.cipherPath)).toBe(relative(B.dir, rb.cipherPath));
+        expect(hex(ra.entry.dirId!)).toBe(hex(rb.entry.dirId!));
+      }
+
+      const sideA: Record<string, string> = {
+        '/Shared/a.txt': 'A',
+        '/Shared/Deep/same.txt': 'same name, from A',
+        [`/Shared/Deep/${deepLong}/x.txt`]: 'A-x',
+        '/Shared/日本語/メモ.txt': 'A memo',
+        '/only-A.txt': 'only A',
+      };
+      const sideB: Record<string, string> = {
+        '/Shared/b.txt': 'B',
+        '/Shared/Deep/same.txt': 'same name, from B',
+        [`/Shared/Deep/${deepLong}/y.txt`]: 'B-y',
+        '/Shared/🎉/party.txt': 'B party',
+        [`/Shared/${'b'.repeat(200)}.txt`]: 'B long',
+      };
+      for (const [path, text] of Object.entries(sideA)) await put(A.fs, path, text);
+      for (const [path, text] of Object.entries(sideB)) await put(B.fs, path, text);
+      await A.fs.symlink('a.txt', '/Shared/link-A');
+      await B.fs.symlink('b.txt', '/Shared/link-B');
+      await B.fs.mkdir('/Shared/Deep/only-B', 0o755);
+
+      // The sync client brings B's files into A's folder; only same.txt collides.
+      const conflicts = await merge(B.dir, A.dir);
+      expect(conflicts).toHaveLength(1);
+
+      const { fs, log } = await open(A.dir);
+      const tree = await walk(fs);
+      for (const [path, text] of Object.entries(sideA)) expect(tree.get(path), path).toBe(text);
+      for (const [path, text] of Object.entries(sideB)) {
+        if (path === '/Shared/Deep/same.txt') continue;
+        expect(tree.get(path), path).toBe(text);
+      }
+      expect(tree.get('/Shared/Deep/same (conflict conflicted copy 2026 11 22).txt')).toBe('same name, from B');
+      expect(tree.get('/Shared/link-A')).toBe('-> a.txt');
+      expect(tree.get('/Shared/link-B')).toBe('-> b.txt');
+      expect(tree.get('/Shared/Deep/only-B')).toBe('<dir>');
+      for (const d of dirs) expect(tree.get(d)).toBe('<dir>');
+      const expected = new Set([
+        ...Object.keys(sideA),
+        ...Object.keys(sideB),
+        ...dirs,
+        '/Shared/Deep/same (conflict conflicted copy 2026 11 22).txt',
+        '/Shared/link-A',
+        '/Shared/link-B',
+        '/Shared/Deep/only-B',
+      ]);
+      expect([...tree.keys()].sort()).toEqual([...expected].sort());
+      expect(log.filter((line) => line.startsWith('undecryptable'))).toEqual([]);
+    });
+  });
+});
