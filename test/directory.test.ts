@@ -283,16 +283,16 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
 
   describe('conflict copies', () => {
     const PATTERNS: [client: string, suffix: string, marker: string][] = [
-      ['Dropbox', ' (conflicted copy 2026-11-22)', 'report (conflict conflicted copy 2026 11 22).txt'],
-      ['Dropbox, with the user', " (Alice's conflicted copy 2026-11-22)", "report (conflict Alice's conflicted copy 2026 11 22).txt"],
+      ['Dropbox', ' (conflicted copy 2026-11-22)', 'report (conflict 2026-11-22).txt'],
+      ['Dropbox, with the user', " (Alice's conflicted copy 2026-11-22)", 'report (conflict Alice 2026-11-22).txt'],
       ['OneDrive', '-HOSTNAME', 'report (conflict HOSTNAME).txt'],
       ['Google Drive', ' (1)', 'report (conflict 1).txt'],
-      ['Syncthing', '.sync-conflict-20261122-101010-ABCDEFG', 'report (conflict sync conflict 20261122 101010 ABCDEFG).txt'],
-      ['Nextcloud', ' (conflicted copy 2026-11-22 101010)', 'report (conflict conflicted copy 2026 11 22 101010).txt'],
+      ['Syncthing', '.sync-conflict-20261122-101010-ABCDEFG', 'report (conflict 2026-11-22 101010 ABCDEFG).txt'],
+      ['Nextcloud', ' (conflicted copy 2026-11-22 101010)', 'report (conflict 2026-11-22 101010).txt'],
       ['Box', ' (Alice)', 'report (conflict Alice).txt'],
     ];
     const LONG = 'quarterly-report-'.repeat(9) + 'final.txt';
-    const LONG_CONFLICT = 'quarterly-report-'.repeat(9) + 'final (conflict conflicted copy 2026 11 22).txt';
+    const LONG_CONFLICT = 'quarterly-report-'.repeat(9) + 'final (conflict 2026-11-22).txt';
 
     /**
      * Builds a vault as a sync client leaves it after conflicts: each time, the local
@@ -350,7 +350,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
       expect(await get(fs, '/notes')).toBe('new notes');
       expect(await get(fs, '/notes (conflict 1)')).toBe('old notes');
 
-      const photosCopy = 'Photos (conflict conflicted copy 2026 11 22)';
+      const photosCopy = 'Photos (conflict 2026-11-22)';
       expect(listing.entries.get(photosCopy)).toMatchObject({ kind: 'dir' });
       expect(hex(listing.entries.get(photosCopy)!.dirId!)).toBe(hex(listing.entries.get('Photos')!.dirId!));
       expect(await fs.readdir(`/${photosCopy}`)).toEqual(['cat.jpg']);
@@ -396,7 +396,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
     it('markers keep a name within 255 bytes, cut at whole code points', () => {
       const cases = ['x'.repeat(251) + '.txt', '🎉'.repeat(63) + '.md', 'é'.repeat(127), 'a.' + 'b'.repeat(253), 'report.txt'];
       for (const name of cases) {
-        for (const marker of ['(conflict conflicted copy 2026 11 22)', '(duplicate 2)', `(conflict ${'z'.repeat(240)})`]) {
+        for (const marker of ['(conflict 2026-11-22)', '(duplicate 2)', `(conflict ${'z'.repeat(240)})`]) {
           const out = insertBeforeExtension(name, marker);
           expect(Buffer.byteLength(out), `${name} ${marker}`).toBeLessThanOrEqual(255);
           expect(() => validatePlainName(out)).not.toThrow();
@@ -419,7 +419,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
       await put(fs, `/${name}`, 'ours');
       const listing = await listFresh(fs);
       const copy = names(listing).find((n) => n !== name)!;
-      expect(copy).toMatch(/^é+ \(conflict conflicted copy 2026 11 22\)\.txt$/);
+      expect(copy).toMatch(/^é+ \(conflict 2026-11-22\)\.txt$/);
       expect(Buffer.byteLength(copy)).toBeLessThanOrEqual(255);
       expect(await get(fs, `/${copy}`)).toBe('theirs');
       await fs.rename(`/${copy}`, '/theirs.txt');
@@ -528,7 +528,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
         if (path === '/Shared/Deep/same.txt') continue;
         expect(tree.get(path), path).toBe(text);
       }
-      expect(tree.get('/Shared/Deep/same (conflict conflicted copy 2026 11 22).txt')).toBe('same name, from B');
+      expect(tree.get('/Shared/Deep/same (conflict 2026-11-22).txt')).toBe('same name, from B');
       expect(tree.get('/Shared/link-A')).toBe('-> a.txt');
       expect(tree.get('/Shared/link-B')).toBe('-> b.txt');
       expect(tree.get('/Shared/Deep/only-B')).toBe('<dir>');
@@ -537,7 +537,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
         ...Object.keys(sideA),
         ...Object.keys(sideB),
         ...dirs,
-        '/Shared/Deep/same (conflict conflicted copy 2026 11 22).txt',
+        '/Shared/Deep/same (conflict 2026-11-22).txt',
         '/Shared/link-A',
         '/Shared/link-B',
         '/Shared/Deep/only-B',

@@ -63,9 +63,26 @@ export function insertBeforeExtension(name: string, marker: string): string {
   return all.join('');
 }
 
-/** Turns what a sync client added to a name into a short marker for the plaintext view. */
+const SYNCTHING_CONFLICT = /^\.?sync-conflict-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-(\w+)/;
+
+/**
+ * Turns what a sync client added to a ciphertext name into a short marker for the plaintext
+ * view, keeping what tells copies apart (date, time, who, which device):
+ * " (conflicted copy 2026-11-22)" → "(conflict 2026-11-22)",
+ * ".sync-conflict-20261122-101010-ABCDEFG" → "(conflict 2026-11-22 101010 ABCDEFG)".
+ */
 export function conflictMarker(extra: string): string {
-  const text = extra.replace(/[\s().\-_~]+/g, ' ').trim();
+  const syncthing = SYNCTHING_CONFLICT.exec(extra);
+  if (syncthing) {
+    const [, y, mo, d, h, mi, sec, device] = syncthing;
+    return `(conflict ${y}-${mo}-${d} ${h}${mi}${sec} ${device})`;
+  }
+  const text = extra
+    .replace(/conflicted copy/gi, ' ')
+    .replace(/'s\b/g, ' ')
+    .replace(/[\s()._~]+/g, ' ')
+    .replace(/^[\s-]+|[\s-]+$/g, '')
+    .trim();
   return text ? `(conflict ${text})` : '(conflict)';
 }
 
