@@ -5,6 +5,8 @@ import { describeError, EXIT } from './exit.js';
 import { decryptCommand, encryptCommand, keygen } from './filter.js';
 import { registerOfflineCommands } from './offline.js';
 import { registerVaultKeyCommands } from './vaultkeys.js';
+import { registerMountCommands } from './mount.js';
+import { registerMaintenanceCommands } from './maintenance.js';
 
 export function buildProgram(): Command {
   const program = new Command('sealfs')
@@ -42,7 +44,9 @@ export function buildProgram(): Command {
     .action((input: string | undefined, opts) => decryptCommand(input, opts));
 
   registerVaultKeyCommands(program);
+  registerMountCommands(program);
   registerOfflineCommands(program);
+  registerMaintenanceCommands(program);
 
   return program;
 }

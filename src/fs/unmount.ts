@@ -1,0 +1,125 @@
+/**
+ * `sealfs unmount`: ends a sealfs mount, live, dead (its server was killed: "Transport
+ * endpoint is not connected") or hung (its server stopped answering).
+ */
+import { execFile } from 'node:child_process';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MountError } from './errors.js';
+import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, type MountEntry } from './mountinfo.js';
+
+const FUSECTL = '/sys/fs/fuse/connections';
+/** How long a live server gets to answer a stat before its mount counts as hung. */
+const PROBE_MS = 3000;
+
+export type MountState = 'alive' | 'dead' | 'hung';
+
+export interface UnmountResult {
+  readonly mountpoint: string;
+  /** What the mount was like before it was removed. */
+  readonly state: MountState;
+  /** Whether its FUSE connection had to be aborted. */
+  readonly aborted: boolean;
+}
+
+interface RunResult {
+  readonly ok: boolean;
+  readonly output: string;
+  readonly missing: boolean;
+}
+
+function run(command: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
+  return new Promise((resolvePromise) => {
+    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const output = `${stderr}${stdout}`.trim();
+      if (!err) return resolvePromise({ ok: true, output, missing: false });
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      resolvePromise({ ok: false, output: output || err.message, missing });
+    });
+  });
+}
+
+/** Whether the server of a mount answers: a stat of its root, with a time limit. */
+export async function probeMount(mountpoint: string, timeoutMs = PROBE_MS): Promise<MountState> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<MountState>((resolvePromise) => {
+    timer = setTimeout(() => resolvePromise('hung'), timeoutMs);
+  });
+  const probe = stat(mountpoint).then(
+    (): MountState => 'alive',
+    (err: NodeJS.ErrnoException): MountState => (err.code === 'ENOTCONN' || err.code === 'ECONNABORTED' ? 'dead' : 'alive'),
+  );
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Aborts the kernel side of a FUSE mount: every waiting request fails at once. */
+export async function abortConnection(entry: MountEntry): Promise<boolean> {
+  const minor = connectionOf(entry);
+  if (minor === undefined) return false;
+  const listed = await readdir(FUSECTL).catch(() => [] as string[]);
+  if (listed.length === 0) await run('mount', ['-t', 'fusectl', 'none', FUSECTL], 10_000);
+  try {
+    await writeFile(join(FUSECTL, String(minor), 'abort'), '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const busy = (output: string) => /busy/i.test(output);
+
+async function unmountLive(mountpoint: string): Promise<void> {
+  let result = await run('fusermount', ['-u', mountpoint]);
+  if (!result.ok && !busy(result.output)) {
+    const viaUmount = await run('umount', [mountpoint]);
+    if (viaUmount.ok) return;
+    if (busy(viaUmount.output)) result = viaUmount;
+    else if (result.missing) result = viaUmount;
+  }
+  if (result.ok) return;
+  if (busy(result.output)) throw new MountError(`${mountpoint} is busy (close the programs using it, or leave it, then try again)`);
+  throw new MountError(`could not unmount ${mountpoint}: ${result.output.split('\n')[0]}`);
+}
+
+async function unmountLazy(mountpoint: string): Promise<void> {
+  const result = await run('fusermount', ['-u', '-z', mountpoint]);
+  if (result.ok) return;
+  const viaUmount = await run('umount', ['-l', mountpoint]);
+  if (!viaUmount.ok) throw new MountError(`could not unmount ${mountpoint}: ${result.output.split('\n')[0]}`);
+}
+
+/** Unmounts a mount this process serves: normally (MountError when busy), or lazily. */
+export async function unmountMounted(mountpoint: string, lazy: boolean): Promise<void> {
+  if (lazy) await unmountLazy(mountpoint);
+  else await unmountLive(mountpoint);
+}
+
+/**
+ * Unmounts the sealfs mount at `path`. A live mount is unmounted normally (refused while
+ * programs use it); a dead or hung one is detached lazily, its connection aborted first when
+ * hung so that no program stays stuck. Throws MountError when `path` is not a sealfs mount.
+ */
+export async function unmountPath(path: string): Promise<UnmountResult> {
+  const mountpoint = await canonicalMountpoint(path);
+  const entry = await mountAt(mountpoint);
+  if (!entry) throw new MountError(`${mountpoint} is not mounted`);
+  if (!isFuse(entry)) throw new MountError(`${mountpoint} is a ${entry.fstype} mount, not a sealfs mount; not touching it`);
+  if (!isSealfs(entry)) {
+    throw new MountError(`${mountpoint} is a ${entry.fstype} mount (${entry.source}), not a sealfs mount; use fusermount -u to unmount it`);
+  }
+  const state = await probeMount(mountpoint);
+  let aborted = false;
+  if (state === 'alive') {
+    await unmountLive(mountpoint);
+  } else {
+    if (state === 'hung') aborted = await abortConnection(entry);
+    await unmountLazy(mountpoint);
+  }
+  const still = await mountAt(mountpoint);
+  if (still && still.device === entry.device) throw new MountError(`${mountpoint} is still mounted after unmounting`);
+  return { mountpoint, state, aborted };
+}

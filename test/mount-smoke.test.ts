@@ -1,0 +1,530 @@
+/**
+ * A real FUSE mount through the built CLI (tsc -p tsconfig.json; `node …/src/cli/main.js` in
+ * child processes), the way a user runs it: mount, use the plaintext view, check that only
+ * ciphertext reaches the cipher folder, unmount; recover from a killed server; refuse a wrong
+ * passphrase and a non-empty mount point; end the server when something else unmounts it.
+ * Also the FUSE operations themselves on a PlainFs, without mounting.
+ *
+ * Every test unmounts whatever it mounted and ends whatever it started, also when it fails
+ * (afterEach: `fusermount -u -z`, then shared/tools/fuse-unstick as a last resort). This test
+ * process never serves a mount, so it may touch the mount freely; it still uses async calls.
+ */
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, readlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT } from '../src/cli/exit.js';
+import { generateMasterKey } from '../src/crypto/keyfile.js';
+import { E, fuseOps, scaleStatfs, toErrno, UTIME_NOW_MS, UTIME_OMIT_MS, utimensTime, type FuseCallback } from '../src/fs/fuseops.js';
+import { fuseOptionList } from '../src/fs/mount.js';
+import { parseMountinfo } from '../src/fs/mountinfo.js';
+import { PlainFs } from '../src/vault/plainfs.js';
+import { openVault } from '../src/vault/vault.js';
+import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The CLI as tsc builds it (tsconfig.json), into a folder of this run's own: other test files
+ * rebuild dist/ while this one runs, and a file being rewritten must never be loaded half
+ * written. It sits inside the repository so that node_modules and the native addon resolve
+ * exactly as from dist/.
+ */
+const BUILD = join(REPO, 'node_modules', '.cache', `sealfs-mount-smoke-${process.pid}`);
+const CLI = join(BUILD, 'src', 'cli', 'main.js');
+const PASSPHRASE = 'mount smoke test passphrase';
+
+/** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
+const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
+
+function fuseProblem(): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
+  if (spawnSync('fusermount', ['-V'], { encoding: 'utf8' }).error) return 'fusermount is not installed (Debian package fuse3)';
+  return undefined;
+}
+const PROBLEM = fuseProblem();
+if (PROBLEM) console.warn(`mount-smoke: skipped: ${PROBLEM}`);
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let root: string;
+let counter = 0;
+/** What the current test mounted and started: cleaned up in afterEach, whatever happened. */
+const mounted = new Set<string>();
+const pids = new Set<number>();
+
+function run(args: string[], timeoutMs = 60_000): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      // Own session: a passphrase prompt could never reach a terminal and hang.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: join(root, 'home'), XDG_STATE_HOME: join(root, 'state'), XDG_CONFIG_HOME: join(root, 'config') },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr });
+    });
+  });
+}
+
+function exec(command: string, args: string[]): Promise<Run> {
+  return new Promise((resolvePromise) => {
+    execFile(command, args, { encoding: 'buffer', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+      resolvePromise({ code, stdout: stdout.toString('latin1'), stderr: stderr.toString('utf8') });
+    });
+  });
+}
+
+async function mountEntries(): Promise<{ mountpoint: string; fstype: string; source: string }[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const fields = line.split(' ');
+      const sep = fields.indexOf('-', 6);
+      const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      return { mountpoint: unescape(fields[4]!), fstype: fields[sep + 1]!, source: unescape(fields[sep + 2]!) };
+    });
+}
+
+async function isMounted(mnt: string): Promise<boolean> {
+  return (await mountEntries()).some((entry) => entry.mountpoint === mnt);
+}
+
+/** Running (an exited process that its new parent has not reaped yet, a zombie, is not). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Last-resort cleanup: lazy unmount, then abort the connection with fuse-unstick. */
+async function forceUnmount(mnt: string): Promise<void> {
+  if (!(await isMounted(mnt))) return;
+  await exec('fusermount', ['-u', '-z', mnt]);
+  if (!(await isMounted(mnt)) || !UNSTICK) return;
+  await exec(UNSTICK, [mnt]);
+  if (await isMounted(mnt)) await exec('umount', ['-l', mnt]);
+}
+
+interface Setup {
+  dir: string;
+  cipher: string;
+  mnt: string;
+  keystore: string;
+  pass: string;
+  pidFile: string;
+}
+
+/** A new vault (fast KDF, temp key store) and an empty mount point. */
+async function setup(): Promise<Setup> {
+  const dir = join(root, `t${counter++}`);
+  const s: Setup = {
+    dir,
+    cipher: join(dir, 'cipher'),
+    mnt: join(dir, 'mnt'),
+    keystore: join(dir, 'keystore'),
+    pass: join(dir, 'pass'),
+    pidFile: join(dir, 'server.pid'),
+  };
+  await mkdir(s.mnt, { recursive: true });
+  await writeFile(s.pass, `${PASSPHRASE}\n`, { mode: 0o600 });
+  const init = await run(['init', s.cipher, '--keystore', s.keystore, '--passphrase-file', s.pass, '--kdf-target-ms', '20']);
+  expect(init.code, init.stderr).toBe(EXIT.OK);
+  return s;
+}
+
+/** `sealfs mount` (daemon); registers the mount and its server for cleanup. */
+async function mount(s: Setup, extra: string[] = []): Promise<{ run: Run; pid?: number }> {
+  mounted.add(s.mnt);
+  const result = await run(['mount', s.cipher, s.mnt, '--keystore', s.keystore, '--passphrase-file', s.pass, '--pid-file', s.pidFile, ...extra]);
+  const text = await readFile(s.pidFile, 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.trim(), 10);
+  if (Number.isInteger(pid) && pid > 0) pids.add(pid);
+  return { run: result, ...(Number.isInteger(pid) && pid > 0 ? { pid } : {}) };
+}
+
+async function serverPid(s: Setup): Promise<number> {
+  const pid = Number.parseInt((await readFile(s.pidFile, 'utf8')).trim(), 10);
+  expect(Number.isInteger(pid) && pid > 0).toBe(true);
+  return pid;
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'sealfs-mount-'));
+  if (PROBLEM) return;
+  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', BUILD], {
+    cwd: REPO,
+    encoding: 'utf8',
+  });
+  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
+  await stat(CLI);
+}, 180_000);
+
+afterEach(async () => {
+  for (const mnt of mounted) {
+    if (await isMounted(mnt)) {
+      await run(['unmount', mnt], 15_000).catch(() => undefined);
+      await forceUnmount(mnt);
+    }
+  }
+  mounted.clear();
+  for (const pid of pids) {
+    if (!alive(pid)) continue;
+    process.kill(pid, 'SIGTERM');
+    await waitFor(`server ${pid} to exit`, () => !alive(pid), 5000).catch(() => {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    });
+  }
+  pids.clear();
+}, 60_000);
+
+afterAll(async () => {
+  // Never delete through a mount that is still there.
+  for (const entry of await mountEntries()) if (root && entry.mountpoint.startsWith(root + '/')) await forceUnmount(entry.mountpoint);
+  if (root) await rm(root, { recursive: true, force: true });
+  await rm(BUILD, { recursive: true, force: true });
+});
+
+describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI)', { timeout: 90_000 }, () => {
+  it('shows plaintext at the mount point while only ciphertext reaches the cipher folder; unmount ends it all', async () => {
+    const s = await setup();
+    const { run: m, pid } = await mount(s);
+    expect(m.code, m.stderr).toBe(EXIT.OK);
+    expect(await isMounted(s.mnt)).toBe(true);
+    expect(pid).toBeDefined();
+    expect(pid).not.toBe(process.pid);
+    expect(alive(pid!)).toBe(true);
+    const entry = (await mountEntries()).find((e) => e.mountpoint === s.mnt)!;
+    expect(entry.fstype).toBe('fuse.sealfs');
+    expect(entry.source).toBe(`sealfs:${s.cipher}`);
+
+    // Write through async fs calls and through ordinary programs.
+    const marker = 'PLAINTEXT-MARKER-0123456789';
+    const big = Buffer.concat([Buffer.from(marker), randomBytes(3 * 1024 * 1024 + 12345)]);
+    await writeFile(join(s.mnt, 'report.txt'), big);
+    await mkdir(join(s.mnt, 'Secret Folder'));
+    const src = join(s.dir, 'source.bin');
+    await writeFile(src, randomBytes(200_000));
+    expect((await exec('cp', [src, join(s.mnt, 'Secret Folder', 'copy.bin')])).code).toBe(0);
+    const dd = await exec('dd', ['if=/dev/zero', `of=${join(s.mnt, 'zeros.bin')}`, 'bs=64k', 'count=40', 'conv=fsync', 'status=none']);
+    expect(dd.code, dd.stderr).toBe(0);
+
+    // Read back, by async fs and by programs.
+    expect((await readFile(join(s.mnt, 'report.txt'))).equals(big)).toBe(true);
+    const cat = await exec('cat', [join(s.mnt, 'Secret Folder', 'copy.bin')]);
+    expect(Buffer.from(cat.stdout, 'latin1').equals(await readFile(src))).toBe(true);
+    expect((await stat(join(s.mnt, 'zeros.bin'))).size).toBe(40 * 65536);
+    expect((await exec('cmp', [src, join(s.mnt, 'Secret Folder', 'copy.bin')])).code).toBe(0);
+
+    // File times: both set (touch -d), and the modification time alone (touch -m: atime
+    // UTIME_OMIT, as `tar x` does), which needs the patched fuse-native (postinstall).
+    expect((await exec('touch', ['-d', '2001-02-03 04:05:06 UTC', join(s.mnt, 'report.txt')])).code).toBe(0);
+    expect((await stat(join(s.mnt, 'report.txt'))).mtime.toISOString()).toBe('2001-02-03T04:05:06.000Z');
+    expect((await exec('touch', ['-m', '-d', '2002-03-04 05:06:07 UTC', join(s.mnt, 'report.txt')])).code).toBe(0);
+    expect((await stat(join(s.mnt, 'report.txt'))).mtime.toISOString()).toBe('2002-03-04T05:06:07.000Z');
+
+    // Names, renames, symlinks.
+    await rename(join(s.mnt, 'zeros.bin'), join(s.mnt, 'Secret Folder', 'renamed.bin'));
+    await symlink('report.txt', join(s.mnt, 'link'));
+    expect(await readlink(join(s.mnt, 'link'))).toBe('report.txt');
+    expect((await readFile(join(s.mnt, 'link'))).subarray(0, marker.length).toString()).toBe(marker);
+    expect((await readdir(s.mnt)).sort()).toEqual(['Secret Folder', 'link', 'report.txt']);
+    expect((await readdir(join(s.mnt, 'Secret Folder'))).sort()).toEqual(['copy.bin', 'renamed.bin']);
+    const ls = await exec('ls', ['-1', s.mnt]);
+    expect(ls.stdout.split('\n').filter(Boolean).sort()).toEqual(['Secret Folder', 'link', 'report.txt']);
+
+    // The cipher folder: the vault file and base32 names only, no plaintext name or content.
+    const cipherNames = await readdir(s.cipher);
+    expect(cipherNames).toContain(VAULT_FILE);
+    for (const name of cipherNames.filter((n) => n !== VAULT_FILE)) expect(name).toMatch(/^[a-z2-7]+$/);
+    expect(cipherNames.length).toBe(4);
+    const grep = await exec('grep', ['-r', '-l', '-a', marker, s.cipher]);
+    expect(grep.stdout).toBe('');
+    expect((await exec('grep', ['-r', '-l', '-a', 'Secret Folder', s.cipher])).stdout).toBe('');
+
+    const u = await run(['unmount', s.mnt]);
+    expect(u.code, u.stderr).toBe(EXIT.OK);
+    expect(await isMounted(s.mnt)).toBe(false);
+    await waitFor('the server to exit after unmount', () => !alive(pid!));
+    expect(existsSync(s.pidFile)).toBe(false);
+    expect(await readdir(s.mnt)).toEqual([]);
+
+    // The background server logged, with timestamps, and nothing secret.
+    const logs = await readdir(join(root, 'state', 'sealfs'));
+    const log = (await Promise.all(logs.map((name) => readFile(join(root, 'state', 'sealfs', name), 'utf8')))).join('');
+    expect(log).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z sealfs\[\d+\] mounted /m);
+    expect(log).not.toContain(PASSPHRASE);
+  });
+
+  it('recovers from a killed server: sealfs unmount clears the dead mount, and it mounts again', async () => {
+    const s = await setup();
+    const first = await mount(s);
+    expect(first.run.code, first.run.stderr).toBe(EXIT.OK);
+    await writeFile(join(s.mnt, 'kept.txt'), 'still here');
+    const pid = await serverPid(s);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the killed server to go', () => !alive(pid));
+    await expect(stat(join(s.mnt, 'kept.txt'))).rejects.toMatchObject({ code: 'ENOTCONN' });
+
+    const again = await run(['mount', s.cipher, s.mnt, '--keystore', s.keystore, '--passphrase-file', s.pass]);
+    expect(again.code).toBe(EXIT.MOUNT);
+    expect(again.stderr).toMatch(/dead sealfs mount.*sealfs unmount/);
+
+    const u = await run(['unmount', s.mnt]);
+    expect(u.code, u.stderr).toBe(EXIT.OK);
+    expect(await isMounted(s.mnt)).toBe(false);
+
+    const second = await mount(s);
+    expect(second.run.code, second.run.stderr).toBe(EXIT.OK);
+    expect(await readFile(join(s.mnt, 'kept.txt'), 'utf8')).toBe('still here');
+    const u2 = await run(['unmount', s.mnt]);
+    expect(u2.code, u2.stderr).toBe(EXIT.OK);
+    expect(await isMounted(s.mnt)).toBe(false);
+  });
+
+  it('refuses a wrong passphrase with exit 5 and mounts nothing', async () => {
+    const s = await setup();
+    const wrong = join(s.dir, 'wrong');
+    await writeFile(wrong, 'not the passphrase\n');
+    const m = await run(['mount', s.cipher, s.mnt, '--keystore', s.keystore, '--passphrase-file', wrong, '--pid-file', s.pidFile]);
+    mounted.add(s.mnt);
+    expect(m.code).toBe(EXIT.KEY);
+    expect(m.stderr.trim().split('\n')).toHaveLength(1);
+    expect(m.stderr).not.toContain('not the passphrase');
+    expect(await isMounted(s.mnt)).toBe(false);
+    expect(existsSync(s.pidFile)).toBe(false);
+  });
+
+  it('refuses a mount point that is not empty (exit 7) or missing, and a folder that is not a vault (exit 6)', async () => {
+    const s = await setup();
+    await writeFile(join(s.mnt, 'already-here.txt'), 'x');
+    const m = await run(['mount', s.cipher, s.mnt, '--keystore', s.keystore, '--passphrase-file', s.pass]);
+    mounted.add(s.mnt);
+    expect(m.code).toBe(EXIT.MOUNT);
+    expect(m.stderr).toMatch(/not empty/);
+    expect(await isMounted(s.mnt)).toBe(false);
+
+    const missing = await run(['mount', s.cipher, join(s.dir, 'nowhere'), '--keystore', s.keystore, '--passphrase-file', s.pass]);
+    expect(missing.code).toBe(EXIT.MOUNT);
+    expect(missing.stderr).toMatch(/does not exist/);
+
+    const empty = join(s.dir, 'empty-mnt');
+    const plainFolder = join(s.dir, 'plain-folder');
+    await mkdir(empty);
+    await mkdir(plainFolder);
+    const notVault = await run(['mount', plainFolder, empty, '--keystore', s.keystore, '--passphrase-file', s.pass]);
+    mounted.add(empty);
+    expect(notVault.code).toBe(EXIT.VAULT);
+    expect(await isMounted(empty)).toBe(false);
+  });
+
+  it('ends the server cleanly when something else unmounts it (fusermount -u)', async () => {
+    const s = await setup();
+    const m = await mount(s);
+    expect(m.run.code, m.run.stderr).toBe(EXIT.OK);
+    const pid = await serverPid(s);
+    await writeFile(join(s.mnt, 'a.txt'), 'a');
+    const fm = await exec('fusermount', ['-u', s.mnt]);
+    expect(fm.code, fm.stderr).toBe(0);
+    expect(await isMounted(s.mnt)).toBe(false);
+    await waitFor('the server to notice and exit', () => !alive(pid), 10_000);
+    expect(existsSync(s.pidFile)).toBe(false);
+    const logs = await readdir(join(root, 'state', 'sealfs'));
+    const log = (await Promise.all(logs.map((name) => readFile(join(root, 'state', 'sealfs', name), 'utf8')))).join('');
+    expect(log).toMatch(new RegExp(`sealfs\\[${pid}\\] unmounted `));
+  });
+
+  it('serves in the foreground with -f and unmounts on SIGTERM', async () => {
+    const s = await setup();
+    mounted.add(s.mnt);
+    const child = spawn(process.execPath, [CLI, 'mount', '-f', s.cipher, s.mnt, '--keystore', s.keystore, '--passphrase-file', s.pass], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    pids.add(child.pid!);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await waitFor('the foreground mount', () => isMounted(s.mnt), 20_000);
+    await writeFile(join(s.mnt, 'fg.txt'), 'foreground');
+    expect(await readFile(join(s.mnt, 'fg.txt'), 'utf8')).toBe('foreground');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(EXIT.OK);
+    expect(await isMounted(s.mnt)).toBe(false);
+    expect(stderr).toMatch(/SIGTERM: unmounting/);
+  });
+});
+
+/** Calls one fuse-native operation with a fake callback; checks it answers once, number first. */
+function call(op: (cb: FuseCallback) => void): Promise<[number, ...unknown[]]> {
+  return new Promise((resolvePromise, reject) => {
+    let calls = 0;
+    op((code, ...results) => {
+      calls++;
+      if (calls > 1) reject(new Error('callback called twice'));
+      if (typeof code !== 'number' || !Number.isInteger(code)) reject(new Error(`status ${String(code)} is not an integer`));
+      resolvePromise([code, ...results]);
+    });
+  });
+}
+
+describe('FUSE operations on PlainFs, without mounting', () => {
+  async function plainFs(readOnly = false) {
+    const dir = await mkdtemp(join(tmpdir(), 'sealfs-fuseops-'));
+    const key = generateMasterKey();
+    await writeVaultFile(dir, newVaultConfig({ cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: 255 }), key);
+    const fs = new PlainFs(await openVault(dir, key, { backend: 'node' }), { readOnly });
+    return { dir, fs };
+  }
+
+  it('answers every request with a number first: data, sizes, handles and negative errno values', async () => {
+    const { dir, fs } = await plainFs();
+    const logged: string[] = [];
+    const ops = fuseOps(fs, { log: (line) => logged.push(line) });
+    try {
+      const [rootCode, rootStat] = await call((cb) => ops.getattr('/', cb));
+      expect(rootCode).toBe(0);
+      expect(((rootStat as { mode: number }).mode & 0o170000) >>> 0).toBe(0o040000);
+
+      const [createCode, fh] = await call((cb) => ops.create('/a.txt', 0o100644, cb));
+      expect(createCode).toBe(0);
+      expect(fh).toBeGreaterThan(0);
+      const data = Buffer.from('hello, fuse');
+      expect(await call((cb) => ops.write('/a.txt', fh as number, data, data.length, 0, cb))).toEqual([data.length]);
+      const target = Buffer.alloc(100, 0xee);
+      expect(await call((cb) => ops.read('/a.txt', fh as number, target, 100, 0, cb))).toEqual([data.length]);
+      expect(target.subarray(0, data.length).toString()).toBe('hello, fuse');
+      expect(await call((cb) => ops.read('/a.txt', fh as number, target, 100, 1000, cb))).toEqual([0]);
+      expect(await call((cb) => ops.flush('/a.txt', fh as number, cb))).toEqual([0]);
+      expect(await call((cb) => ops.fsync('/a.txt', 0, fh as number, cb))).toEqual([0]);
+      expect(await call((cb) => ops.ftruncate('/a.txt', fh as number, 5, cb))).toEqual([0]);
+      expect(await call((cb) => ops.release('/a.txt', fh as number, cb))).toEqual([0]);
+      const [, st] = await call((cb) => ops.getattr('/a.txt', cb));
+      expect((st as { size: number }).size).toBe(5);
+      expect((st as { mode: number }).mode & 0o777).toBe(0o644);
+
+      expect(await call((cb) => ops.readdir('/', cb))).toEqual([0, ['.', '..', 'a.txt']]);
+      expect((await call((cb) => ops.getattr('/missing', cb)))[0]).toBe(E.ENOENT);
+      expect((await call((cb) => ops.mkdir('/d', 0o40755, cb)))[0]).toBe(0);
+      expect((await call((cb) => ops.mkdir('/d', 0o755, cb)))[0]).toBe(E.EEXIST);
+      expect((await call((cb) => ops.symlink('a.txt', '/d/l', cb)))[0]).toBe(0);
+      expect(await call((cb) => ops.readlink('/d/l', cb))).toEqual([0, 'a.txt']);
+      expect((await call((cb) => ops.rmdir('/d', cb)))[0]).toBe(E.ENOTEMPTY);
+      expect((await call((cb) => ops.unlink('/d', cb)))[0]).toBe(E.EISDIR);
+      expect((await call((cb) => ops.open('/d', 0, cb)))[0]).toBe(E.EISDIR);
+      expect((await call((cb) => ops.rmdir('/a.txt', cb)))[0]).toBe(E.ENOTDIR);
+      expect((await call((cb) => ops.readlink('/a.txt', cb)))[0]).toBe(E.EINVAL);
+      expect((await call((cb) => ops.read('/a.txt', 9999, target, 10, 0, cb)))[0]).toBe(E.EBADF);
+      expect((await call((cb) => ops.create('/' + 'x'.repeat(300), 0o100644, cb)))[0]).toBe(E.ENAMETOOLONG);
+      expect((await call((cb) => ops.rename('/a.txt', '/d/b.txt', cb)))[0]).toBe(0);
+      expect((await call((cb) => ops.truncate('/d/b.txt', 0, cb)))[0]).toBe(0);
+      expect((await call((cb) => ops.chmod('/d/b.txt', 0o100600, cb)))[0]).toBe(0);
+      expect(((await call((cb) => ops.getattr('/d/b.txt', cb)))[1] as { mode: number }).mode & 0o777).toBe(0o600);
+
+      // utimens: both times; then the modification time alone (atime UTIME_OMIT, as `tar x` does).
+      expect((await call((cb) => ops.utimens('/d/b.txt', 1_000_000_000_000, 1_100_000_000_000, cb)))[0]).toBe(0);
+      let times = (await call((cb) => ops.getattr('/d/b.txt', cb)))[1] as { atime: Date; mtime: Date };
+      expect(times.mtime.getTime()).toBe(1_100_000_000_000);
+      const atimeBefore = times.atime.getTime();
+      expect((await call((cb) => ops.utimens('/d/b.txt', UTIME_OMIT_MS, 1_200_000_000_000, cb)))[0]).toBe(0);
+      times = (await call((cb) => ops.getattr('/d/b.txt', cb)))[1] as { atime: Date; mtime: Date };
+      expect(times.mtime.getTime()).toBe(1_200_000_000_000);
+      expect(times.atime.getTime()).toBe(atimeBefore);
+
+      const [statfsCode, sfs] = await call((cb) => ops.statfs('/', cb));
+      expect(statfsCode).toBe(0);
+      for (const value of Object.values(sfs as Record<string, number>)) expect(value >= 0 && value < 2 ** 32).toBe(true);
+      expect(logged).toEqual([]);
+    } finally {
+      await fs.releaseAll();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers EROFS on a read-only file system', async () => {
+    const { dir, fs } = await plainFs(true);
+    const ops = fuseOps(fs);
+    try {
+      expect((await call((cb) => ops.create('/new', 0o100644, cb)))[0]).toBe(E.EROFS);
+      expect((await call((cb) => ops.mkdir('/new', 0o755, cb)))[0]).toBe(E.EROFS);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('maps errors to negative errno values, logging only the unexpected', () => {
+    const logged: string[] = [];
+    const log = (line: string) => logged.push(line);
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    expect(toErrno(err('ENOENT'), 'x', log)).toBe(-2);
+    expect(toErrno(err('ENOTEMPTY'), 'x', log)).toBe(E.ENOTEMPTY);
+    expect(toErrno(err('EXDEV'), 'x', log)).toBe(E.EXDEV);
+    expect(toErrno(err('ENOSPC'), 'x', log)).toBe(E.ENOSPC);
+    expect(toErrno(new RangeError('file name is longer than 255 bytes'), 'x', log)).toBe(E.ENAMETOOLONG);
+    expect(toErrno(new RangeError('invalid file name "."'), 'x', log)).toBe(E.EINVAL);
+    expect(logged).toEqual([]);
+    expect(toErrno(new TypeError('boom'), 'write /f', log)).toBe(E.EIO);
+    expect(toErrno('not even an error', 'read /f', log)).toBe(E.EIO);
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatch(/^write \/f: unexpected error: TypeError: boom/);
+  });
+
+  it('turns special utimens values and large file systems into what the kernel expects', () => {
+    const now = new Date(5_000);
+    expect(utimensTime(UTIME_OMIT_MS, now)).toBeUndefined();
+    expect(utimensTime(UTIME_NOW_MS, now)).toBe(now);
+    expect(utimensTime(1073, now)).toBe(now); // unpatched fuse-native's UTIME_NOW
+    expect(utimensTime(1_700_000_000_123, now)?.getTime()).toBe(1_700_000_000_123);
+    const small = scaleStatfs(4096, 1000, 500, 400);
+    expect(small).toEqual({ frsize: 4096, blocks: 1000, bfree: 500, bavail: 400 });
+    const huge = scaleStatfs(4096, 2 ** 40, 2 ** 39, 2 ** 38);
+    expect(huge.blocks).toBeLessThan(2 ** 32);
+    expect(huge.frsize * huge.blocks).toBe(4096 * 2 ** 40);
+    expect(huge.frsize * huge.bavail).toBe(4096 * 2 ** 38);
+  });
+
+  it('builds the raw mount options and reads mountinfo', () => {
+    const list = fuseOptionList({ cipherDir: '/home/me/Drop box/va,ult', readOnly: true, allowOther: true });
+    expect(list).toEqual(expect.arrayContaining(['big_writes', 'max_write=131072', 'attr_timeout=1', 'entry_timeout=1', 'subtype=sealfs', 'ro', 'allow_other', 'default_permissions']));
+    expect(list).toContain('fsname=sealfs:/home/me/Drop_box/va_ult');
+    expect(list.join(',')).not.toMatch(/direct_io|hard_remove/);
+    const [entry] = parseMountinfo('44 27 0:39 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:1 - fuse.sealfs sealfs:/c rw,user_id=0,group_id=0\n');
+    expect(entry).toEqual({ device: '0:39', mountpoint: '/tmp/a b', fstype: 'fuse.sealfs', source: 'sealfs:/c' });
+  });
+});
