@@ -98,6 +98,7 @@ describe.each(BACKENDS)('backend %s', (backend: BackendName) => {
               model.resize(o.size);
               break;
             case 'reopen':
+              await file.flush();
               file = await SealedFile.open(store, ctx, C);
               break;
           }
@@ -105,6 +106,7 @@ describe.each(BACKENDS)('backend %s', (backend: BackendName) => {
           const size = model.bytes.length;
           if (file.size !== size) throw new Error(`size ${file.size}, model ${size}`);
           if (!same(await file.read(0, size + 1), model.bytes)) throw new Error('file differs from the model');
+          await file.flush();
           const stored = store.bytes();
           if (stored.length !== sealedSize(size, C)) throw new Error(`stored ${stored.length} bytes, expected ${sealedSize(size, C)}`);
           if (!same(stored.subarray(0, HEADER_BYTES), header)) throw new Error('header changed');
@@ -144,7 +146,13 @@ describe.each(BACKENDS)('backend %s: what a write re-seals', (backend) => {
     const store = new MemoryStore();
     const file = await SealedFile.create(store, ctx);
     await file.write(0, pattern(size));
-    return { store, file, snapshot: () => store.bytes().slice() };
+    await file.flush();
+    // Gathered writes reach the store at flush(); a snapshot shows what a sync client would see.
+    const snapshot = async () => {
+      await file.flush();
+      return store.bytes().slice();
+    };
+    return { store, file, snapshot };
   }
 
   it.each([
@@ -163,7 +171,7 @@ describe.each(BACKENDS)('backend %s: what a write re-seals', (backend) => {
     ['shrinking by truncate inside a chunk', 10 * C + 500, -1, 7 * C + 1, [7, 8, 9, 10]],
   ] as const)('%s changes exactly the chunks it must', async (_what, size, position, length, expected) => {
     const { store, file, snapshot } = await fileOf(size);
-    const before = snapshot();
+    const before = await snapshot();
     const model = new Model();
     model.write(0, pattern(size));
     if (position < 0) {
@@ -174,7 +182,7 @@ describe.each(BACKENDS)('backend %s: what a write re-seals', (backend) => {
       await file.write(position, data);
       model.write(position, data);
     }
-    const after = snapshot();
+    const after = await snapshot();
     expect(changedChunks(before, after)).toEqual([...expected]);
     // The header never changes; every re-sealed chunk that existed before got a fresh nonce.
     expect(same(before.subarray(0, HEADER_BYTES), after.subarray(0, HEADER_BYTES))).toBe(true);
@@ -244,6 +252,7 @@ describe.each(BACKENDS)('backend %s: what a write re-seals', (backend) => {
     }
     await Promise.all(jobs);
     expectBytes(await file.read(0, file.size), model.bytes);
+    await file.flush();
     expectBytes(decrypt(store.bytes(), KEY, { backend }), model.bytes);
   });
 });
@@ -259,6 +268,7 @@ describe('a large write spanning more than one 4 MiB batch', () => {
     const model = new Model();
     model.write(0, pattern(100));
     model.write(50, big);
+    await file.flush();
     expectBytes(decrypt(store.bytes(), KEY, { backend }), model.bytes);
     expectBytes(await file.read(0, file.size), model.bytes);
     expectBytes(await file.read(5 * 1024 * 1024 - 7, 3), model.bytes.subarray(5 * 1024 * 1024 - 7, 5 * 1024 * 1024 - 4));

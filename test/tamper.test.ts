@@ -260,6 +260,7 @@ describe.each(CIPHER_NAMES)('%s', (cipher: CipherName) => {
         const sf = await SealedFile.create(store, ctx);
         const plain = pattern(10 * C - 7);
         await sf.write(0, plain);
+        await sf.flush();
         const bytes = store.bytes();
         bytes[sealedChunkOffset(4, C) + 200]! ^= 0x10;
         const before = new Uint8Array(bytes);

@@ -92,6 +92,9 @@ function checkSidePaths(mountpoint: string, cipherDir: string, opts: MountCliOpt
   if (inside(mountpoint, cipherDir)) {
     throw new CliError(`${mountpoint} is inside the vault folder ${cipherDir}; choose a mount point outside it`, EXIT.MOUNT);
   }
+  if (inside(cipherDir, mountpoint)) {
+    throw new CliError(`the vault folder ${cipherDir} is inside the mount point ${mountpoint}; choose a mount point outside it`, EXIT.MOUNT);
+  }
   for (const [name, path] of [['--pid-file', opts.pidFile], ['--log-file', opts.logFile]] as const) {
     if (path !== undefined && inside(resolve(path), mountpoint)) throw new CliError(`${name} ${path} is inside the mount point`, EXIT.USAGE);
   }

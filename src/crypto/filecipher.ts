@@ -36,20 +36,20 @@ export class FileCipher {
   }
 
   sealSync(firstIndex: number, endsFile: boolean, plain: Uint8Array, nonces?: Uint8Array): Uint8Array {
-    const out = new Uint8Array(FileCipher.sealedLength(plain.length, this.chunkSize));
+    const out = Buffer.allocUnsafe(FileCipher.sealedLength(plain.length, this.chunkSize));
     this.ctx.backend.seal(this.run(firstIndex, endsFile), plain, out, nonces);
     return out;
   }
 
   async seal(firstIndex: number, endsFile: boolean, plain: Uint8Array): Promise<Uint8Array> {
     if (plain.length < PARALLEL_THRESHOLD || this.ctx.threads <= 1) return this.sealSync(firstIndex, endsFile, plain);
-    const out = new Uint8Array(FileCipher.sealedLength(plain.length, this.chunkSize));
+    const out = Buffer.allocUnsafe(FileCipher.sealedLength(plain.length, this.chunkSize));
     await this.ctx.backend.sealAsync(this.run(firstIndex, endsFile), plain, out, this.ctx.threads);
     return out;
   }
 
   openSync(firstIndex: number, endsFile: boolean, sealed: Uint8Array): Uint8Array {
-    const out = new Uint8Array(this.plainLength(firstIndex, sealed.length));
+    const out = Buffer.allocUnsafe(this.plainLength(firstIndex, sealed.length));
     const failed = this.ctx.backend.open(this.run(firstIndex, endsFile), sealed, out);
     if (failed !== ALL_VERIFIED) throw this.diagnose(firstIndex, endsFile, sealed, failed);
     return out;
@@ -57,7 +57,7 @@ export class FileCipher {
 
   async open(firstIndex: number, endsFile: boolean, sealed: Uint8Array): Promise<Uint8Array> {
     if (sealed.length < PARALLEL_THRESHOLD || this.ctx.threads <= 1) return this.openSync(firstIndex, endsFile, sealed);
-    const out = new Uint8Array(this.plainLength(firstIndex, sealed.length));
+    const out = Buffer.allocUnsafe(this.plainLength(firstIndex, sealed.length));
     const failed = await this.ctx.backend.openAsync(this.run(firstIndex, endsFile), sealed, out, this.ctx.threads);
     if (failed !== ALL_VERIFIED) throw this.diagnose(firstIndex, endsFile, sealed, failed);
     return out;

@@ -1,8 +1,12 @@
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { hkdfSync } from 'node:crypto';
 import { KEY_BYTES } from './ciphers.js';
 
 const encoder = new TextEncoder();
+
+/** HKDF-SHA256 (RFC 5869) through OpenSSL: it runs once per opened file, so it must be cheap. */
+function hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}
 
 /**
  * Labels of the HKDF-SHA256 subkeys derived from the master key (docs/FORMAT.md §2).
@@ -24,7 +28,7 @@ export function deriveSubkey(masterKey: Uint8Array, purpose: SubkeyPurpose): Uin
   if (masterKey.length !== KEY_BYTES) {
     throw new RangeError(`master key must be ${KEY_BYTES} bytes, got ${masterKey.length}`);
   }
-  return hkdf(sha256, masterKey, new Uint8Array(0), encoder.encode(SUBKEY_INFO[purpose]), SUBKEY_BYTES[purpose]);
+  return hkdf(masterKey, new Uint8Array(0), encoder.encode(SUBKEY_INFO[purpose]), SUBKEY_BYTES[purpose]);
 }
 
 const FILE_KEY_INFO = encoder.encode('sealfs v1 file key');
@@ -35,5 +39,5 @@ const FILE_KEY_INFO = encoder.encode('sealfs v1 file key');
  * chunk size recorded there.
  */
 export function deriveFileKey(contentKey: Uint8Array, header: Uint8Array): Uint8Array {
-  return hkdf(sha256, contentKey, header, FILE_KEY_INFO, KEY_BYTES);
+  return hkdf(contentKey, header, FILE_KEY_INFO, KEY_BYTES);
 }

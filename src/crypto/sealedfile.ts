@@ -9,15 +9,50 @@ import type { ByteStore } from './store.js';
 
 /** Plaintext bytes handled per backend call when a range spans many chunks. */
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Contiguous writes are gathered up to this size and sealed in one run. */
+export const WRITE_BACK_BYTES = 4 * 1024 * 1024;
+/** Gathered writes reach the store at the latest this long after the first of them. */
+export const WRITE_BACK_DELAY_MS = 1000;
+/** A read decrypts at least this much ahead, so sequential reads cost one call per batch. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+/** Stored bytes read together with the header when a file is opened. */
+const PREFETCH_BYTES = 1024 * 1024;
+/** Decrypted read-ahead is served for at most this long. */
+const READ_CACHE_MS = 1000;
+
+/** Writes gathered in memory: the plaintext for [start, start + length). */
+interface PendingWrite {
+  readonly start: number;
+  data: Buffer;
+  length: number;
+}
+
+/** Verified plaintext of chunks first, first + 1, …, kept for sequential reads. */
+interface ReadAhead {
+  readonly first: number;
+  readonly plain: Uint8Array;
+  readonly at: number;
+}
 
 /**
  * Random access to one sealed file: reads decrypt only the chunks they touch, writes
  * re-seal only the chunks they touch (read-modify-write at the edges), and the final-chunk
  * flag always sits on the real last chunk. Operations on one instance run one at a time,
  * so concurrent writers never interleave a read-modify-write.
+ *
+ * Sequential writes are gathered (at most WRITE_BACK_BYTES, at most WRITE_BACK_DELAY_MS)
+ * and sealed together, so a stream of small writes neither re-seals the last chunk for
+ * every write nor pays a store round trip each time; flush() and sync() write them out.
  */
 export class SealedFile {
   private queue: Promise<unknown> = Promise.resolve();
+  private pending: PendingWrite | undefined;
+  private pendingTimer: NodeJS.Timeout | undefined;
+  /** A failure of a timed write-back, reported by the next flush() or sync(). */
+  private deferredError: unknown;
+  private readAhead: ReadAhead | undefined;
+  /** Stored bytes after the header, read at open. */
+  private prefetched: { readonly bytes: Uint8Array; readonly at: number } | undefined;
 
   private constructor(
     private readonly store: ByteStore,
@@ -25,32 +60,47 @@ export class SealedFile {
     private plainSize: number,
   ) {}
 
-  /** Starts a new, empty file in `store` (header plus one empty final chunk). */
-  static async create(store: ByteStore, ctx: ContentContext): Promise<SealedFile> {
+  /**
+   * Starts a new, empty file in `store` (header plus one empty final chunk). `storeIsEmpty`
+   * skips cutting the store to size, for a file that was just created.
+   */
+  static async create(store: ByteStore, ctx: ContentContext, storeIsEmpty = false): Promise<SealedFile> {
     const cipher = new FileCipher(ctx, newFileHeader(ctx));
     const empty = cipher.sealSync(0, true, new Uint8Array(0));
     const bytes = new Uint8Array(HEADER_BYTES + empty.length);
     bytes.set(cipher.header.bytes, 0);
     bytes.set(empty, HEADER_BYTES);
     await store.write(bytes, 0);
-    await store.truncate(bytes.length);
+    if (!storeIsEmpty) await store.truncate(bytes.length);
     return new SealedFile(store, cipher, 0);
   }
 
-  /** Opens an existing sealed file; `chunkSize`, when given, is what the vault expects. */
-  static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number): Promise<SealedFile> {
-    const headerBytes = new Uint8Array(HEADER_BYTES);
-    const got = await store.read(headerBytes, 0);
-    const header = parseHeader(headerBytes.subarray(0, got));
+  /**
+   * Opens an existing sealed file; `chunkSize`, when given, is what the vault expects. With
+   * the store's size known, the header and the first chunks come in one read, kept (still
+   * unverified, as they are stored) for the first read of the file.
+   */
+  static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number, storeSize?: number): Promise<SealedFile> {
+    const prefix = Buffer.allocUnsafe(storeSize === undefined ? HEADER_BYTES : Math.min(storeSize, HEADER_BYTES + PREFETCH_BYTES));
+    const got = await store.read(prefix, 0);
+    const header = parseHeader(prefix.subarray(0, got));
     if (chunkSize !== undefined && header.chunkSize !== chunkSize) {
       throw new FormatError('bad-header', `header says chunk size ${header.chunkSize}, the vault uses ${chunkSize}`);
     }
-    const size = plainSizeOf(await store.size(), header.chunkSize);
-    return new SealedFile(store, new FileCipher(ctx, header), size);
+    const size = plainSizeOf(storeSize ?? (await store.size()), header.chunkSize);
+    const file = new SealedFile(store, new FileCipher(ctx, header), size);
+    if (got > HEADER_BYTES) file.prefetched = { bytes: prefix.subarray(HEADER_BYTES, got), at: Date.now() };
+    return file;
   }
 
+  /** Plaintext size, gathered writes included. */
   get size(): number {
-    return this.plainSize;
+    return this.pending ? Math.max(this.plainSize, this.pending.start + this.pending.length) : this.plainSize;
+  }
+
+  /** Whether gathered writes have yet to reach the store. */
+  get hasPendingWrites(): boolean {
+    return this.pending !== undefined;
   }
 
   get header() {
@@ -79,8 +129,14 @@ export class SealedFile {
   private async readChunks(first: number, last: number, size: number): Promise<Uint8Array> {
     const C = this.chunkSize;
     const plainLength = Math.min((last + 1) * C, size) - first * C;
-    const sealed = new Uint8Array(FileCipher.sealedLength(plainLength, C));
-    const got = await this.store.read(sealed, sealedChunkOffset(first, C));
+    const length = FileCipher.sealedLength(plainLength, C);
+    const offset = sealedChunkOffset(first, C);
+    const pre = this.prefetched;
+    if (pre && Date.now() - pre.at < READ_CACHE_MS && offset - HEADER_BYTES + length <= pre.bytes.length) {
+      return this.cipher.open(first, last === this.lastIndex(size), pre.bytes.subarray(offset - HEADER_BYTES, offset - HEADER_BYTES + length));
+    }
+    const sealed = Buffer.allocUnsafe(length);
+    const got = await this.store.read(sealed, offset);
     if (got < sealed.length) {
       const chunk = first + Math.floor(got / (C + CHUNK_OVERHEAD));
       throw new FormatError('truncated', `file ends inside chunk ${chunk}: it was cut short`, chunk);
@@ -90,25 +146,120 @@ export class SealedFile {
 
   read(position: number, length: number): Promise<Uint8Array> {
     return this.exclusive(async () => {
+      await this.flushLocked();
       const size = this.plainSize;
       const end = Math.min(size, position + length);
       if (position >= end) return new Uint8Array(0);
       const C = this.chunkSize;
-      const out = new Uint8Array(end - position);
-      const lastChunk = this.lastIndex(end);
-      for (let a = Math.floor(position / C); a <= lastChunk; a += this.batchChunks()) {
-        const b = Math.min(lastChunk, a + this.batchChunks() - 1);
-        const plain = await this.readChunks(a, b, size);
-        const from = Math.max(position, a * C);
-        const to = Math.min(end, a * C + plain.length);
-        out.set(plain.subarray(from - a * C, to - a * C), from - position);
-      }
-      return out;
+      const first = Math.floor(position / C);
+      const last = this.lastIndex(end);
+      const plain = await this.cachedChunks(first, last, size);
+      return plain.subarray(position - first * C, end - first * C);
     });
   }
 
+  /**
+   * Plaintext of chunks first..last (possibly more after them), from the read-ahead when it
+   * holds them. A damaged chunk beyond `last` must not fail this read: then only the
+   * requested chunks are read again.
+   */
+  private async cachedChunks(first: number, last: number, size: number): Promise<Uint8Array> {
+    const C = this.chunkSize;
+    const ahead = this.readAhead;
+    if (ahead && Date.now() - ahead.at < READ_CACHE_MS && ahead.first <= first) {
+      const cachedEnd = ahead.first * C + ahead.plain.length;
+      if (cachedEnd >= Math.min((last + 1) * C, size)) return ahead.plain.subarray((first - ahead.first) * C);
+    }
+    const wanted = Math.max(last, first + Math.floor(READ_AHEAD_BYTES / C) - 1);
+    const until = Math.min(wanted, this.lastIndex(size));
+    let plain: Uint8Array;
+    try {
+      plain = await this.readRange(first, until, size);
+    } catch (err) {
+      if (!(err instanceof FormatError) || err.chunk === undefined || err.chunk <= last || until === last) throw err;
+      plain = await this.readRange(first, last, size);
+    }
+    this.readAhead = { first, plain, at: Date.now() };
+    return plain;
+  }
+
+  /** Plaintext of chunks first..last, read and opened in batches. */
+  private async readRange(first: number, last: number, size: number): Promise<Uint8Array> {
+    if (last - first < this.batchChunks()) return this.readChunks(first, last, size);
+    const C = this.chunkSize;
+    const out = Buffer.allocUnsafe(Math.min((last + 1) * C, size) - first * C);
+    for (let a = first; a <= last; a += this.batchChunks()) {
+      const b = Math.min(last, a + this.batchChunks() - 1);
+      out.set(await this.readChunks(a, b, size), (a - first) * C);
+    }
+    return out;
+  }
+
   write(position: number, data: Uint8Array): Promise<void> {
-    return this.exclusive(() => this.writeLocked(position, data));
+    return this.exclusive(async () => {
+      this.readAhead = undefined;
+      if (this.gather(position, data)) return;
+      await this.flushLocked();
+      if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
+        await this.startPending(position);
+        this.gather(position, data);
+        this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), WRITE_BACK_DELAY_MS);
+        this.pendingTimer.unref();
+        return;
+      }
+      await this.writeLocked(position, data);
+    });
+  }
+
+  /**
+   * Starts gathering at `position`. The region starts on a chunk boundary, with the old bytes
+   * of a partly overwritten chunk read (and verified) now, so a write into a damaged chunk
+   * fails at once rather than at the later write-back.
+   */
+  private async startPending(position: number): Promise<void> {
+    const C = this.chunkSize;
+    const chunk = Math.floor(position / C);
+    const head = chunk * C < position ? (await this.readChunks(chunk, chunk, this.plainSize)).subarray(0, position - chunk * C) : undefined;
+    this.pending = { start: chunk * C, data: Buffer.allocUnsafe(64 * 1024), length: 0 };
+    if (head) this.gather(chunk * C, head);
+  }
+
+  /** Adds a write to the gathered ones when it continues or overlaps them; false otherwise. */
+  private gather(position: number, data: Uint8Array): boolean {
+    const pending = this.pending;
+    if (!pending || position < pending.start || position > pending.start + pending.length) return false;
+    const end = position - pending.start + data.length;
+    if (end > WRITE_BACK_BYTES) return false;
+    if (end > pending.data.length) {
+      const grown = Buffer.allocUnsafe(Math.min(WRITE_BACK_BYTES, Math.max(end, pending.data.length * 2)));
+      pending.data.copy(grown, 0, 0, pending.length);
+      pending.data = grown;
+    }
+    pending.data.set(data, position - pending.start);
+    pending.length = Math.max(pending.length, end);
+    return true;
+  }
+
+  /** Writes gathered writes out to the store; reports a failed timed write-back. */
+  flush(): Promise<void> {
+    return this.exclusive(async () => {
+      await this.flushLocked();
+      this.throwDeferred();
+    });
+  }
+
+  private throwDeferred(): void {
+    const failed = this.deferredError;
+    this.deferredError = undefined;
+    if (failed) throw failed;
+  }
+
+  private async flushLocked(): Promise<void> {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = undefined;
+    clearTimeout(this.pendingTimer);
+    await this.writeLocked(pending.start, pending.data.subarray(0, pending.length));
   }
 
   /** Writes `data` at `position`; bytes between the old end and `position` read as zeros. */
@@ -116,6 +267,7 @@ export class SealedFile {
     const size = this.plainSize;
     const end = position + data.length;
     if (data.length === 0 && position <= size) return;
+    this.prefetched = undefined;
     const C = this.chunkSize;
     const newSize = Math.max(size, end);
     const newLast = this.lastIndex(newSize);
@@ -154,6 +306,9 @@ export class SealedFile {
 
   truncate(newSize: number): Promise<void> {
     return this.exclusive(async () => {
+      await this.flushLocked();
+      this.readAhead = undefined;
+      this.prefetched = undefined;
       const size = this.plainSize;
       if (newSize === size) return;
       if (newSize > size) return this.writeLocked(newSize, new Uint8Array(0));
@@ -168,7 +323,12 @@ export class SealedFile {
     });
   }
 
+  /** Writes gathered writes out and makes everything durable in the store. */
   sync(): Promise<void> {
-    return this.exclusive(() => this.store.sync());
+    return this.exclusive(async () => {
+      await this.flushLocked();
+      this.throwDeferred();
+      await this.store.sync();
+    });
   }
 }

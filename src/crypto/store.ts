@@ -1,4 +1,4 @@
-import { fstat, fsync, ftruncate, read, write } from 'node:fs';
+import { fstat, fstatSync, fsync, ftruncate, ftruncateSync, read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 /** Where a sealed file's bytes live: a file descriptor in production, memory in tests. */
@@ -19,10 +19,12 @@ const ftruncateAsync = promisify(ftruncate);
 const fsyncAsync = promisify(fsync);
 
 /**
- * A ByteStore over an open file descriptor. Only asynchronous calls: the FUSE server
- * must never block its JS thread on the file system it may itself be serving.
+ * A ByteStore over an open file descriptor, with asynchronous calls; or, with `direct`,
+ * with synchronous system calls (for the mount server's cipher files; see CipherIo in
+ * src/vault/cipherio.ts). sync() is asynchronous either way.
  */
-export function fdStore(fd: number): ByteStore {
+export function fdStore(fd: number, direct = false): ByteStore {
+  if (direct) return directFdStore(fd);
   return {
     size: async () => (await fstatAsync(fd)).size,
     read: async (data, position) => {
@@ -42,6 +44,26 @@ export function fdStore(fd: number): ByteStore {
       }
     },
     truncate: (size) => ftruncateAsync(fd, size),
+    sync: () => fsyncAsync(fd),
+  };
+}
+
+function directFdStore(fd: number): ByteStore {
+  return {
+    size: async () => fstatSync(fd).size,
+    read: async (data, position) => {
+      let done = 0;
+      while (done < data.length) {
+        const n = readSync(fd, data, done, data.length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    },
+    write: async (data, position) => {
+      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, position + done);
+    },
+    truncate: async (size) => ftruncateSync(fd, size),
     sync: () => fsyncAsync(fd),
   };
 }

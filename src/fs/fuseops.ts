@@ -275,7 +275,7 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
       serve(`write ${path}`, cb, async () => [await fs.write(fh, pos, len === buf.length ? buf : buf.subarray(0, len))]),
 
     // Writes go straight to the ciphertext file: nothing is buffered that close() must push.
-    flush: (_path, _fh, cb) => cb(0),
+    flush: (path, fh, cb) => serve(`flush ${path}`, cb, () => ok(() => fs.flush(fh))),
 
     fsync: (path, _datasync, fh, cb) => serve(`fsync ${path}`, cb, () => ok(() => fs.fsync(fh))),
 

@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { access, lstat, readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { PlainFs } from '../vault/plainfs.js';
+import { useDirectCipherIo } from '../vault/cipherio.js';
 import type { Vault } from '../vault/vault.js';
 import { MountError } from './errors.js';
 import { fuseOps, quiet, type FuseOps } from './fuseops.js';
@@ -141,6 +142,9 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const mountpoint = await checkMountpoint(options.mountpoint, { nonEmpty: options.nonEmpty });
   await checkFuseAvailable(options);
   const Fuse = loadFuse();
+  // The cipher directory is outside this mount (the CLI refuses otherwise), so this
+  // process may make direct system calls there without ever waiting on itself.
+  useDirectCipherIo();
   const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log });
   const ops = fuseOps(fs, { log, blockSize: MAX_WRITE });
   const extra = fuseOptionList({ cipherDir: options.vault.cipherDir, ...options });

@@ -1,6 +1,6 @@
 import type { Dirent } from 'node:fs';
-import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { cipherIo } from './cipherio.js';
 import { isSyncClientFile, isVaultControlFile } from './control.js';
 import { isLongHash, LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import { MAX_PLAIN_NAME_BYTES, type EntryKind, type NameCipher } from './names.js';
@@ -41,7 +41,7 @@ function kindOf(entry: Dirent): EntryKind | undefined {
 }
 
 async function kindAt(path: string): Promise<EntryKind | undefined> {
-  const st = await lstat(path);
+  const st = await cipherIo().lstat(path);
   return st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : undefined;
 }
 
@@ -125,7 +125,7 @@ export class DirectoryDecoder {
     if (isLongHash(prefix) && rest.includes(LONG_DATA_SUFFIX)) {
       sidecar = prefix + LONG_NAME_SUFFIX;
       extra = rest.replace(LONG_DATA_SUFFIX, '');
-      const full = await readFile(join(cipherDir, sidecar), 'ascii').then((t) => t.trim(), () => '');
+      const full = await cipherIo().readText(join(cipherDir, sidecar)).then((t) => t.trim(), () => '');
       encoded = longNameHash(full) === prefix ? full : '';
     }
     const plain = encoded ? this.decrypt(dirId, encoded, kind) : null;
@@ -143,7 +143,7 @@ export class DirectoryDecoder {
 
   /** Lists and decodes a whole cipher directory. */
   async list(cipherDir: string, dirId: Uint8Array, atRoot: boolean): Promise<Listing> {
-    const raw = await readdir(cipherDir, { withFileTypes: true });
+    const raw = await cipherIo().readdirTypes(cipherDir);
     raw.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const entries = new Map<string, DirEntry>();
     const undecryptable: string[] = [];

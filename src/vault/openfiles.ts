@@ -1,10 +1,9 @@
-import { close, constants, open as openCallback } from 'node:fs';
-import { lstat } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { constants } from 'node:fs';
 import type { ContentContext } from '../crypto/context.js';
 import { SealedFile } from '../crypto/sealedfile.js';
 import { fdStore } from '../crypto/store.js';
 import { sealedSize } from '../crypto/layout.js';
+import { cipherIo } from './cipherio.js';
 
 /**
  * How often an open file checks whether a sync client replaced or rewrote its ciphertext
@@ -31,15 +30,36 @@ export class OpenFile {
     readonly writable: boolean,
   ) {}
 
-  static async open(ctx: ContentContext, chunkSize: number, cipherPath: string, plainPath: string, create?: { mode: number }): Promise<OpenFile> {
+  /**
+   * Opens the ciphertext file at `cipherPath` and tells its inode, so a caller can share an
+   * OpenFile that already serves it before reading anything.
+   */
+  static async openDescriptor(cipherPath: string, create?: { mode: number }): Promise<CipherDescriptor> {
     const { fd, writable } = await openCipherFile(cipherPath, create);
     try {
-      const store = fdStore(fd);
-      const sealed = create ? await SealedFile.create(store, ctx) : await SealedFile.open(store, ctx, chunkSize);
-      const ino = (await lstat(cipherPath)).ino;
-      return new OpenFile(ctx, chunkSize, cipherPath, plainPath, ino, fd, sealed, writable);
+      const st = await cipherIo().fstat(fd);
+      return { fd, writable, ino: st.ino, size: st.size };
     } catch (err) {
-      await closeFd(fd);
+      await closeDescriptor(fd);
+      throw err;
+    }
+  }
+
+  /** Serves an opened descriptor; closes it when the file turns out not to be a valid one. */
+  static async fromDescriptor(
+    ctx: ContentContext,
+    chunkSize: number,
+    cipherPath: string,
+    plainPath: string,
+    d: CipherDescriptor,
+    create: boolean,
+  ): Promise<OpenFile> {
+    try {
+      const store = fdStore(d.fd, cipherIo().direct);
+      const sealed = create ? await SealedFile.create(store, ctx, true) : await SealedFile.open(store, ctx, chunkSize, d.size);
+      return new OpenFile(ctx, chunkSize, cipherPath, plainPath, d.ino, d.fd, sealed, d.writable);
+    } catch (err) {
+      await closeDescriptor(d.fd);
       throw err;
     }
   }
@@ -50,49 +70,55 @@ export class OpenFile {
    * and key, so chunks of two versions can never be mixed in one read.
    */
   async revalidate(): Promise<void> {
-    if (Date.now() - this.checkedAt < REVALIDATE_MS) return;
+    // Gathered writes go out first (within WRITE_BACK_DELAY_MS); until then ours is the newest.
+    if (Date.now() - this.checkedAt < REVALIDATE_MS || this.sealed.hasPendingWrites) return;
     this.checkedAt = Date.now();
-    const st = await lstat(this.cipherPath).catch(() => undefined);
+    const st = await cipherIo().lstat(this.cipherPath).catch(() => undefined);
     if (!st) return; // unlinked while open: keep serving the open file, as POSIX does
     if (st.ino !== this.ino) {
       const fresh = await openCipherFile(this.cipherPath);
       try {
-        const sealed = await SealedFile.open(fdStore(fresh.fd), this.ctx, this.chunkSize);
+        const sealed = await SealedFile.open(fdStore(fresh.fd, cipherIo().direct), this.ctx, this.chunkSize);
         const old = this.fd;
         this.fd = fresh.fd;
         this.sealed = sealed;
         this.ino = st.ino;
-        await closeFd(old);
+        await closeDescriptor(old);
       } catch (err) {
-        await closeFd(fresh.fd);
+        await closeDescriptor(fresh.fd);
         throw err;
       }
     } else if (st.size !== sealedSize(this.sealed.size, this.chunkSize)) {
-      this.sealed = await SealedFile.open(fdStore(this.fd), this.ctx, this.chunkSize);
+      this.sealed = await SealedFile.open(fdStore(this.fd, cipherIo().direct), this.ctx, this.chunkSize);
     }
   }
 
   async close(): Promise<void> {
-    await closeFd(this.fd);
+    await closeDescriptor(this.fd);
   }
 }
 
-// Raw descriptors, not FileHandles: a FileHandle closes its descriptor when collected.
-const open = promisify(openCallback);
+export interface CipherDescriptor {
+  readonly fd: number;
+  readonly writable: boolean;
+  readonly ino: number;
+  readonly size: number;
+}
+
 
 async function openCipherFile(path: string, create?: { mode: number }): Promise<{ fd: number; writable: boolean }> {
   if (create) {
-    return { fd: await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, create.mode), writable: true };
+    return { fd: await cipherIo().open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, create.mode), writable: true };
   }
   try {
-    return { fd: await open(path, constants.O_RDWR), writable: true };
+    return { fd: await cipherIo().open(path, constants.O_RDWR), writable: true };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw err;
-    return { fd: await open(path, constants.O_RDONLY), writable: false };
+    return { fd: await cipherIo().open(path, constants.O_RDONLY), writable: false };
   }
 }
 
-async function closeFd(fd: number): Promise<void> {
-  await new Promise<void>((resolveClose) => close(fd, () => resolveClose()));
+export function closeDescriptor(fd: number): Promise<void> {
+  return cipherIo().close(fd);
 }

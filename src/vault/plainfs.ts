@@ -1,30 +1,14 @@
 import { constants, type BigIntStats, type Stats } from 'node:fs';
-import {
-  chmod,
-  lchown,
-  link,
-  lstat,
-  lutimes,
-  mkdir,
-  readdir,
-  readlink,
-  rename,
-  rm,
-  rmdir,
-  statfs,
-  symlink,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
 import { HEADER_BYTES } from '../crypto/header.js';
 import { plainSizeOf } from '../crypto/layout.js';
 import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
+import { cipherIo } from './cipherio.js';
 import { isSyncClientFile } from './control.js';
 import { LONG_DATA_SUFFIX, LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
-import { OpenFile } from './openfiles.js';
+import { closeDescriptor, OpenFile } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
 import { MAX_PLAIN_NAME_BYTES } from './names.js';
@@ -129,11 +113,11 @@ export class PlainFs {
   // ---- attributes -------------------------------------------------------------
 
   async getattr(plainPath: string): Promise<PlainStat> {
-    if (plainPath === '/') return this.statOf(await lstat(this.tree.root.cipherPath), 'dir');
+    if (plainPath === '/') return this.statOf(await cipherIo().lstat(this.tree.root.cipherPath), 'dir');
     const found = await this.tree.resolve(plainPath);
     let st: Stats;
     try {
-      st = await lstat(found.cipherPath);
+      st = await cipherIo().lstat(found.cipherPath);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.tree.noteRemoved(found.parent, found.entry.name);
       throw err;
@@ -182,23 +166,23 @@ export class PlainFs {
   }
 
   async statfs(): Promise<PlainStatfs> {
-    const st = await statfs(this.tree.root.cipherPath);
+    const st = await cipherIo().statfs(this.tree.root.cipherPath);
     return { bsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail, files: st.files, ffree: st.ffree, namemax: MAX_PLAIN_NAME_BYTES };
   }
 
   async chmod(plainPath: string, mode: number): Promise<void> {
     this.writable();
-    await chmod(await this.cipherPathOf(plainPath), mode);
+    await cipherIo().chmod(await this.cipherPathOf(plainPath), mode);
   }
 
   async chown(plainPath: string, uid: number, gid: number): Promise<void> {
     this.writable();
-    await lchown(await this.cipherPathOf(plainPath), uid, gid);
+    await cipherIo().lchown(await this.cipherPathOf(plainPath), uid, gid);
   }
 
   async utimens(plainPath: string, atime: Date | number, mtime: Date | number): Promise<void> {
     this.writable();
-    await lutimes(await this.cipherPathOf(plainPath), atime, mtime);
+    await cipherIo().lutimes(await this.cipherPathOf(plainPath), atime, mtime);
   }
 
   private async cipherPathOf(plainPath: string): Promise<string> {
@@ -213,13 +197,13 @@ export class PlainFs {
     if ((await this.listing(parent)).entries.has(name)) throw errno('EEXIST', `${plainPath} exists`);
     const dirId = kind === 'dir' ? this.vault.names.deriveDirId(parent.dirId, name) : undefined;
     const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId);
-    if (sidecar) await writeFile(join(parent.cipherPath, sidecar.name), sidecar.content + '\n');
+    if (sidecar) await cipherIo().writeText(join(parent.cipherPath, sidecar.name), sidecar.content + '\n');
     const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
     return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
   }
 
   private async own(cipherPath: string, owner?: Owner): Promise<void> {
-    if (owner && this.isRoot) await lchown(cipherPath, owner.uid, owner.gid);
+    if (owner && this.isRoot) await cipherIo().lchown(cipherPath, owner.uid, owner.gid);
   }
 
   private register(file: OpenFile, flags: number): number {
@@ -232,7 +216,8 @@ export class PlainFs {
 
   async create(plainPath: string, mode: number, owner?: Owner, flags = constants.O_RDWR): Promise<number> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'file');
-    const file = await OpenFile.open(this.vault.content, this.chunkSize, cipherPath, plainPath, { mode });
+    const descriptor = await OpenFile.openDescriptor(cipherPath, { mode });
+    const file = await OpenFile.fromDescriptor(this.vault.content, this.chunkSize, cipherPath, plainPath, descriptor, true);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
     return this.register(file, flags);
@@ -250,11 +235,14 @@ export class PlainFs {
   }
 
   private async openFile(found: Resolved, plainPath: string): Promise<OpenFile> {
-    const st = await lstat(found.cipherPath);
-    const shared = this.openFiles.get(st.ino);
-    if (shared) return shared;
+    const descriptor = await OpenFile.openDescriptor(found.cipherPath);
+    const shared = this.openFiles.get(descriptor.ino);
+    if (shared) {
+      void closeDescriptor(descriptor.fd);
+      return shared;
+    }
     try {
-      return await OpenFile.open(this.vault.content, this.chunkSize, found.cipherPath, plainPath);
+      return await OpenFile.fromDescriptor(this.vault.content, this.chunkSize, found.cipherPath, plainPath, descriptor, false);
     } catch (err) {
       return this.integrity(plainPath, err);
     }
@@ -311,7 +299,22 @@ export class PlainFs {
   }
 
   async fsync(fh: number): Promise<void> {
-    await this.handle(fh).file.sealed.sync();
+    const { file } = this.handle(fh);
+    try {
+      await file.sealed.sync();
+    } catch (err) {
+      this.integrity(file.plainPath, err);
+    }
+  }
+
+  /** At every close(): gathered writes reach the cipher directory before close() returns. */
+  async flush(fh: number): Promise<void> {
+    const { file } = this.handle(fh);
+    try {
+      await file.sealed.flush();
+    } catch (err) {
+      this.integrity(file.plainPath, err);
+    }
   }
 
   async release(fh: number): Promise<void> {
@@ -319,7 +322,12 @@ export class PlainFs {
     this.handles.delete(fh);
     if (--file.refs === 0) {
       this.openFiles.delete(file.ino);
-      await file.close();
+      try {
+        await file.sealed.flush();
+      } finally {
+        // Nothing waits on closing the descriptor: release answers as soon as data is out.
+        void file.close();
+      }
     }
   }
 
@@ -334,7 +342,7 @@ export class PlainFs {
     this.writable();
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
-    await unlink(found.cipherPath);
+    await cipherIo().unlink(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
     this.tree.noteRemoved(found.parent, found.entry.name);
   }
@@ -346,13 +354,13 @@ export class PlainFs {
   private async removeSidecar(parent: DirRef, entry: DirEntry): Promise<void> {
     if (!entry.sidecar) return;
     const hash = entry.sidecar.slice(0, LONG_HASH_CHARS);
-    const users = (await readdir(parent.cipherPath)).filter((name) => name.startsWith(hash) && name.includes(LONG_DATA_SUFFIX));
-    if (users.length === 0) await rm(join(parent.cipherPath, entry.sidecar), { force: true });
+    const users = (await cipherIo().readdir(parent.cipherPath)).filter((name) => name.startsWith(hash) && name.includes(LONG_DATA_SUFFIX));
+    if (users.length === 0) await cipherIo().remove(join(parent.cipherPath, entry.sidecar));
   }
 
   async mkdir(plainPath: string, mode: number, owner?: Owner): Promise<void> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'dir');
-    await mkdir(cipherPath, mode);
+    await cipherIo().mkdir(cipherPath, mode);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
   }
@@ -367,11 +375,11 @@ export class PlainFs {
 
   /** Removes a directory that is empty in the plaintext view, with any sync-client clutter in it. */
   private async removeEmptyDir(found: Resolved): Promise<void> {
-    const names = await readdir(found.cipherPath);
+    const names = await cipherIo().readdir(found.cipherPath);
     const clutter = names.filter(isSyncClientFile);
     if (clutter.length !== names.length) throw errno('ENOTEMPTY', `${joinPlain(found.parent.plainPath, found.entry.name)} is not empty`);
-    for (const name of clutter) await rm(join(found.cipherPath, name), { recursive: true, force: true });
-    await rmdir(found.cipherPath);
+    for (const name of clutter) await cipherIo().remove(join(found.cipherPath, name));
+    await cipherIo().rmdir(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
     this.tree.forget(found.cipherPath);
   }
@@ -394,12 +402,12 @@ export class PlainFs {
         if (existing.cipherName !== cipherName) await this.removeEmptyDir({ parent: toParent, entry: existing, cipherPath: existingPath });
         else if ((await this.listing(this.tree.childDir(toParent, existing))).entries.size > 0) throw errno('ENOTEMPTY', `${toPath} is not empty`);
       } else if (existing.cipherName !== cipherName) {
-        await unlink(existingPath);
+        await cipherIo().unlink(existingPath);
         await this.removeSidecar(toParent, existing);
       }
     }
-    if (sidecar) await writeFile(join(toParent.cipherPath, sidecar.name), sidecar.content + '\n');
-    await rename(from.cipherPath, target);
+    if (sidecar) await cipherIo().writeText(join(toParent.cipherPath, sidecar.name), sidecar.content + '\n');
+    await cipherIo().rename(from.cipherPath, target);
     if (from.entry.sidecar && from.entry.sidecar !== sidecar?.name) await this.removeSidecar(from.parent, from.entry);
     this.tree.noteRemoved(from.parent, from.entry.name);
     const moved: DirEntry = {
@@ -428,13 +436,13 @@ export class PlainFs {
     const from = await this.tree.resolve(existingPath);
     if (from.entry.kind === 'dir') throw errno('EPERM', `${existingPath} is a directory`);
     const { parent, entry, cipherPath } = await this.newEntry(newPath, from.entry.kind);
-    await link(from.cipherPath, cipherPath);
+    await cipherIo().link(from.cipherPath, cipherPath);
     this.tree.noteAdded(parent, entry);
   }
 
   async symlink(target: string, plainPath: string, owner?: Owner): Promise<void> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'symlink');
-    await symlink(this.vault.names.encryptSymlinkTarget(target), cipherPath);
+    await cipherIo().symlink(this.vault.names.encryptSymlinkTarget(target), cipherPath);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
   }
@@ -442,7 +450,7 @@ export class PlainFs {
   async readlink(plainPath: string): Promise<string> {
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind !== 'symlink') throw errno('EINVAL', `${plainPath} is not a symbolic link`);
-    const target = this.vault.names.decryptSymlinkTarget(await readlink(found.cipherPath));
+    const target = this.vault.names.decryptSymlinkTarget(await cipherIo().readlink(found.cipherPath));
     if (target === undefined) {
       this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
       throw errno('EIO', `${plainPath}: symlink target does not decrypt`);
