@@ -6,6 +6,7 @@ import { decryptCommand, encryptCommand, keygen } from './filter.js';
 import { registerOfflineCommands } from './offline.js';
 import { registerVaultKeyCommands } from './vaultkeys.js';
 import { registerMountCommands } from './mount.js';
+import { registerMaintenanceCommands } from './maintenance.js';
 
 export function buildProgram(): Command {
   const program = new Command('sealfs')
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerVaultKeyCommands(program);
   registerMountCommands(program);
   registerOfflineCommands(program);
+  registerMaintenanceCommands(program);
 
   return program;
 }

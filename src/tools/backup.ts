@@ -1,0 +1,436 @@
+/**
+ * Backups of a cipher directory to a second, independent location through rclone, their
+ * verification with the key, restore of a whole vault, and repair of what scrub flags
+ * from the backup copy. Only ciphertext ever moves; a key found inside the cipher
+ * directory stops a backup before anything is sent.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { chmod, copyFile, lchown, lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { CliError, EXIT } from '../cli/exit.js';
+import { MAGIC } from '../crypto/header.js';
+import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
+import { isSyncClientFile } from '../vault/control.js';
+import { KEYSTORE_FORMAT } from '../vault/keystore.js';
+import { VAULT_FILE } from '../vault/vaultfile.js';
+import { remoteJoin, runRclone, type RcloneOptions, type RcloneStats } from './rclone.js';
+import {
+  scrubVault,
+  sidecarFault,
+  symlinkFault,
+  vaultFileFault,
+  verifierContext,
+  verifySealedFile,
+  type ScrubOptions,
+  type ScrubProblem,
+  type ScrubResult,
+} from './scrub.js';
+import { stateDir } from './scrubstate.js';
+
+// ---------------------------------------------------------------------------------------
+// Keys must never travel with the backup
+
+/** Bytes read from each file when looking for key material. */
+const KEY_SCAN_BYTES = 4096;
+const RECOVERY_KEY = /\b[0-9A-HJKMNP-TV-Z]{5}(?:-[0-9A-HJKMNP-TV-Z]{5}){10}\b/i;
+const KEYGEN_FILE = new RegExp(`${KEY_FILE_PREFIX}\\s*[0-9a-fA-F]{64}`);
+const KEYSTORE_FILE = new RegExp(`"format"\\s*:\\s*"${KEYSTORE_FORMAT}"`);
+const RAW_KEY_BYTES = 32;
+
+/** Symlinks resolved in the nearest existing ancestor; the missing rest appended as is. */
+export async function realpathLoosely(path: string): Promise<string> {
+  const missing: string[] = [];
+  for (let at = resolve(path); ; ) {
+    try {
+      const real = await realpath(at);
+      return missing.length ? join(real, ...missing.reverse()) : real;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      if (dirname(at) === at) return resolve(path);
+      missing.push(basename(at));
+      at = dirname(at);
+    }
+  }
+}
+
+export function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/** What a file's first bytes say about it holding key material, if anything. */
+function keyMaterialIn(head: Buffer, size: number): string | undefined {
+  if (head.length >= MAGIC.length && MAGIC.every((b, i) => head[i] === b)) return undefined; // a sealed file
+  const text = head.toString('latin1');
+  if (KEYSTORE_FILE.test(text)) return 'a sealfs key store file (wrapped master key)';
+  if (KEYGEN_FILE.test(text)) return 'a sealfs key file (master key in clear)';
+  if (RECOVERY_KEY.test(text)) return 'what looks like a sealfs recovery key (the master key in clear)';
+  if (size === RAW_KEY_BYTES) return 'a 32-byte file, which may be a raw key file (no sealfs file is that small)';
+  return undefined;
+}
+
+/**
+ * Key material inside the cipher directory: a key store folder, key store files, key files,
+ * recovery keys. Reads at most KEY_SCAN_BYTES of each file; follows no symbolic link.
+ */
+export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly string[]): Promise<string[]> {
+  const root = await realpath(cipherDir);
+  const findings: string[] = [];
+  for (const dir of keystoreDirs) {
+    const real = await realpathLoosely(dir);
+    if (isInside(real, root)) findings.push(`${real}: the key store folder is inside the cipher directory`);
+  }
+  const head = Buffer.alloc(KEY_SCAN_BYTES);
+  async function walk(dir: string): Promise<void> {
+    let items: Dirent[];
+    try {
+      items = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // unreadable to us: rclone will report it
+    }
+    for (const item of items) {
+      if (findings.length >= 20) return;
+      const path = join(dir, item.name);
+      if (item.isDirectory()) await walk(path);
+      else if (item.isFile()) {
+        let handle;
+        try {
+          handle = await open(path, 'r');
+        } catch {
+          continue;
+        }
+        try {
+          const size = (await handle.stat()).size;
+          const { bytesRead } = await handle.read(head, 0, Math.min(KEY_SCAN_BYTES, size), 0);
+          const what = keyMaterialIn(head.subarray(0, bytesRead), size);
+          if (what) findings.push(`${path}: ${what}`);
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+  }
+  await walk(root);
+  return findings;
+}
+
+/** Refuses (exit 8) when any key material lies inside the cipher directory. */
+export async function assertNoKeysInside(cipherDir: string, keystoreDirs: readonly string[]): Promise<void> {
+  const findings = await findKeyMaterial(cipherDir, keystoreDirs);
+  if (findings.length === 0) return;
+  throw new CliError(
+    `refusing to back up ${cipherDir}: key material inside the cipher directory would be shipped with the ciphertext ` +
+      `(the key on top of the safe). Move it out first: ${findings.slice(0, 3).join('; ')}${findings.length > 3 ? `; and ${findings.length - 3} more` : ''}`,
+    EXIT.UNSAFE,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Backup
+
+export interface TransferSummary {
+  /** Files transferred. */
+  readonly files: number;
+  readonly bytes: number;
+  /** Files found already up to date. */
+  readonly checks: number;
+  /** Files deleted on the destination (mirror only). */
+  readonly deletes: number;
+  readonly seconds: number;
+}
+
+function summaryOf(stats: RcloneStats | undefined, seconds: number): TransferSummary {
+  return { files: stats?.transfers ?? 0, bytes: stats?.bytes ?? 0, checks: stats?.checks ?? 0, deletes: stats?.deletes ?? 0, seconds };
+}
+
+export interface BackupOptions extends RcloneOptions {
+  readonly cipherDir: string;
+  readonly remote: string;
+  /** Delete remote files missing locally (`rclone sync`); default: never delete (`rclone copy`). */
+  readonly mirror?: boolean;
+}
+
+/** Copies the cipher directory to REMOTE (incremental; deletes remotely only with `mirror`). */
+export async function backupCipherDir(options: BackupOptions): Promise<TransferSummary> {
+  const started = performance.now();
+  const run = await runRclone([options.mirror ? 'sync' : 'copy', resolve(options.cipherDir), options.remote, '--links'], options);
+  return summaryOf(run.stats, (performance.now() - started) / 1000);
+}
+
+/** Downloads REMOTE (all of it) into the local folder `dest`. */
+export async function downloadRemote(remote: string, dest: string, options: RcloneOptions = {}): Promise<TransferSummary> {
+  const started = performance.now();
+  const run = await runRclone(['copy', remote, dest, '--links'], options);
+  return summaryOf(run.stats, (performance.now() - started) / 1000);
+}
+
+/**
+ * Fetches the given '/'-separated paths of REMOTE into `workDir`/copy (same relative
+ * paths); returns that folder and the paths that arrived. Paths missing on the remote are
+ * simply absent. A symbolic link is asked for as `<path>.rclonelink`.
+ */
+export async function fetchFromRemote(remote: string, rels: readonly string[], workDir: string, options: RcloneOptions = {}): Promise<{ dir: string; arrived: Set<string> }> {
+  const dir = join(workDir, 'copy');
+  const list = join(workDir, 'files-from');
+  await mkdir(dir, { mode: 0o700 });
+  await writeFile(list, rels.map((r) => r + '\n').join(''), { mode: 0o600 });
+  await runRclone(['copy', remote, dir, '--files-from', list, '--no-traverse', '--links'], { ...options, liveStats: false });
+  const arrived = new Set<string>();
+  for (const rel of rels) {
+    const local = rel.endsWith('.rclonelink') ? rel.slice(0, -'.rclonelink'.length) : rel;
+    if (await lstat(join(dir, local)).then(() => true, () => false)) arrived.add(rel);
+  }
+  return { dir, arrived };
+}
+
+/** A private temporary folder (0700) for downloads; TMPDIR chooses where. */
+export function tempFolder(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export interface VerifyRemoteOptions extends RcloneOptions {
+  /** rclone's statistics while downloading (onStats/liveStats) are those of the download. */
+  readonly remote: string;
+  readonly masterKey: Uint8Array;
+  readonly backend?: string;
+  readonly onProgress?: ScrubOptions['onProgress'];
+  /** Called when the download is done and the scrub starts. */
+  readonly onScrubStart?: (downloaded: TransferSummary, dir: string) => void | Promise<void>;
+}
+
+/**
+ * Downloads the remote copy into a temporary folder and scrubs it with the key, exactly as
+ * `sealfs scrub` would, reporting REMOTE paths; the temporary folder is always removed.
+ */
+export async function verifyRemote(options: VerifyRemoteOptions): Promise<ScrubResult & { downloaded: TransferSummary }> {
+  const dir = await tempFolder('sealfs-verify-');
+  try {
+    const downloaded = await downloadRemote(options.remote, dir, options);
+    await options.onScrubStart?.(downloaded, dir);
+    const result = await scrubVault({
+      cipherDir: dir,
+      masterKey: options.masterKey,
+      backend: options.backend,
+      showCipherPath: (rel) => remoteJoin(options.remote, rel),
+      onProgress: options.onProgress,
+    });
+    return { ...result, downloaded };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Restore
+
+/** Whether `dir` holds nothing but sync-client markers; undefined when it does not exist. */
+async function isEmptyFolder(dir: string): Promise<boolean | undefined> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  if (!st.isDirectory()) return false;
+  return (await readdir(dir)).every(isSyncClientFile);
+}
+
+/** Checks that `cipherDir` can receive a restore: absent (with an existing parent) or empty. */
+export async function checkRestoreTarget(cipherDir: string): Promise<void> {
+  const empty = await isEmptyFolder(cipherDir);
+  if (empty === false) {
+    throw new CliError(`${cipherDir} exists and is not an empty folder; restore needs a new or empty folder (nothing is ever overwritten)`, EXIT.IO);
+  }
+  if (empty === undefined && !(await stat(dirname(resolve(cipherDir))).then((s) => s.isDirectory(), () => false))) {
+    throw new CliError(`${dirname(resolve(cipherDir))}: no such folder (create it first, or check the path)`, EXIT.IO);
+  }
+}
+
+/**
+ * Downloads REMOTE into `cipherDir`: into a staging folder next to it first, moved into
+ * place only when the whole download succeeded (a failed restore leaves nothing behind).
+ */
+export async function restoreCipherDir(remote: string, cipherDir: string, options: RcloneOptions = {}): Promise<TransferSummary> {
+  const target = resolve(cipherDir);
+  await checkRestoreTarget(target);
+  const staging = join(dirname(target), `.${basename(target)}.sealfs-restore-${randomBytes(4).toString('hex')}`);
+  await mkdir(staging, { mode: 0o700 });
+  try {
+    const summary = await downloadRemote(remote, staging, options);
+    if (!(await lstat(join(staging, VAULT_FILE)).then(() => true, () => false))) {
+      throw new CliError(`${remote} holds no sealfs vault (no ${VAULT_FILE}); nothing was restored`, EXIT.VAULT);
+    }
+    await checkRestoreTarget(target);
+    if ((await isEmptyFolder(target)) === undefined) {
+      await rename(staging, target);
+    } else {
+      const present = new Set(await readdir(target));
+      for (const name of await readdir(staging)) {
+        // The folder's own sync-client markers stay; everything else was checked absent.
+        if (present.has(name) && isSyncClientFile(name)) continue;
+        await rename(join(staging, name), join(target, name));
+      }
+      await rm(staging, { recursive: true, force: true });
+    }
+    return summary;
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Repair
+
+export interface RepairOutcome {
+  readonly problem: ScrubProblem;
+  readonly repaired: boolean;
+  /** What was done, or why it could not be. */
+  readonly detail: string;
+  /** Where the damaged copy was kept. */
+  readonly keptAt?: string;
+}
+
+export interface RepairReport {
+  readonly outcomes: RepairOutcome[];
+  /** The scrub after the repairs. */
+  readonly after: ScrubResult;
+  /** The folder damaged copies were moved to (outside the cipher directory), if any. */
+  readonly quarantine?: string;
+}
+
+export interface RepairOptions extends RcloneOptions {
+  readonly cipherDir: string;
+  readonly remote: string;
+  readonly masterKey: Uint8Array;
+  readonly vaultId: string;
+  readonly backend?: string;
+  /** The scrub to repair from (default: run one now). */
+  readonly before?: ScrubResult;
+}
+
+/** Where damaged copies of one repair run are kept: outside the cipher directory, never deleted. */
+export function quarantineFolder(vaultId: string, when = new Date()): string {
+  return join(stateDir(), 'quarantine', vaultId, when.toISOString().replace(/[:.]/g, '-'));
+}
+
+/** What to fetch from the remote for a problem, or why nothing can be. */
+function fetchPath(p: ScrubProblem): string | undefined {
+  switch (p.remedy.type) {
+    case 'file':
+    case 'vault-file':
+    case 'sidecar':
+      return p.rel;
+    case 'symlink':
+      return `${p.rel}.rclonelink`;
+    default:
+      return undefined;
+  }
+}
+
+/** Copies a file or symbolic link (not following it). */
+async function copyEntry(from: string, to: string): Promise<void> {
+  const st = await lstat(from);
+  if (st.isSymbolicLink()) await symlink(await readlink(from), to);
+  else await copyFile(from, to);
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Scrubs, fetches the backup copy of every repairable problem, verifies each copy
+ * completely, and puts in place only copies that verify; the damaged version is first
+ * copied aside into the quarantine folder (outside the cipher directory) and never deleted.
+ * Problems no backup copy can fix (undecryptable names, clashing names…) are reported.
+ */
+export async function repairFromRemote(options: RepairOptions): Promise<RepairReport> {
+  const cipherDir = resolve(options.cipherDir);
+  const before = options.before ?? (await scrubVault({ cipherDir, masterKey: options.masterKey, backend: options.backend }));
+  const outcomes: RepairOutcome[] = [];
+  const quarantine = quarantineFolder(options.vaultId);
+  if (isInside(await realpathLoosely(quarantine), await realpath(cipherDir))) {
+    throw new CliError(`the quarantine folder ${quarantine} would be inside the cipher directory; set XDG_STATE_HOME to a folder outside it`, EXIT.USAGE);
+  }
+  let quarantineUsed = false;
+  const keepAside = async (rel: string): Promise<string | undefined> => {
+    const current = join(cipherDir, rel);
+    if (!(await lstat(current).then(() => true, () => false))) return undefined;
+    const kept = join(quarantine, ...rel.split('/'));
+    await mkdir(dirname(kept), { recursive: true, mode: 0o700 });
+    await copyEntry(current, kept);
+    quarantineUsed = true;
+    return kept;
+  };
+
+  const wanted = before.problems.map(fetchPath).filter((r): r is string => r !== undefined);
+  const workDir = await tempFolder('sealfs-repair-');
+  try {
+    const { dir: fetchDir, arrived } = wanted.length
+      ? await fetchFromRemote(options.remote, [...new Set(wanted)], workDir, options)
+      : { dir: workDir, arrived: new Set<string>() };
+    const ctx = verifierContext(options.masterKey, options.backend);
+    for (const problem of before.problems) {
+      const remedy = problem.remedy;
+      if (remedy.type === 'none') {
+        outcomes.push({ problem, repaired: false, detail: `cannot be repaired from a backup: ${remedy.reason}` });
+        continue;
+      }
+      if (remedy.type === 'set-aside') {
+        const kept = await keepAside(problem.rel);
+        if (kept) await rm(join(cipherDir, problem.rel), { force: true });
+        outcomes.push({ problem, repaired: true, detail: 'moved out of the vault', ...(kept ? { keptAt: kept } : {}) });
+        continue;
+      }
+      const rel = fetchPath(problem)!;
+      if (!arrived.has(rel)) {
+        outcomes.push({ problem, repaired: false, detail: `the backup ${options.remote} has no copy of it` });
+        continue;
+      }
+      const copy = join(fetchDir, problem.rel);
+      let fault: string | undefined;
+      if (remedy.type === 'file') fault = (await verifySealedFile(copy, ctx)).failure?.detail;
+      else if (remedy.type === 'symlink') fault = await symlinkFault(copy, options.masterKey);
+      else if (remedy.type === 'sidecar') fault = await sidecarFault(copy, remedy, options.masterKey);
+      else fault = await vaultFileFault(fetchDir, options.masterKey);
+      if (fault) {
+        outcomes.push({ problem, repaired: false, detail: `the backup copy does not verify either (${fault}); nothing was changed` });
+        continue;
+      }
+      const target = join(cipherDir, problem.rel);
+      const temp = join(dirname(target), `.sealfs-repair-${randomBytes(6).toString('hex')}.tmp`);
+      const old = await lstat(target).catch(() => undefined);
+      try {
+        await copyEntry(copy, temp);
+        const fetched = await lstat(copy);
+        if (!fetched.isSymbolicLink()) {
+          await chmod(temp, old && !old.isSymbolicLink() ? old.mode & 0o7777 : fetched.mode & 0o7777);
+          await utimes(temp, fetched.atime, fetched.mtime);
+          await syncFile(temp);
+        }
+        if (old && process.getuid?.() === 0) await lchown(temp, old.uid, old.gid);
+        const kept = await keepAside(problem.rel);
+        await rename(temp, target);
+        const what = kept ? `replaced by the verified copy from ${options.remote}` : `restored from the verified copy in ${options.remote}`;
+        outcomes.push({ problem, repaired: true, detail: what, ...(kept ? { keptAt: kept } : {}) });
+      } catch (err) {
+        await rm(temp, { force: true });
+        outcomes.push({ problem, repaired: false, detail: `could not be put in place: ${(err as Error).message}` });
+      }
+    }
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const after = await scrubVault({ cipherDir, masterKey: options.masterKey, backend: options.backend });
+  return { outcomes, after, ...(quarantineUsed ? { quarantine } : {}) };
+}

@@ -1,0 +1,82 @@
+/**
+ * A one-line progress bar for long jobs (scrub, backup), drawn on a terminal only. No
+ * dependency: thirty lines do not justify a package in the trusted core.
+ */
+export interface ProgressFigures {
+  files: number;
+  bytes: number;
+  /** Totals, once known (else the bar shows no percentage or ETA). */
+  totalFiles?: number;
+  totalBytes?: number;
+  /** An explicit rate in bytes/s (e.g. rclone's); default: bytes / elapsed. */
+  rate?: number;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** The bar's text for `figures` after `elapsed` seconds, fitted to `width` columns. */
+export function renderProgress(label: string, f: ProgressFigures, elapsed: number, width: number): string {
+  const rate = f.rate ?? (elapsed > 0 ? f.bytes / elapsed : 0);
+  const fraction = f.totalBytes ? Math.min(1, f.bytes / f.totalBytes) : undefined;
+  const eta = fraction !== undefined && rate > 0 && f.totalBytes !== undefined ? (f.totalBytes - f.bytes) / rate : NaN;
+  const files = f.totalFiles !== undefined ? `${f.files}/${f.totalFiles} files` : `${f.files} files`;
+  const bytes = f.totalBytes !== undefined ? `${formatBytes(f.bytes)}/${formatBytes(f.totalBytes)}` : formatBytes(f.bytes);
+  const text = ` ${fraction !== undefined ? `${Math.floor(fraction * 100)}% ` : ''}${files} ${bytes} ${formatBytes(rate)}/s ETA ${formatDuration(eta)}`;
+  const barWidth = Math.max(0, Math.min(30, width - label.length - text.length - 4));
+  const filled = Math.round((fraction ?? 0) * barWidth);
+  const bar = barWidth > 0 ? ` [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]` : '';
+  return `${label}${bar}${text}`.slice(0, Math.max(10, width - 1));
+}
+
+/** Redraws at most 5 times a second on `stream` when it is a terminal; otherwise does nothing. */
+export class ProgressBar {
+  private readonly started = performance.now();
+  private last = 0;
+  private drawn = false;
+  private figures: ProgressFigures = { files: 0, bytes: 0 };
+
+  constructor(
+    private readonly label: string,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    readonly enabled: boolean = stream.isTTY === true,
+  ) {}
+
+  update(figures: Partial<ProgressFigures>, force = false): void {
+    this.figures = { ...this.figures, ...figures };
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (!force && now - this.last < 200) return;
+    this.last = now;
+    const line = renderProgress(this.label, this.figures, (now - this.started) / 1000, this.stream.columns || 80);
+    this.stream.write(`\r${line}\x1b[K`);
+    this.drawn = true;
+  }
+
+  /** Removes the bar, leaving the line empty for what follows. */
+  done(): void {
+    if (this.enabled && this.drawn) this.stream.write('\r\x1b[K');
+    this.drawn = false;
+  }
+
+  get elapsedSeconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+}
