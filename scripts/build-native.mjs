@@ -9,9 +9,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeDir, findNodeGyp } from './node-gyp.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = join(root, 'native');
@@ -21,36 +21,6 @@ const logPath = join(buildDir, 'build.log');
 const args = new Set(process.argv.slice(2));
 const strict = args.has('--strict') || process.env.SEALFS_NATIVE_STRICT === '1';
 const verbose = args.has('--verbose') || process.env.SEALFS_NATIVE_VERBOSE === '1';
-
-/** node-gyp's entry script: npm's own (lifecycle scripts get it in npm_config_node_gyp), else npm's bundled copy. */
-function findNodeGyp() {
-  const candidates = [];
-  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  const bundled = (npmDir) => join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  // npm_execpath is npm's bin/npm-cli.js while npm runs a script.
-  if (process.env.npm_execpath) candidates.push(bundled(resolve(dirname(process.env.npm_execpath), '..')));
-  const prefix = resolve(dirname(process.execPath), '..');
-  candidates.push(bundled(join(prefix, 'lib', 'node_modules', 'npm')));
-  candidates.push(bundled(join(prefix, 'node_modules', 'npm')));
-  for (const candidate of candidates) if (existsSync(candidate)) return candidate;
-  const npmRoot = spawnSync('npm', ['root', '-g'], { encoding: 'utf8', timeout: 30_000 });
-  if (npmRoot.status === 0) {
-    const candidate = bundled(join(npmRoot.stdout.trim(), 'npm'));
-    if (existsSync(candidate)) return candidate;
-  }
-  try {
-    return createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
-  } catch {
-    return undefined;
-  }
-}
-
-/** The Node headers next to the running node (<prefix>/include/node), so no download is attempted. */
-function findNodeDir() {
-  const prefix = resolve(dirname(process.execPath), '..');
-  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) return prefix;
-  return undefined;
-}
 
 function giveUp(reason) {
   const where = existsSync(logPath) ? `; log: ${relative(process.cwd(), logPath) || logPath}` : '';

@@ -23,6 +23,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeDir, findNodeGyp } from './node-gyp.mjs';
 
 /** Each edit: the text to find, its replacement, and a piece of the replacement that shows it is applied. */
 const PATCHES = [
@@ -65,24 +66,6 @@ function findFuseNative() {
   } catch {
     return undefined;
   }
-}
-
-/** node-gyp's entry script: npm's own (lifecycle scripts get it in npm_config_node_gyp), else npm's bundled copy. */
-function findNodeGyp() {
-  const candidates = [];
-  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
-  const bundled = (npmDir) => join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  if (process.env.npm_execpath) candidates.push(bundled(resolve(dirname(process.env.npm_execpath), '..')));
-  const prefix = resolve(dirname(process.execPath), '..');
-  candidates.push(bundled(join(prefix, 'lib', 'node_modules', 'npm')));
-  candidates.push('/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
-  return candidates.find((candidate) => existsSync(candidate));
-}
-
-/** The Node headers next to the running node, so node-gyp never tries to download them. */
-function findNodeDir() {
-  const prefix = resolve(dirname(process.execPath), '..');
-  return existsSync(join(prefix, 'include', 'node')) ? prefix : undefined;
 }
 
 const dir = findFuseNative();

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { VaultError } from '../vault/errors.js';
-import { defaultKeystoreDir, KEYSTORE_FORMAT, unlockMasterKey } from '../vault/keystore.js';
+import { defaultKeystoreDir, KEYSTORE_FORMAT, resolveLoosely, unlockMasterKey } from '../vault/keystore.js';
 import { readVaultFile, verifyVaultFile } from '../vault/vaultfile.js';
 import {
   assertNoKeysInside,
@@ -20,7 +20,6 @@ import {
   checkRestoreTarget,
   fetchFromRemote,
   isInside,
-  realpathLoosely,
   repairFromRemote,
   restoreCipherDir,
   tempFolder,
@@ -227,7 +226,7 @@ async function scrubCommand(dir: string, opts: ScrubCliOptions): Promise<void> {
   const cipherDir = resolve(dir);
   await assertFolder(cipherDir);
   const { masterKey, vaultId } = await unlockForMaintenance(cipherDir, opts);
-  const canKeepState = !isInside(await realpathLoosely(stateDir()), await realpath(cipherDir));
+  const canKeepState = !isInside(await resolveLoosely(stateDir()), await realpath(cipherDir));
   if (!canKeepState) note(`sealfs: warning: the state folder ${stateDir()} is inside the cipher directory; --changed state is not kept\n`);
   const skip = opts.changed && canKeepState ? await loadScrubState(vaultId) : undefined;
   const { result, seconds } = await scrubWithProgress('scrub', cipherDir, (onProgress) =>
@@ -253,7 +252,7 @@ interface BackupCliOptions extends KeyOptions {
 async function assertRemoteOutside(cipherDir: string, remote: string): Promise<void> {
   const local = remote.startsWith('/') || remote.startsWith('.') || !remote.includes(':');
   if (!local) return;
-  const a = await realpathLoosely(remote);
+  const a = await resolveLoosely(remote);
   const b = await realpath(cipherDir);
   if (isInside(a, b) || isInside(b, a)) throw new CliError(`the backup location ${remote} overlaps the cipher directory ${cipherDir}`, EXIT.USAGE);
 }

@@ -13,7 +13,7 @@ import { CliError, EXIT } from '../cli/exit.js';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
 import { isSyncClientFile } from '../vault/control.js';
-import { KEYSTORE_FORMAT } from '../vault/keystore.js';
+import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { VAULT_FILE } from '../vault/vaultfile.js';
 import { remoteJoin, runRclone, type RcloneOptions, type RcloneStats } from './rclone.js';
 import {
@@ -39,23 +39,6 @@ const KEYGEN_FILE = new RegExp(`${KEY_FILE_PREFIX}\\s*[0-9a-fA-F]{64}`);
 const KEYSTORE_FILE = new RegExp(`"format"\\s*:\\s*"${KEYSTORE_FORMAT}"`);
 const RAW_KEY_BYTES = 32;
 
-/** Symlinks resolved in the nearest existing ancestor; the missing rest appended as is. */
-export async function realpathLoosely(path: string): Promise<string> {
-  const missing: string[] = [];
-  for (let at = resolve(path); ; ) {
-    try {
-      const real = await realpath(at);
-      return missing.length ? join(real, ...missing.reverse()) : real;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      if (dirname(at) === at) return resolve(path);
-      missing.push(basename(at));
-      at = dirname(at);
-    }
-  }
-}
-
 export function isInside(child: string, parent: string): boolean {
   const rel = relative(parent, child);
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
@@ -80,7 +63,7 @@ export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly 
   const root = await realpath(cipherDir);
   const findings: string[] = [];
   for (const dir of keystoreDirs) {
-    const real = await realpathLoosely(dir);
+    const real = await resolveLoosely(dir);
     if (isInside(real, root)) findings.push(`${real}: the key store folder is inside the cipher directory`);
   }
   const head = Buffer.alloc(KEY_SCAN_BYTES);
@@ -359,7 +342,7 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
   const before = options.before ?? (await scrubVault({ cipherDir, masterKey: options.masterKey, backend: options.backend }));
   const outcomes: RepairOutcome[] = [];
   const quarantine = quarantineFolder(options.vaultId);
-  if (isInside(await realpathLoosely(quarantine), await realpath(cipherDir))) {
+  if (isInside(await resolveLoosely(quarantine), await realpath(cipherDir))) {
     throw new CliError(`the quarantine folder ${quarantine} would be inside the cipher directory; set XDG_STATE_HOME to a folder outside it`, EXIT.USAGE);
   }
   let quarantineUsed = false;

@@ -157,7 +157,7 @@ function matches(pattern: string | RegExp, name: string): boolean {
  * The real path of `path`: symlinks resolved in its nearest existing ancestor, the
  * not-yet-existing rest appended as it is.
  */
-async function resolveLoosely(path: string): Promise<string> {
+export async function resolveLoosely(path: string): Promise<string> {
   const absolute = resolve(path);
   const missing: string[] = [];
   let at = absolute;
