@@ -1,0 +1,537 @@
+/**
+ * Shared helpers of the mount-*.test.ts suites (not a test file itself: vitest only collects
+ * *.test.ts): build the CLI, create vaults, mount them through `sealfs mount` in a separate
+ * server process, run programs against the mount, and always clean up.
+ *
+ * useMountHarness() registers the hooks of one test file:
+ * - beforeAll: a temp root and the built CLI;
+ * - afterEach: the programs the test started and that still run are ended (their own
+ *   process groups); every mount the test made (scope 'test') is taken down: `fusermount -u`,
+ *   then `fusermount -u -z`, then shared/tools/fuse-unstick, then `umount -l`; its server is
+ *   given 5 s to notice and end, then ended by its pid (only if that pid still runs our CLI);
+ * - afterAll: the same for the file's shared mounts (scope 'file'), then a check of
+ *   /proc/self/mountinfo that nothing is left mounted under the temp root.
+ *
+ * The test process never serves a mount itself, so it may use the mount freely; it still
+ * uses only asynchronous calls on it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { parseRecoveryKey } from '../src/vault/recovery.js';
+import { openVault } from '../src/vault/vault.js';
+
+export const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+/** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
+export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
+
+/** The documented bounds: attribute/entry timeout 1 s, listing and open-file revalidation 1 s. */
+export const SYNC_VISIBLE_MS = 2000;
+
+function fuseProblem(): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
+  if (spawnSync('fusermount', ['-V'], { encoding: 'utf8' }).error) return 'fusermount is not installed (Debian package fuse3)';
+  return undefined;
+}
+
+/** Why FUSE tests cannot run here, or undefined. */
+export const FUSE_PROBLEM = fuseProblem();
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 50): Promise<number> {
+  const start = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await sleep(stepMs);
+  }
+  return Date.now() - start;
+}
+
+export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * A test that reproduces a known bug: registered with it.fails (green while the bug is there,
+ * red once it is fixed: then make it an ordinary test). SEALFS_KNOWN_BUGS=fail runs these as
+ * ordinary tests, so they show as failures.
+ */
+export const knownBug: typeof it.fails = process.env.SEALFS_KNOWN_BUGS === 'fail' ? (it as unknown as typeof it.fails) : it.fails;
+
+/** Servers (ours: this CLI) serving `cipherDir`, found in /proc without touching anything else. */
+export async function serversFor(cli: string, cipherDir: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    const args = cmdline.split('\0');
+    if (args.includes(cli) && args.includes('mount') && args.includes(cipherDir) && alive(Number(name))) out.push(Number(name));
+  }
+  return out;
+}
+
+// ---- processes ----------------------------------------------------------------------
+
+export interface Run {
+  /** Exit code; 128 + n for a signal (as a shell reports it); -1 if it could not start. */
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  /** stdout as bytes. */
+  out: Buffer;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+  input?: string | Buffer;
+}
+
+/** Is a process we started still running (a zombie is not)? */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+// ---- mount table ----------------------------------------------------------------------
+
+export interface MountRow {
+  mountpoint: string;
+  device: string;
+  fstype: string;
+  source: string;
+}
+
+export async function mountRows(): Promise<MountRow[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(' ');
+      const sep = f.indexOf('-', 6);
+      return { device: f[2]!, mountpoint: unescape(f[4]!), fstype: f[sep + 1]!, source: unescape(f[sep + 2]!) };
+    });
+}
+
+export async function isMounted(mnt: string): Promise<boolean> {
+  return (await mountRows()).some((row) => row.mountpoint === mnt);
+}
+
+// ---- the CLI build ----------------------------------------------------------------------
+
+const CACHE = join(REPO, 'node_modules', '.cache');
+const SHARED_PREFIX = 'sealfs-mount-build-';
+
+async function listSources(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listSources(path)));
+    else if (entry.name.endsWith('.ts')) out.push(path);
+  }
+  return out;
+}
+
+/** A hash of everything tsc reads from this repository: equal hash, equal build. */
+async function sourceHash(): Promise<string> {
+  const files = [...(await listSources(join(REPO, 'src'))), ...(await listSources(join(REPO, 'bench'))), join(REPO, 'tsconfig.json'), join(REPO, 'package.json')].sort();
+  const hash = createHash('sha256');
+  for (const file of files) {
+    hash.update(relative(REPO, file)).update('\0');
+    hash.update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0');
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+function tsc(outDir: string): void {
+  const result = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', outDir], {
+    cwd: REPO,
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${result.stdout}${result.stderr}`);
+}
+
+/**
+ * The CLI as tsc builds it (tsconfig.json), in a folder under node_modules/.cache (inside
+ * the repository, so node_modules and the native addon resolve as from dist/), never in
+ * dist/, which other tests rebuild while these run. The mount-* files of one run share a
+ * build of identical sources (content hash; built once under a lock, published by an atomic
+ * rename, so no file is ever loaded half written); a tree that changed while tsc ran gets a
+ * private build, removed at the end.
+ */
+async function buildCli(label: string): Promise<{ dir: string; shared: boolean }> {
+  await mkdir(CACHE, { recursive: true });
+  // Shared builds of sources that changed more than an hour ago (no run takes that long).
+  for (const name of await readdir(CACHE).catch(() => [] as string[])) {
+    if (!name.startsWith(SHARED_PREFIX)) continue;
+    const st = await stat(join(CACHE, name)).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 3600_000) await rm(join(CACHE, name), { recursive: true, force: true });
+  }
+  const before = await sourceHash();
+  const shared = join(CACHE, SHARED_PREFIX + before);
+  const ready = () => existsSync(join(shared, 'src', 'cli', 'main.js'));
+  const lock = shared + '.lock';
+  const deadline = Date.now() + 150_000;
+  while (!ready()) {
+    let locked = false;
+    try {
+      await mkdir(lock);
+      locked = true;
+    } catch {
+      // Someone else builds it; a lock older than 3 minutes belongs to a run that died.
+      const st = await stat(lock).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 180_000) await rm(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) break;
+      await sleep(250);
+      continue;
+    }
+    try {
+      if (ready()) break;
+      const tmp = `${shared}.tmp-${process.pid}`;
+      await rm(tmp, { recursive: true, force: true });
+      tsc(tmp);
+      if ((await sourceHash()) !== before) return { dir: tmp, shared: false };
+      await rename(tmp, shared).catch(async () => rm(tmp, { recursive: true, force: true }));
+    } finally {
+      if (locked) await rm(lock, { recursive: true, force: true });
+    }
+  }
+  if (ready()) return { dir: shared, shared: true };
+  const own = join(CACHE, `sealfs-${label}-${process.pid}`);
+  tsc(own);
+  return { dir: own, shared: false };
+}
+
+// ---- vaults and mounts ----------------------------------------------------------------------
+
+export interface TestVault {
+  readonly dir: string;
+  readonly cipher: string;
+  readonly mnt: string;
+  readonly keystore: string;
+  readonly pass: string;
+  readonly passphrase: string;
+  readonly pidFile: string;
+  readonly logFile: string;
+  /** The master key, once masterKey() fetched it with `sealfs key export`. */
+  key?: Uint8Array;
+}
+
+export type Scope = 'test' | 'file';
+
+export interface MountResult extends Run {
+  pid?: number;
+}
+
+export class MountHarness {
+  root = '';
+  cli = '';
+  private buildDir = '';
+  private sharedBuild = true;
+  private counter = 0;
+  private readonly mounts = new Map<string, Scope>();
+  private readonly servers = new Map<number, Scope>();
+  /** Programs started through spawn() that may still run: ended after each test. */
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(readonly label: string) {}
+
+  env(): NodeJS.ProcessEnv {
+    return { ...process.env, HOME: join(this.root, 'home'), XDG_STATE_HOME: join(this.root, 'state'), XDG_CONFIG_HOME: join(this.root, 'config') };
+  }
+
+  /** Runs a program; it is ended (its process group) when it runs out of time or the test ends. */
+  spawn(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Run> {
+    return new Promise((resolvePromise) => {
+      const child = spawn(command, args, {
+        // Own process group: no terminal to hang on, and the whole group can be ended.
+        detached: true,
+        cwd: options.cwd ?? this.root,
+        env: options.env ?? this.env(),
+        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+      this.children.add(child);
+      const out: Buffer[] = [];
+      let stderr = '';
+      let timedOut = false;
+      child.stdout!.on('data', (d: Buffer) => out.push(d));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      if (options.input !== undefined) child.stdin!.end(options.input);
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killGroup(child, 'SIGKILL');
+      }, options.timeoutMs ?? 60_000);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        this.children.delete(child);
+        resolvePromise({ code: -1, signal: null, stdout: '', out: Buffer.alloc(0), stderr: err.message, timedOut });
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        this.children.delete(child);
+        const buf = Buffer.concat(out);
+        resolvePromise({ code: code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : -1), signal, stdout: buf.toString('utf8'), out: buf, stderr, timedOut });
+      });
+    });
+  }
+
+  /** `sealfs ARGS` with this file's HOME/XDG folders. */
+  sealfs(args: readonly string[], options: SpawnOptions = {}): Promise<Run> {
+    return this.spawn(process.execPath, [this.cli, ...args], options);
+  }
+
+  /** `sealfs COMMAND VAULT ARGS --keystore … --passphrase-file …`. */
+  sealfsKeyed(v: TestVault, command: string, args: readonly string[] = [], options: SpawnOptions = {}): Promise<Run> {
+    return this.sealfs([command, v.cipher, ...args, '--keystore', v.keystore, '--passphrase-file', v.pass], options);
+  }
+
+  /** python3 -c SCRIPT ARGS. */
+  python(script: string, args: readonly string[] = [], options: SpawnOptions = {}): Promise<Run> {
+    return this.spawn('python3', ['-c', script, ...args], options);
+  }
+
+  /** A new folder with a vault (fast KDF, its own key store), an empty mount point, paths for pid and log. */
+  async vault(options: { init?: boolean; initArgs?: string[]; passphrase?: string } = {}): Promise<TestVault> {
+    const dir = join(this.root, `v${this.counter++}`);
+    const v: TestVault = {
+      dir,
+      cipher: join(dir, 'cipher'),
+      mnt: join(dir, 'mnt'),
+      keystore: join(dir, 'keystore'),
+      pass: join(dir, 'pass'),
+      passphrase: options.passphrase ?? `${this.label} passphrase ${this.counter}`,
+      pidFile: join(dir, 'server.pid'),
+      logFile: join(dir, 'server.log'),
+    };
+    await mkdir(v.mnt, { recursive: true });
+    await writeFile(v.pass, `${v.passphrase}\n`, { mode: 0o600 });
+    if (options.init !== false) {
+      const init = await this.sealfs(['init', v.cipher, '--keystore', v.keystore, '--passphrase-file', v.pass, '--kdf-target-ms', '20', ...(options.initArgs ?? [])]);
+      expect(init.code, init.stderr).toBe(0);
+    }
+    return v;
+  }
+
+  /**
+   * `sealfs mount` (background server, --pid-file, --log-file); the mount and its server are
+   * registered for cleanup: after this test (scope 'test', the default) or after the file
+   * (scope 'file': a mount shared by the tests of a file, made in a beforeAll).
+   */
+  async mount(v: TestVault, options: { args?: string[]; scope?: Scope; mnt?: string; passFile?: string } = {}): Promise<MountResult> {
+    const scope = options.scope ?? 'test';
+    const mnt = options.mnt ?? v.mnt;
+    this.mounts.set(mnt, scope);
+    await rm(v.pidFile, { force: true });
+    const result = await this.sealfs(
+      ['mount', v.cipher, mnt, '--keystore', v.keystore, '--passphrase-file', options.passFile ?? v.pass, '--pid-file', v.pidFile, '--log-file', v.logFile, ...(options.args ?? [])],
+      { timeoutMs: 60_000 },
+    );
+    const pid = Number.parseInt((await readFile(v.pidFile, 'utf8').catch(() => '')).trim(), 10);
+    if (Number.isInteger(pid) && pid > 0) {
+      this.servers.set(pid, scope);
+      return { ...result, pid };
+    }
+    return result;
+  }
+
+  /** mount() that must succeed; returns the server's pid. */
+  async mountOk(v: TestVault, options: { args?: string[]; scope?: Scope } = {}): Promise<number> {
+    const m = await this.mount(v, options);
+    expect(m.code, m.stderr).toBe(0);
+    expect(await isMounted(v.mnt)).toBe(true);
+    expect(m.pid).toBeDefined();
+    return m.pid!;
+  }
+
+  /** `sealfs unmount`, which must succeed; waits for the server to end. */
+  async unmountOk(v: TestVault, pid?: number): Promise<void> {
+    const u = await this.sealfs(['unmount', v.mnt], { timeoutMs: 30_000 });
+    expect(u.code, u.stderr).toBe(0);
+    expect(await isMounted(v.mnt)).toBe(false);
+    if (pid !== undefined) await waitFor(`server ${pid} to end after unmount`, () => !alive(pid), 15_000);
+  }
+
+  /** The vault's master key, from `sealfs key export` (the recovery key) and parseRecoveryKey. */
+  async masterKey(v: TestVault): Promise<Uint8Array> {
+    if (v.key) return v.key;
+    const r = await this.sealfs(['key', 'export', v.cipher, '--keystore', v.keystore, '--passphrase-file', v.pass]);
+    expect(r.code, r.stderr).toBe(0);
+    v.key = parseRecoveryKey(r.stdout.trim());
+    return v.key;
+  }
+
+  /** Where the entry at plaintext path `plainPath` lives in the cipher folder (read offline). */
+  async cipherPathOf(v: TestVault, plainPath: string): Promise<string> {
+    const vault = await openVault(v.cipher, await this.masterKey(v), { backend: 'node' });
+    return (await vault.tree.resolve(plainPath.startsWith('/') ? plainPath : `/${plainPath}`)).cipherPath;
+  }
+
+  /** The server log (--log-file) as lines. */
+  async logLines(v: TestVault): Promise<string[]> {
+    return (await readFile(v.logFile, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  }
+
+  // ---- hooks ----------------------------------------------------------------------
+
+  async setUp(): Promise<void> {
+    this.root = await mkdtemp(join(tmpdir(), `sealfs-${this.label}-`));
+    if (FUSE_PROBLEM) return;
+    const build = await buildCli(this.label);
+    this.buildDir = build.dir;
+    this.sharedBuild = build.shared;
+    this.cli = join(build.dir, 'src', 'cli', 'main.js');
+    await stat(this.cli);
+  }
+
+  /** Takes down the mounts and ends the processes of one scope. */
+  async cleanUp(scope: Scope): Promise<void> {
+    for (const child of [...this.children]) {
+      if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+      this.children.delete(child);
+    }
+    for (const [mnt, s] of [...this.mounts]) {
+      if (s !== scope) continue;
+      this.mounts.delete(mnt);
+      await this.clearMount(mnt);
+    }
+    for (const [pid, s] of [...this.servers]) {
+      if (s !== scope) continue;
+      this.servers.delete(pid);
+      if (!alive(pid) || !this.isOurServer(pid)) continue;
+      await waitFor(`server ${pid} to end`, () => !alive(pid), 5000).catch(() => undefined);
+      if (alive(pid) && this.isOurServer(pid)) {
+        process.kill(pid, 'SIGTERM');
+        await waitFor(`server ${pid} to end after SIGTERM`, () => !alive(pid), 5000).catch(() => {
+          if (alive(pid)) process.kill(pid, 'SIGKILL');
+        });
+      }
+    }
+  }
+
+  /** A pid from our pid file is still our server (not a reused pid). */
+  private isOurServer(pid: number): boolean {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.cli);
+    } catch {
+      return false;
+    }
+  }
+
+  /** fusermount -u, then -u -z, then fuse-unstick, then umount -l: whatever it takes. */
+  async clearMount(mnt: string): Promise<void> {
+    const steps: [string, string[]][] = [
+      ['fusermount', ['-u', mnt]],
+      ['fusermount', ['-u', '-z', mnt]],
+      ...(UNSTICK ? ([[UNSTICK, [mnt]]] as [string, string[]][]) : []),
+      ['umount', ['-l', mnt]],
+    ];
+    for (const [command, args] of steps) {
+      if (!(await isMounted(mnt))) return;
+      await this.spawn(command, args, { timeoutMs: 15_000, cwd: '/' });
+    }
+  }
+
+  async tearDown(): Promise<void> {
+    await this.cleanUp('test');
+    await this.cleanUp('file');
+    const left: string[] = [];
+    if (this.root) {
+      for (const row of await mountRows()) {
+        if (row.mountpoint.startsWith(this.root + '/')) {
+          await this.clearMount(row.mountpoint);
+          left.push(row.mountpoint);
+        }
+      }
+    }
+    const still = (await mountRows()).filter((row) => this.root && row.mountpoint.startsWith(this.root + '/'));
+    // Never delete through a mount that is still there.
+    if (this.root && still.length === 0) await rm(this.root, { recursive: true, force: true });
+    if (!this.sharedBuild && this.buildDir) await rm(this.buildDir, { recursive: true, force: true });
+    if (still.length > 0) throw new Error(`still mounted after cleanup: ${still.map((r) => r.mountpoint).join(', ')}`);
+    if (left.length > 0) throw new Error(`a test left these mounted (cleared now): ${left.join(', ')}`);
+  }
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * One harness per test file, its hooks registered: call at the top level of the file, before
+ * the file's own hooks (a beforeAll of the file that mounts passes scope 'file').
+ */
+export function useMountHarness(label: string): MountHarness {
+  const h = new MountHarness(label);
+  beforeAll(() => h.setUp(), 180_000);
+  afterEach(() => h.cleanUp('test'), 90_000);
+  afterAll(() => h.tearDown(), 90_000);
+  return h;
+}
+
+// ---- trees ----------------------------------------------------------------------
+
+export interface TreeEntry {
+  /** Path relative to the tree's root. */
+  path: string;
+  name: string;
+  kind: 'dir' | 'file' | 'symlink' | 'other';
+}
+
+/** Every entry below `root` (not following symlinks), sorted by path. */
+export async function walk(root: string): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  const visit = async (dir: string) => {
+    for (const entry of await readdir(join(root, dir), { withFileTypes: true })) {
+      const path = dir ? `${dir}/${entry.name}` : entry.name;
+      const kind = entry.isDirectory() ? 'dir' : entry.isSymbolicLink() ? 'symlink' : entry.isFile() ? 'file' : 'other';
+      out.push({ path, name: entry.name, kind });
+      if (kind === 'dir') await visit(path);
+    }
+  };
+  await visit('');
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Every file's bytes, every name and every symlink target of a tree: what a sync client uploads. */
+export async function treeContents(root: string): Promise<{ names: string[]; targets: string[]; files: { path: string; bytes: Buffer }[] }> {
+  const names: string[] = [];
+  const targets: string[] = [];
+  const files: { path: string; bytes: Buffer }[] = [];
+  for (const entry of await walk(root)) {
+    names.push(entry.name);
+    const full = join(root, entry.path);
+    if (entry.kind === 'symlink') targets.push(await readlink(full));
+    else if (entry.kind === 'file') files.push({ path: entry.path, bytes: await readFile(full) });
+    else if (entry.kind === 'other') files.push({ path: entry.path, bytes: Buffer.from(`(${(await lstat(full)).mode.toString(8)})`) });
+  }
+  return { names, targets, files };
+}
