@@ -262,17 +262,12 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('damage found while serving', { time
 
 describe.skipIf(FUSE_PROBLEM !== undefined)('unmounted from outside, mounted again at once', { timeout: 60_000 }, () => {
   /**
-   * KNOWN BUG (src/fs/mount.ts, the watch in mountVault): a server tells that its mount is
-   * still there by the mount point and the device number in mountinfo (and, once detached,
-   * by /sys/fs/fuse/connections/N). The kernel hands the freed FUSE connection number to the
-   * next mount, so after `fusermount -u MNT` followed at once by a new `sealfs mount … MNT`
-   * (a script, a user retrying), the old server sees "its" device at its mount point and never
-   * ends; when it later gets SIGTERM or SIGHUP (logout), it unmounts the new mount, which is
-   * not its own. Seen here: first server still running after 3 s; its SIGTERM unmounted the
-   * second mount. A fix needs an identity of the mount that is not reused (for example a
-   * probe name with a random token that the server's own getattr recognises).
+   * The kernel hands a freed FUSE connection number to the next mount, so after
+   * `fusermount -u MNT` and at once a new `sealfs mount … MNT`, the old server must tell its
+   * mount from the new one (by the mount id, which is not reused), end by itself, and never
+   * unmount the new mount.
    */
-  knownBug('KNOWN BUG: the old server ends after fusermount -u and an immediate remount at the same place, and never unmounts the new mount', async () => {
+  it('the old server ends after fusermount -u and an immediate remount at the same place, and never unmounts the new mount', async () => {
     const v = await h.vault();
     const device = async () => (await mountRows()).find((r) => r.mountpoint === v.mnt)?.device;
     let first = 0;

@@ -553,7 +553,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
    * whose cipher file has the source's inode (lstat), return without doing anything.
    * (When the target is open, libfuse first hides it as .fuse_hidden…; that case stays.)
    */
-  knownBug('KNOWN BUG: rename between two hard links of one file leaves both names (POSIX)', async () => {
+  it('rename between two hard links of one file leaves both names (POSIX)', async () => {
     const d = await fresh('rename-links');
     await mkdir(join(d, 'r1'));
     await mkdir(join(d, 'r2'));
@@ -575,7 +575,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
    * unreadable (EBADF): openFiles stays keyed by the old inode number, pointing at the closed
    * descriptor (the same stale key is left by any switch of inode in revalidate()).
    */
-  knownBug('KNOWN BUG: an open hard-linked file stays itself when the name it was first opened under is unlinked and reused', async () => {
+  it('an open hard-linked file stays itself when the name it was first opened under is unlinked and reused', async () => {
     const d = await fresh('link-reuse');
     const r = await h.python(
       [

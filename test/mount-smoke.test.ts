@@ -300,7 +300,7 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
     const pid = await serverPid(s);
     process.kill(pid, 'SIGKILL');
     await waitFor('the killed server to go', () => !alive(pid));
-    await expect(stat(join(s.mnt, 'kept.txt'))).rejects.toMatchObject({ code: 'ENOTCONN' });
+    await expect(stat(join(s.mnt, 'kept.txt'))).rejects.toMatchObject({ code: expect.stringMatching(/^(ENOTCONN|ECONNABORTED)$/) });
 
     const again = await run(['mount', s.cipher, s.mnt, '--keystore', s.keystore, '--passphrase-file', s.pass]);
     expect(again.code).toBe(EXIT.MOUNT);
@@ -525,6 +525,6 @@ describe('FUSE operations on PlainFs, without mounting', () => {
     expect(list).toContain('fsname=sealfs:/home/me/Drop_box/va_ult');
     expect(list.join(',')).not.toMatch(/direct_io|hard_remove/);
     const [entry] = parseMountinfo('44 27 0:39 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:1 - fuse.sealfs sealfs:/c rw,user_id=0,group_id=0\n');
-    expect(entry).toEqual({ device: '0:39', mountpoint: '/tmp/a b', fstype: 'fuse.sealfs', source: 'sealfs:/c' });
+    expect(entry).toEqual({ mountId: '44', device: '0:39', mountpoint: '/tmp/a b', fstype: 'fuse.sealfs', source: 'sealfs:/c' });
   });
 });

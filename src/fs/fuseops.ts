@@ -46,6 +46,11 @@ const ORDINARY = new Set([
 export interface FuseOpsOptions {
   /** One line per unexpected error (never file contents, never keys). */
   log?: (line: string) => void;
+  /**
+   * A secret name that getattr answers (as the root) and nothing lists: the server stats it
+   * to tell its own mount from a later one at the same place.
+   */
+  probeName?: string;
   /** st_blksize reported to programs: their preferred I/O size (cp, dd, stdio buffers). */
   blockSize?: number;
 }
@@ -228,7 +233,8 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
   const ops: FuseOps = {
     init: (cb) => cb(0),
 
-    getattr: (path, cb) => serve(`getattr ${path}`, cb, async () => [0, statOf(await fs.getattr(path))]),
+    getattr: (path, cb) =>
+      serve(`getattr ${path}`, cb, async () => [0, statOf(await fs.getattr(options.probeName && path === `/${options.probeName}` ? '/' : path))]),
 
     // '.' and '..' as every POSIX directory lists them (they can never be plaintext names).
     readdir: (path, cb) => serve(`readdir ${path}`, cb, async () => [0, ['.', '..', ...(await fs.readdir(path))]]),

@@ -4,14 +4,16 @@
  * (`fusermount -u`, `umount`) ends the server cleanly too.
  */
 import { constants } from 'node:fs';
-import { access, lstat, readdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { PlainFs } from '../vault/plainfs.js';
 import { useDirectCipherIo } from '../vault/cipherio.js';
 import type { Vault } from '../vault/vault.js';
 import { MountError } from './errors.js';
 import { fuseOps, quiet, type FuseOps } from './fuseops.js';
-import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, type MountEntry } from './mountinfo.js';
+import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, type MountEntry } from './mountinfo.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
 
 /** Largest write the kernel sends in one request (with big_writes); also the st_blksize we report. */
@@ -20,6 +22,8 @@ export const MAX_WRITE = 128 * 1024;
 const WATCH_MS = 1000;
 /** How long, at the end, requests still being served get before files are closed under them. */
 const DRAIN_MS = 10_000;
+/** How long the watch waits for its own mount to answer the probe. */
+const PROBE_MS = 3000;
 
 export interface MountOptions {
   readonly vault: Vault;
@@ -146,7 +150,8 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   // process may make direct system calls there without ever waiting on itself.
   useDirectCipherIo();
   const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log });
-  const ops = fuseOps(fs, { log, blockSize: MAX_WRITE });
+  const probeName = `.sealfs-probe-${randomBytes(16).toString('hex')}`;
+  const ops = fuseOps(fs, { log, blockSize: MAX_WRITE, probeName });
   const extra = fuseOptionList({ cipherDir: options.vault.cipherDir, ...options });
 
   class SealfsFuse extends Fuse {
@@ -198,9 +203,12 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
     checking = true;
     try {
       const now = await mountAt(mountpoint);
-      if (now && (!entry || now.device === entry.device)) return;
+      // The kernel hands a freed connection number (and mount id) to the next mount at once,
+      // so a mount that looks like ours must also answer our secret probe name.
+      if (now && (!entry || now.device === entry.device) && (await answersProbe(join(mountpoint, probeName)))) return;
       // Detached lazily: programs that still hold files in it are served until they close them.
-      if (connection !== undefined && (await exists(`/sys/fs/fuse/connections/${connection}`))) return;
+      const reused = entry !== undefined && (await readMounts()).some((m) => m.device === entry.device);
+      if (!reused && connection !== undefined && (await exists(`/sys/fs/fuse/connections/${connection}`))) return;
       await finish(initiated ? 'unmount requested' : 'unmounted by another program: sealfs unmount, fusermount -u or umount');
     } catch (err) {
       log(`watching the mount: ${(err as Error).message}`);
@@ -232,6 +240,18 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   };
 
   return { mountpoint, unmount, closed };
+}
+
+/**
+ * Whether the mount answers `probe` (asynchronously: this process serves the mount). A mount
+ * that does not answer within PROBE_MS is taken as still ours rather than abandoned.
+ */
+async function answersProbe(probe: string): Promise<boolean> {
+  const answer = stat(probe).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => err.code !== 'ENOENT',
+  );
+  return Promise.race([answer, delay(PROBE_MS).then(() => true)]);
 }
 
 function delay(ms: number): Promise<void> {

@@ -18,6 +18,11 @@ export const REVALIDATE_MS = 1000;
 export class OpenFile {
   private checkedAt = Date.now();
   refs = 0;
+  /**
+   * Set when the name this file was opened under was unlinked or replaced through the mount:
+   * a new file there is not a newer version of this one, so it is no longer looked for.
+   */
+  detached = false;
 
   private constructor(
     private readonly ctx: ContentContext,
@@ -71,7 +76,7 @@ export class OpenFile {
    */
   async revalidate(): Promise<void> {
     // Gathered writes go out first (within WRITE_BACK_DELAY_MS); until then ours is the newest.
-    if (Date.now() - this.checkedAt < REVALIDATE_MS || this.sealed.hasPendingWrites) return;
+    if (this.detached || Date.now() - this.checkedAt < REVALIDATE_MS || this.sealed.hasPendingWrites) return;
     this.checkedAt = Date.now();
     const st = await cipherIo().lstat(this.cipherPath).catch(() => undefined);
     if (!st) return; // unlinked while open: keep serving the open file, as POSIX does
