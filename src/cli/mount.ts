@@ -53,7 +53,7 @@ type ServeReply =
  */
 const SERVER_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: String(8 * 1024 * 1024),
-  MALLOC_TRIM_THRESHOLD_: String(64 * 1024 * 1024),
+  MALLOC_TRIM_THRESHOLD_: String(16 * 1024 * 1024),
 };
 
 /** How long the launcher waits for its server to mount. */

@@ -10,7 +10,7 @@ import type { ByteStore } from './store.js';
 /** Plaintext bytes handled per backend call when a range spans many chunks. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Contiguous writes are gathered up to this size and sealed in one run. */
-export const WRITE_BACK_BYTES = 4 * 1024 * 1024;
+export const WRITE_BACK_BYTES = 2 * 1024 * 1024;
 /** Gathered writes reach the store at the latest this long after the first of them. */
 export const WRITE_BACK_DELAY_MS = 1000;
 /** A read decrypts at least this much ahead, so sequential reads cost one call per batch. */
