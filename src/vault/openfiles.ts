@@ -18,11 +18,6 @@ export const REVALIDATE_MS = 1000;
 export class OpenFile {
   private checkedAt = Date.now();
   refs = 0;
-  /**
-   * Set when the name this file was opened under was unlinked or replaced through the mount:
-   * a new file there is not a newer version of this one, so it is no longer looked for.
-   */
-  detached = false;
 
   private constructor(
     private readonly ctx: ContentContext,
@@ -70,30 +65,18 @@ export class OpenFile {
   }
 
   /**
-   * Picks up a sync client's change: a replaced file (new inode) is reopened; a file
-   * rewritten in place (size no longer ours) is re-read. Each version has its own file id
-   * and key, so chunks of two versions can never be mixed in one read.
+   * Picks up a sync client's rewrite of this very file (same inode, a size that is no longer
+   * ours): it is read again, and its new header means chunks of the old version can never
+   * verify in it. A file *replaced* by a new one is not followed: as with a file renamed
+   * over on a local disk, an open file stays the version it was opened as, so no handle
+   * ever reads a mix of two versions; new opens get the new file.
    */
   async revalidate(): Promise<void> {
     // Gathered writes go out first (within WRITE_BACK_DELAY_MS); until then ours is the newest.
-    if (this.detached || Date.now() - this.checkedAt < REVALIDATE_MS || this.sealed.hasPendingWrites) return;
+    if (Date.now() - this.checkedAt < REVALIDATE_MS || this.sealed.hasPendingWrites) return;
     this.checkedAt = Date.now();
-    const st = await cipherIo().lstat(this.cipherPath).catch(() => undefined);
-    if (!st) return; // unlinked while open: keep serving the open file, as POSIX does
-    if (st.ino !== this.ino) {
-      const fresh = await openCipherFile(this.cipherPath);
-      try {
-        const sealed = await SealedFile.open(fdStore(fresh.fd, cipherIo().direct), this.ctx, this.chunkSize);
-        const old = this.fd;
-        this.fd = fresh.fd;
-        this.sealed = sealed;
-        this.ino = st.ino;
-        await closeDescriptor(old);
-      } catch (err) {
-        await closeDescriptor(fresh.fd);
-        throw err;
-      }
-    } else if (st.size !== sealedSize(this.sealed.size, this.chunkSize)) {
+    const st = await cipherIo().fstat(this.fd);
+    if (st.size !== sealedSize(this.sealed.size, this.chunkSize)) {
       this.sealed = await SealedFile.open(fdStore(this.fd, cipherIo().direct), this.ctx, this.chunkSize);
     }
   }

@@ -254,25 +254,10 @@ export class PlainFs {
     return handle;
   }
 
-  /** Picks up a sync client's replacement of an open file, keeping the inode index right. */
-  private async revalidate(file: OpenFile): Promise<void> {
-    const before = file.ino;
-    await file.revalidate();
-    if (file.ino !== before) {
-      if (this.openFiles.get(before) === file) this.openFiles.delete(before);
-      this.openFiles.set(file.ino, file);
-    }
-  }
-
-  /** The name `cipherPath` was unlinked or replaced through the mount: files open under it stay themselves. */
-  private detach(cipherPath: string): void {
-    for (const file of this.openFiles.values()) if (file.cipherPath === cipherPath) file.detached = true;
-  }
-
   async read(fh: number, position: number, length: number): Promise<Uint8Array> {
     const { file } = this.handle(fh);
     try {
-      await this.revalidate(file);
+      await file.revalidate();
       return await file.sealed.read(position, length);
     } catch (err) {
       return this.integrity(file.plainPath, err);
@@ -285,7 +270,7 @@ export class PlainFs {
     if ((flags & ACCESS_MODE) === constants.O_RDONLY) throw errno('EBADF', `${file.plainPath} is open read-only`);
     if (!file.writable) throw errno('EACCES', `${file.plainPath}: ciphertext file is not writable`);
     try {
-      await this.revalidate(file);
+      await file.revalidate();
       // O_APPEND goes to the real end even when the kernel's idea of the size is stale.
       await file.sealed.write(flags & constants.O_APPEND ? file.sealed.size : position, data);
     } catch (err) {
@@ -358,7 +343,6 @@ export class PlainFs {
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
     await cipherIo().unlink(found.cipherPath);
-    this.detach(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
     this.tree.noteRemoved(found.parent, found.entry.name);
   }
@@ -425,7 +409,6 @@ export class PlainFs {
           await cipherIo().unlink(existingPath);
           await this.removeSidecar(toParent, existing);
         }
-        this.detach(existingPath);
       }
     }
     if (sidecar) await cipherIo().writeText(join(toParent.cipherPath, sidecar.name), sidecar.content + '\n');
