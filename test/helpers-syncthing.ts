@@ -9,6 +9,9 @@
  *   shared/tools/fuse-unstick; then the server process (by its pid file) is ended.
  * - SyncthingPair: two real Syncthing instances on 127.0.0.1, each with its own home, driven
  *   only through the REST API, with bounded timeouts everywhere.
+ *
+ * Environment (for debugging): SEALFS_TEST_BUILD=DIR tests an existing `tsc --outDir DIR`
+ * build instead of compiling one; SEALFS_SYNC_DEBUG=1 logs every Syncthing state poll.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
