@@ -4,7 +4,7 @@
  * option can never hang on a prompt; the prompt itself is tested through a pseudo-terminal
  * (python3's pty module) when python3 is available.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { readKeyFile } from '../src/crypto/keyfile.js';
 import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
+import { runDetached, type Run } from './process.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
@@ -24,36 +25,19 @@ const PASS2 = 'correct horse battery staple second';
 const PASS3 = 'a third passphrase for passwd';
 const FAST = ['--kdf-target-ms', '20'];
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 let root: string;
 /** Everything any run printed, to check no passphrase ever shows. */
 const transcript: string[] = [];
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env },
-    });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      transcript.push(stdout, stderr);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const result = await runDetached(
+    process.execPath,
+    [CLI, ...args],
+    { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env },
+    30_000,
+  );
+  transcript.push(result.stdout, result.stderr);
+  return result;
 }
 
 let counter = 0;

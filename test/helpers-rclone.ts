@@ -13,6 +13,7 @@ import { initVault } from '../src/vault/init.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
+import { runDetached, type Run } from './process.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
@@ -42,27 +43,9 @@ async function upToDate(): Promise<boolean> {
   return (await walk(join(REPO, 'src'))) && (await walk(join(REPO, 'bench')));
 }
 
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the built CLI detached (no terminal), with a bounded time. */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
 }
 
 export interface TestVault {

@@ -20,6 +20,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive, runDetached, type Run } from './process.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
@@ -51,12 +52,6 @@ export async function waitFor(what: string, condition: () => boolean | Promise<b
   }
 }
 
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a program (not through a shell) with a time limit; never rejects. */
 export function exec(command: string, args: string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolvePromise) => {
@@ -68,22 +63,6 @@ export function exec(command: string, args: string[], timeoutMs = 60_000): Promi
 }
 
 // ---------------------------------------------------------------- processes
-
-/** Running (an exited process not yet reaped, a zombie, is not). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
 
 /** Ends one process this test started, by pid: SIGTERM, then SIGKILL after `graceMs`. */
 export async function endPid(pid: number, graceMs = 5000): Promise<void> {
@@ -175,24 +154,8 @@ export class SealfsCli {
   }
 
   run(args: string[], timeoutMs = 60_000): Promise<Run> {
-    return new Promise((resolvePromise, reject) => {
-      const child = spawn(process.execPath, [this.cli, ...args], {
-        // Own session: a passphrase prompt could never reach a terminal and hang.
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, HOME: join(this.home, 'home'), XDG_STATE_HOME: join(this.home, 'state'), XDG_CONFIG_HOME: join(this.home, 'config') },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('error', reject);
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr });
-      });
-    });
+    const env = { ...process.env, HOME: join(this.home, 'home'), XDG_STATE_HOME: join(this.home, 'state'), XDG_CONFIG_HOME: join(this.home, 'config') };
+    return runDetached(process.execPath, [this.cli, ...args], env, timeoutMs);
   }
 
   async dispose(): Promise<void> {

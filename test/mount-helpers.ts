@@ -25,6 +25,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { parseRecoveryKey } from '../src/vault/recovery.js';
 import { openVault } from '../src/vault/vault.js';
+import { alive } from './process.js';
+
+export { alive };
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
@@ -94,21 +97,6 @@ export interface SpawnOptions {
   cwd?: string;
   timeoutMs?: number;
   input?: string | Buffer;
-}
-
-/** Is a process we started still running (a zombie is not)? */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 // ---- mount table ----------------------------------------------------------------------

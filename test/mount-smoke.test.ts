@@ -11,7 +11,7 @@
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +25,7 @@ import { parseMountinfo } from '../src/fs/mountinfo.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault } from '../src/vault/vault.js';
 import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
+import { alive, runDetached, type Run } from './process.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 /**
@@ -49,12 +50,6 @@ function fuseProblem(): string | undefined {
 const PROBLEM = fuseProblem();
 if (PROBLEM) console.warn(`mount-smoke: skipped: ${PROBLEM}`);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 let root: string;
 let counter = 0;
 /** What the current test mounted and started: cleaned up in afterEach, whatever happened. */
@@ -62,24 +57,7 @@ const mounted = new Set<string>();
 const pids = new Set<number>();
 
 function run(args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      // Own session: a passphrase prompt could never reach a terminal and hang.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HOME: join(root, 'home'), XDG_STATE_HOME: join(root, 'state'), XDG_CONFIG_HOME: join(root, 'config') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr });
-    });
-  });
+  return runDetached(process.execPath, [CLI, ...args], { ...process.env, HOME: join(root, 'home'), XDG_STATE_HOME: join(root, 'state'), XDG_CONFIG_HOME: join(root, 'config') }, timeoutMs);
 }
 
 function exec(command: string, args: string[]): Promise<Run> {
@@ -106,21 +84,6 @@ async function mountEntries(): Promise<{ mountpoint: string; fstype: string; sou
 
 async function isMounted(mnt: string): Promise<boolean> {
   return (await mountEntries()).some((entry) => entry.mountpoint === mnt);
-}
-
-/** Running (an exited process that its new parent has not reaped yet, a zombie, is not). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
