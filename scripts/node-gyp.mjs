@@ -1,5 +1,5 @@
-// Where node-gyp and the Node headers are, for the two native builds (our addon and the
-// patched fuse-native): always local, so nothing is downloaded.
+// Where node-gyp and the Node headers are, for the native builds (the AEAD and FUSE
+// addons): always local, so nothing is downloaded.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libfuse2: fuse-native links against it; fuse3: fusermount; openssl: the benchmark reference;
-# rclone, gocryptfs, syncthing, fio: real counterparts for tests and benchmarks.
-packages=(openssl libfuse2 fuse3 rclone gocryptfs syncthing fio psmisc)
+# libfuse3-dev: the FUSE addon builds against it; fuse3: fusermount; pkg-config: finds libfuse3;
+# openssl: the benchmark reference; rclone, gocryptfs, syncthing, fio: real counterparts for
+# tests and benchmarks.
+packages=(openssl libfuse3-dev fuse3 pkg-config rclone gocryptfs syncthing fio psmisc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -150,7 +150,7 @@ async function serveUntilClosed(mounted: MountedVault, log: (line: string) => vo
   await mounted.closed;
   await removePidFile(pidFile).catch(() => undefined);
   log('server exiting');
-  // fuse-native keeps a libuv handle referenced after the mount ends: leave explicitly.
+  // Timers of work that no longer matters (write-back, watchers) must not keep a dead server alive.
   process.exit(EXIT.OK);
 }
 

@@ -1,5 +1,6 @@
 /**
- * The FUSE operations of a sealfs mount: each fuse-native callback translated onto PlainFs.
+ * The FUSE operations of a sealfs mount, by path: each translated onto PlainFs (src/fs/kernel.ts
+ * turns the kernel's requests, by node, into these calls).
  * No crypto and no path logic lives here; this file only converts arguments, results and
  * errors. Every operation answers exactly once with a number first (0 or a negative errno,
  * or a byte count for read and write): an answer without a number, or no answer, would
@@ -10,7 +11,7 @@ import { constants as osConstants } from 'node:os';
 import { FormatError } from '../crypto/errors.js';
 import type { PlainFs, PlainStat } from '../vault/plainfs.js';
 
-/** fuse-native's callback: a status number first (0, -errno, or a byte count), then results. */
+/** An operation's answer: a status number first (0, -errno, or a byte count), then results. */
 export type FuseCallback = (code: number, ...results: unknown[]) => void;
 
 /** Negative errno values, by name (Linux numbering, from Node's own table). */
@@ -87,26 +88,22 @@ export function toErrno(err: unknown, where: string, log: (line: string) => void
 }
 
 /**
- * Special time values of utimens. scripts/patch-fuse-native.mjs makes fuse-native pass
- * UTIME_NOW and UTIME_OMIT as 2^53-1 and 2^53-2 ms (and lets libfuse call utimens when only
- * one time is set, as `tar x` does). An unpatched fuse-native passes UTIME_NOW (tv_sec 0,
- * tv_nsec 2^30-1) as 1073 ms, and calls utimens only when both times are set, so there
- * 1073 can only mean "now".
+ * Special time values of utimens: src/fs/kernel.ts passes UTIME_NOW and UTIME_OMIT (a time
+ * left as it is, as `tar x` leaves the access time) as 2^53-1 and 2^53-2 ms.
  */
 export const UTIME_NOW_MS = Number.MAX_SAFE_INTEGER;
 export const UTIME_OMIT_MS = Number.MAX_SAFE_INTEGER - 1;
-const UNPATCHED_UTIME_NOW_MS = Math.floor(((1 << 30) - 1) / 1e6);
 
 /** The Date to set for a utimens time argument, or undefined to leave that time as it is. */
 export function utimensTime(ms: number, now: Date): Date | undefined {
   if (ms === UTIME_OMIT_MS) return undefined;
-  if (ms === UTIME_NOW_MS || ms === UNPATCHED_UTIME_NOW_MS) return now;
+  if (ms === UTIME_NOW_MS) return now;
   return new Date(ms);
 }
 
 const UINT32 = 2 ** 32;
 
-/** statfs fields are 32 bits in fuse-native: grow the fragment size until the block counts fit. */
+/** Block counts stay within 32 bits (what older statfs callers handle): grow the fragment size until they fit. */
 export function scaleStatfs(bsize: number, blocks: number, bfree: number, bavail: number): { frsize: number; blocks: number; bfree: number; bavail: number } {
   let frsize = bsize;
   let scale = 1;
@@ -120,10 +117,12 @@ export function scaleStatfs(bsize: number, blocks: number, bfree: number, bavail
 
 const clamp32 = (n: number) => Math.max(0, Math.min(UINT32 - 1, Math.floor(n)));
 
-/** The callbacks fuse-native calls, as a plain object: testable without mounting. */
+/** The operations by path, as a plain object: testable without mounting. */
 export interface FuseOps {
   init(cb: FuseCallback): void;
   getattr(path: string, cb: FuseCallback): void;
+  /** Attributes through an open handle: also for a file whose name is gone. */
+  fgetattr(path: string, fh: number, cb: FuseCallback): void;
   readdir(path: string, cb: FuseCallback): void;
   statfs(path: string, cb: FuseCallback): void;
   open(path: string, flags: number, cb: FuseCallback): void;
@@ -174,7 +173,7 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
 
   /**
    * Runs one request: `work` resolves to the status number and results. Exactly one answer,
-   * whatever happens, and never an exception out into fuse-native.
+   * whatever happens, and never an exception out to the caller.
    */
   function serve(where: string, cb: FuseCallback, work: () => Promise<[number, ...unknown[]]>): void {
     pending++;
@@ -236,6 +235,8 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
     getattr: (path, cb) =>
       serve(`getattr ${path}`, cb, async () => [0, statOf(await fs.getattr(options.probeName && path === `/${options.probeName}` ? '/' : path))]),
 
+    fgetattr: (path, fh, cb) => serve(`fgetattr ${path}`, cb, async () => [0, statOf(await fs.fgetattr(fh))]),
+
     // '.' and '..' as every POSIX directory lists them (they can never be plaintext names).
     readdir: (path, cb) => serve(`readdir ${path}`, cb, async () => [0, ['.', '..', ...(await fs.readdir(path))]]),
 
@@ -263,7 +264,7 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
 
     open: (path, flags, cb) => serve(`open ${path}`, cb, async () => [0, await fs.open(path, flags)]),
 
-    // fuse-native passes no flags to create; the kernel checks the caller's access mode itself.
+    // Opened read-write whatever the caller asked: the kernel checks the caller's access mode itself.
     create: (path, mode, cb) => serve(`create ${path}`, cb, async () => [0, await fs.create(path, mode & 0o7777, undefined, fsConstants.O_RDWR)]),
 
     read: (path, fh, buf, len, pos, cb) =>
@@ -298,7 +299,7 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
 
     link: (src, dest, cb) => serve(`link ${src}`, cb, () => ok(() => fs.link(src, dest))),
 
-    // The caller's uid/gid are not available from fuse-native: new entries belong to the server's user.
+    // New entries belong to the server's user (the caller's uid/gid are not passed down).
     symlink: (target, path, cb) => serve(`symlink ${path}`, cb, () => ok(() => fs.symlink(target, path))),
 
     readlink: (path, cb) => serve(`readlink ${path}`, cb, async () => [0, await fs.readlink(path)]),

@@ -1,18 +1,18 @@
 /**
- * Mounting a vault with fuse-native (libfuse 2): the mount point is checked first, the
+ * Mounting a vault (libfuse3, served on this event loop by kernel.ts): the mount point is checked first, the
  * operations come from fuseops.ts, and the mount is watched so that an unmount from outside
  * (`fusermount -u`, `umount`) ends the server cleanly too.
  */
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PlainFs } from '../vault/plainfs.js';
 import { useDirectCipherIo } from '../vault/cipherio.js';
 import type { Vault } from '../vault/vault.js';
 import { MountError } from './errors.js';
-import { fuseOps, quiet, type FuseOps } from './fuseops.js';
+import { fuseOps, quiet } from './fuseops.js';
+import { loadFuseBinding, serveKernel, type KernelSession } from './kernel.js';
 import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, type MountEntry } from './mountinfo.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
 
@@ -87,38 +87,18 @@ async function describeExisting(mountpoint: string, entry: MountEntry): Promise<
   return `${mountpoint} is already a mount point (${entry.fstype} from ${entry.source}); choose an empty folder`;
 }
 
-interface FuseInstance {
-  mount(cb: (err: Error | null) => void): void;
-  unmount(cb: (err: Error | null) => void): void;
-}
-type FuseClass = new (mnt: string, ops: FuseOps, opts: Record<string, unknown>) => FuseInstance & { _fuseOptions(): string };
-
-/** fuse-native, loaded on first use so that every other command works without it. */
-function loadFuse(): FuseClass {
-  try {
-    return createRequire(import.meta.url)('fuse-native') as FuseClass;
-  } catch (err) {
-    throw new MountError(`FUSE support is not available (${(err as Error).message.split('\n')[0]}); install libfuse2 and fuse3, then reinstall sealfs`);
-  }
-}
-
 /** One option value safe inside libfuse's comma-separated -o list. */
 function optionValue(text: string): string {
   return text.replace(/[,\s\\"']/g, '_').slice(0, 200);
 }
 
-/** The raw libfuse options: named options of fuse-native drop zero values and lack some. */
-export function fuseOptionList(options: { cipherDir: string; readOnly?: boolean; allowOther?: boolean; nonEmpty?: boolean }): string[] {
+/** libfuse's mount options (write size and cache timeouts are set per session and reply). */
+export function fuseOptionList(options: { cipherDir: string; readOnly?: boolean; allowOther?: boolean }): string[] {
   return [
-    'big_writes',
-    `max_write=${MAX_WRITE}`,
-    'attr_timeout=1',
-    'entry_timeout=1',
     `fsname=sealfs:${optionValue(options.cipherDir)}`,
     'subtype=sealfs',
     ...(options.readOnly ? ['ro'] : []),
     ...(options.allowOther ? ['allow_other', 'default_permissions'] : []),
-    ...(options.nonEmpty ? ['nonempty'] : []),
   ];
 }
 
@@ -138,36 +118,34 @@ export async function checkFuseAvailable(options: { allowOther?: boolean } = {})
       throw new MountError('--allow-other needs the line "user_allow_other" in /etc/fuse.conf (ask an administrator), or mounting as root');
     }
   }
-  loadFuse();
+  try {
+    loadFuseBinding();
+  } catch (err) {
+    throw new MountError(`FUSE support is not available (${(err as Error).message.split('\n')[0]})`);
+  }
 }
 
 export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const log = quiet(options.log);
   const mountpoint = await checkMountpoint(options.mountpoint, { nonEmpty: options.nonEmpty });
   await checkFuseAvailable(options);
-  const Fuse = loadFuse();
   // The cipher directory is outside this mount (the CLI refuses otherwise), so this
   // process may make direct system calls there without ever waiting on itself.
   useDirectCipherIo();
   const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log });
   const probeName = `.sealfs-probe-${randomBytes(16).toString('hex')}`;
   const ops = fuseOps(fs, { log, blockSize: MAX_WRITE, probeName });
-  const extra = fuseOptionList({ cipherDir: options.vault.cipherDir, ...options });
-
-  class SealfsFuse extends Fuse {
-    override _fuseOptions(): string {
-      const base = super._fuseOptions().replace(/^-o/, '');
-      return '-o' + [base, ...extra].filter(Boolean).join(',');
-    }
-  }
-  // timeout false: a slow disk must not turn into ETIMEDOUT; force: clear a dead mount there.
-  const fuse = new SealfsFuse(mountpoint, ops, { timeout: false, force: true, mkdir: false });
-  await new Promise<void>((resolvePromise, reject) => {
-    fuse.mount((err) => {
-      if (err) reject(new MountError(`could not mount ${mountpoint}: ${err.message}`));
-      else resolvePromise();
+  let session: KernelSession;
+  try {
+    session = serveKernel(mountpoint, ops, {
+      options: fuseOptionList({ cipherDir: options.vault.cipherDir, ...options }),
+      maxWrite: MAX_WRITE,
+      log,
+      onEnd: () => void check(),
     });
-  });
+  } catch (err) {
+    throw new MountError(`could not mount ${mountpoint}: ${(err as Error).message}`);
+  }
 
   const entry = await mountAt(mountpoint);
   const connection = entry ? connectionOf(entry) : undefined;
@@ -191,6 +169,7 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
     } catch (err) {
       log(`closing files: ${(err as Error).message}`);
     }
+    session.close();
     log(`unmounted ${mountpoint} (${why})`);
     resolveClosed();
   };

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import type { ContentContext } from '../crypto/context.js';
 import { SealedFile } from '../crypto/sealedfile.js';
 import { fdStore } from '../crypto/store.js';
@@ -79,6 +79,11 @@ export class OpenFile {
     if (st.size !== sealedSize(this.sealed.size, this.chunkSize)) {
       this.sealed = await SealedFile.open(fdStore(this.fd, cipherIo().direct), this.ctx, this.chunkSize);
     }
+  }
+
+  /** The ciphertext file's attributes, through the descriptor (its name may be gone). */
+  stat(): Promise<Stats> {
+    return cipherIo().fstat(this.fd);
   }
 
   async close(): Promise<void> {

@@ -133,6 +133,12 @@ export class PlainFs {
     return this.statOf(st, found.entry.kind);
   }
 
+  /** Attributes of an open file, also after its name was unlinked or replaced. */
+  async fgetattr(fh: number): Promise<PlainStat> {
+    const { file } = this.handle(fh);
+    return { ...this.statOf(await file.stat(), 'file'), size: file.sealed.size };
+  }
+
   /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
   private plainSize(size: number): number {
     try {

@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../packageroot.js';
+import { join } from 'node:path';
 import type { AeadBackend, ChunkRun } from '../backend.js';
 import { CHUNK_OVERHEAD, CIPHER_IDS, KEY_BYTES } from '../ciphers.js';
 import { runChunkLengths, runPlainLength } from '../run.js';
@@ -38,22 +38,6 @@ export interface NativeBackend extends AeadBackend {
   /** OpenSSL's version string, e.g. "OpenSSL 3.0.19 27 Jan 2026" (Node's own libcrypto). */
   readonly opensslVersion: string;
   sealAsync(run: ChunkRun, plain: Uint8Array, out: Uint8Array, threads: number, nonces?: Uint8Array): Promise<void>;
-}
-
-/** The directory holding sealfs's package.json, found by walking up from this module. */
-function packageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'sealfs') return dir;
-      } catch {
-        // Not ours (or unreadable): keep walking.
-      }
-    }
-    if (dirname(dir) === dir) throw new Error(`sealfs native addon: no sealfs package.json above ${start}`);
-  }
 }
 
 let addon: NativeAddon | undefined;

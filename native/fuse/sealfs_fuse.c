@@ -1,0 +1,838 @@
+/*
+ * sealfs_fuse: the kernel side of a sealfs mount, on libfuse3's low-level API, served on
+ * Node's own event loop.
+ *
+ * Why not fuse-native (libfuse2's high-level API): there every request is read on a libfuse
+ * thread, handed to the JavaScript thread and handed back, so each of the ~12 calls a small
+ * file costs wakes two sleeping threads more than necessary. On a VM that is ~45 µs a wake
+ * and dominated `tar x` of small files. Here the /dev/fuse descriptor is non-blocking and
+ * polled by libuv on the JavaScript thread: a request is read, decoded by libfuse and passed
+ * to one JavaScript handler in the same turn, and the answer is written to the kernel from
+ * JavaScript as soon as it is known. No thread is involved, and one kernel request is one
+ * handler call (the low-level API answers lookup/create/setattr with attributes directly).
+ *
+ * This file only translates: requests become (opcode, request id, arguments...) calls of the
+ * handler; reply functions take the request id. Paths, inodes and every policy live in
+ * src/fs/kernel.ts.
+ */
+#define FUSE_USE_VERSION 35
+#define NAPI_VERSION 8
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <uv.h>
+
+/* Opcodes of the handler's first argument; src/fs/kernel.ts has the same table. */
+enum {
+  OP_END = 0,
+  OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_UNLINK, OP_RMDIR,
+  OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC,
+  OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_CREATE,
+};
+
+/* The stat layout shared with JavaScript (a Float64Array). */
+enum {
+  ST_INO, ST_MODE, ST_NLINK, ST_UID, ST_GID, ST_RDEV, ST_SIZE, ST_BLKSIZE, ST_BLOCKS,
+  ST_ATIME_S, ST_ATIME_NS, ST_MTIME_S, ST_MTIME_NS, ST_CTIME_S, ST_CTIME_NS, ST_FIELDS,
+};
+
+/* Directory entries carry no inode number (as libfuse's high-level API without use_ino). */
+#define UNKNOWN_INO 0xffffffffu
+/* Requests read per poll wake-up before libuv gets a turn. */
+#define MAX_REQUESTS_PER_WAKE 64
+/* Most arguments any operation passes after (opcode, request id). */
+#define MAX_ARGS 9
+
+typedef struct session {
+  struct fuse_session *se;
+  uv_poll_t poll;
+  struct fuse_buf buf;
+  napi_env env;
+  napi_ref handler;
+  napi_async_context async;
+  unsigned max_write;
+  bool polling, ended, closed;
+} session_t;
+
+/* ------------------------------------------------------------------------------------ */
+/* Outstanding requests, by id: a stale or repeated reply is refused instead of answering */
+/* a request that libfuse has already freed (or reused for another).                      */
+
+typedef struct {
+  fuse_req_t req;
+  uint32_t gen;
+} slot_t;
+
+static slot_t *g_slots;
+static uint32_t *g_next_free;
+static uint32_t g_slot_count, g_slot_cap, g_free_head = UINT32_MAX;
+
+#define SLOT_BITS 24
+#define SLOT_MASK ((1u << SLOT_BITS) - 1)
+#define GEN_MASK ((1u << 29) - 1) /* slot + generation stay below 2^53 */
+
+static bool grow_slots(void) {
+  const uint32_t cap = g_slot_cap == 0 ? 256 : g_slot_cap * 2;
+  if (cap > SLOT_MASK) return false;
+  slot_t *slots = realloc(g_slots, cap * sizeof *slots);
+  if (slots == NULL) return false;
+  g_slots = slots;
+  uint32_t *next = realloc(g_next_free, cap * sizeof *next);
+  if (next == NULL) return false;
+  g_next_free = next;
+  g_slot_cap = cap;
+  return true;
+}
+
+/* A new id for `req`, or -1 when the table cannot grow. */
+static double request_id(fuse_req_t req) {
+  uint32_t i;
+  if (g_free_head != UINT32_MAX) {
+    i = g_free_head;
+    g_free_head = g_next_free[i];
+  } else {
+    if (g_slot_count == g_slot_cap && !grow_slots()) return -1;
+    i = g_slot_count++;
+    g_slots[i].gen = 0;
+  }
+  g_slots[i].req = req;
+  g_slots[i].gen = (g_slots[i].gen + 1) & GEN_MASK;
+  return (double)g_slots[i].gen * (double)(1u << SLOT_BITS) + (double)i;
+}
+
+/* Takes the request out of the table; NULL when the id is not an outstanding request. */
+static fuse_req_t take_request(double id) {
+  if (!(id >= 0) || id > 9007199254740991.0) return NULL;
+  const uint64_t v = (uint64_t)id;
+  const uint32_t i = (uint32_t)(v & SLOT_MASK), gen = (uint32_t)(v >> SLOT_BITS);
+  if (i >= g_slot_count || g_slots[i].req == NULL || g_slots[i].gen != gen) return NULL;
+  fuse_req_t req = g_slots[i].req;
+  g_slots[i].req = NULL;
+  g_next_free[i] = g_free_head;
+  g_free_head = i;
+  return req;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Calling the handler.                                                                 */
+
+static void call_handler(session_t *s, int op, fuse_req_t req, size_t argc, napi_value *args) {
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_value argv[2 + MAX_ARGS], handler, global, id;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    if (req) fuse_reply_err(req, EIO);
+    return;
+  }
+  double rid = 0;
+  if (req) {
+    rid = request_id(req);
+    if (rid < 0) {
+      fuse_reply_err(req, ENOMEM);
+      napi_close_handle_scope(env, scope);
+      return;
+    }
+  }
+  napi_create_uint32(env, (uint32_t)op, &argv[0]);
+  napi_create_double(env, rid, &id);
+  argv[1] = id;
+  if (argc > MAX_ARGS) argc = MAX_ARGS;
+  for (size_t i = 0; i < argc; i++) argv[2 + i] = args[i];
+  napi_get_reference_value(env, s->handler, &handler);
+  napi_get_global(env, &global);
+  napi_value result;
+  /* make_callback runs the microtasks queued by the handler, as any libuv callback does. */
+  if (napi_make_callback(env, s->async, global, handler, 2 + argc, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value ex;
+      napi_get_and_clear_last_exception(env, &ex);
+      napi_fatal_exception(env, ex);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+#define S(req) ((session_t *)fuse_req_userdata(req))
+
+static napi_value num(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+static napi_value str(napi_env env, const char *s) {
+  napi_value r;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+/* fh of a request that has one, else -1: file handles are small positive integers. */
+static double fh_of(const struct fuse_file_info *fi) {
+  return fi ? (double)fi->fh : -1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Low-level operations: each passes its arguments on.                                  */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+  session_t *s = userdata;
+  if (s->max_write > 0) conn->max_write = s->max_write;
+  /* The kernel truncates through setattr first, as before: open() never truncates. */
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name)};
+  call_handler(s, OP_LOOKUP, req, 2, a);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  session_t *s = S(req);
+  napi_handle_scope scope;
+  napi_open_handle_scope(s->env, &scope);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)nlookup)};
+  call_handler(s, OP_FORGET, NULL, 2, a);
+  napi_close_handle_scope(s->env, scope);
+  fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  session_t *s = S(req);
+  for (size_t i = 0; i < count; i++) {
+    napi_handle_scope scope;
+    napi_open_handle_scope(s->env, &scope);
+    napi_value a[] = {num(s->env, (double)forgets[i].ino), num(s->env, (double)forgets[i].nlookup)};
+    call_handler(s, OP_FORGET, NULL, 2, a);
+    napi_close_handle_scope(s->env, scope);
+  }
+  fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, fh_of(fi))};
+  call_handler(s, OP_GETATTR, req, 2, a);
+}
+
+static double ts_ms(const struct timespec *ts, int now_flag, int set_flag, int to_set) {
+  /* src/fs/fuseops.ts's markers: 2^53-1 ms is "now", 2^53-2 ms "leave as it is". */
+  if (to_set & now_flag) return 9007199254740991.0;
+  if (!(to_set & set_flag)) return 9007199254740990.0;
+  return (double)ts->tv_sec * 1000.0 + (double)ts->tv_nsec / 1e6;
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_env env = s->env;
+  napi_value a[] = {
+      num(env, (double)ino),
+      num(env, (double)to_set),
+      num(env, (double)attr->st_mode),
+      num(env, (to_set & FUSE_SET_ATTR_UID) ? (double)attr->st_uid : -1),
+      num(env, (to_set & FUSE_SET_ATTR_GID) ? (double)attr->st_gid : -1),
+      num(env, (double)attr->st_size),
+      num(env, ts_ms(&attr->st_atim, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, to_set)),
+      num(env, ts_ms(&attr->st_mtim, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, to_set)),
+      num(env, fh_of(fi)),
+  };
+  call_handler(s, OP_SETATTR, req, 9, a);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino)};
+  call_handler(s, OP_READLINK, req, 1, a);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)mode)};
+  call_handler(s, OP_MKDIR, req, 3, a);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name)};
+  call_handler(s, OP_UNLINK, req, 2, a);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name)};
+  call_handler(s, OP_RMDIR, req, 2, a);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  session_t *s = S(req);
+  napi_value a[] = {str(s->env, link), num(s->env, (double)parent), str(s->env, name)};
+  call_handler(s, OP_SYMLINK, req, 3, a);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
+                      unsigned int flags) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)newparent), str(s->env, newname),
+                    num(s->env, (double)flags)};
+  call_handler(s, OP_RENAME, req, 5, a);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)newparent), str(s->env, newname)};
+  call_handler(s, OP_LINK, req, 3, a);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)fi->flags)};
+  call_handler(s, OP_OPEN, req, 2, a);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)size), num(s->env, (double)off), num(s->env, fh_of(fi))};
+  call_handler(s, OP_READ, req, 4, a);
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value data;
+  void *copy;
+  /* libfuse reuses its buffer for the next request: the data must outlive this call. */
+  if (napi_create_buffer_copy(s->env, size, buf, &copy, &data) != napi_ok) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  napi_value a[] = {num(s->env, (double)ino), data, num(s->env, (double)off), num(s->env, fh_of(fi))};
+  call_handler(s, OP_WRITE, req, 4, a);
+}
+
+#define FH_OP(fn, opcode)                                                      \
+  static void fn(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { \
+    session_t *s = S(req);                                                     \
+    napi_value a[] = {num(s->env, (double)ino), num(s->env, fh_of(fi))};       \
+    call_handler(s, opcode, req, 2, a);                                        \
+  }
+
+FH_OP(ll_flush, OP_FLUSH)
+FH_OP(ll_release, OP_RELEASE)
+FH_OP(ll_releasedir, OP_RELEASEDIR)
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino)};
+  call_handler(s, OP_OPENDIR, req, 1, a);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)datasync), num(s->env, fh_of(fi))};
+  call_handler(s, OP_FSYNC, req, 3, a);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)size), num(s->env, (double)off), num(s->env, fh_of(fi))};
+  call_handler(s, OP_READDIR, req, 4, a);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino)};
+  call_handler(s, OP_STATFS, req, 1, a);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)mode), num(s->env, (double)fi->flags)};
+  call_handler(s, OP_CREATE, req, 4, a);
+}
+
+static const struct fuse_lowlevel_ops LL_OPS = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .readlink = ll_readlink,
+    .mkdir = ll_mkdir,
+    .unlink = ll_unlink,
+    .rmdir = ll_rmdir,
+    .symlink = ll_symlink,
+    .rename = ll_rename,
+    .link = ll_link,
+    .open = ll_open,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .fsync = ll_fsync,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .releasedir = ll_releasedir,
+    .statfs = ll_statfs,
+    .create = ll_create,
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* The session on the event loop.                                                       */
+
+static void end_session(session_t *s) {
+  if (s->ended) return;
+  s->ended = true;
+  if (s->polling) {
+    uv_poll_stop(&s->poll);
+    s->polling = false;
+  }
+  napi_handle_scope scope;
+  napi_open_handle_scope(s->env, &scope);
+  call_handler(s, OP_END, NULL, 0, NULL);
+  napi_close_handle_scope(s->env, scope);
+}
+
+static void on_readable(uv_poll_t *poll, int status, int events) {
+  session_t *s = poll->data;
+  if (status < 0) {
+    end_session(s);
+    return;
+  }
+  for (int n = 0; n < MAX_REQUESTS_PER_WAKE && !s->ended; n++) {
+    const int res = fuse_session_receive_buf(s->se, &s->buf);
+    if (res == -EAGAIN) return;
+    if (res == -EINTR || res == -ENOENT) continue; /* ENOENT: the request was interrupted and dropped */
+    if (res <= 0 || fuse_session_exited(s->se)) {
+      end_session(s); /* 0: the kernel ended the connection (unmounted or aborted) */
+      return;
+    }
+    /* The operations build their arguments as JavaScript values: one scope per request. */
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+    fuse_session_process_buf(s->se, &s->buf);
+    napi_close_handle_scope(s->env, scope);
+  }
+}
+
+static void free_session(uv_handle_t *handle) {
+  session_t *s = handle->data;
+  free(s->buf.mem);
+  free(s);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* JavaScript entry points.                                                             */
+
+static napi_value throw_error(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static bool arg_double(napi_env env, napi_value v, double *out) {
+  return napi_get_value_double(env, v, out) == napi_ok;
+}
+
+static session_t *arg_session(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static char *arg_string(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *text = malloc(len + 1);
+  if (text && napi_get_value_string_utf8(env, v, text, len + 1, &len) != napi_ok) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+/* mount(mountpoint, options "a,b=c", maxWrite, handler) → session */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], external, resource_name;
+  double max_write = 0;
+  char message[1200];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_error(env, "mount expects 4 arguments");
+  char *mountpoint = arg_string(env, argv[0]);
+  char *options = arg_string(env, argv[1]);
+  if (!mountpoint || !options || !arg_double(env, argv[2], &max_write)) {
+    free(mountpoint);
+    free(options);
+    return throw_error(env, "mount expects (mountpoint: string, options: string, maxWrite: number, handler)");
+  }
+  session_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return throw_error(env, "out of memory");
+  s->env = env;
+  s->max_write = (unsigned)max_write;
+
+  char *fuse_argv[] = {"sealfs", "-o", options, NULL};
+  struct fuse_args args = FUSE_ARGS_INIT(options[0] ? 3 : 1, fuse_argv);
+  s->se = fuse_session_new(&args, &LL_OPS, sizeof LL_OPS, s);
+  fuse_opt_free_args(&args);
+  if (s->se == NULL) {
+    snprintf(message, sizeof message, "libfuse refused the options \"%s\"", options);
+    goto fail;
+  }
+  if (fuse_session_mount(s->se, mountpoint) != 0) {
+    snprintf(message, sizeof message, "could not mount %s (libfuse printed the reason on stderr)", mountpoint);
+    fuse_session_destroy(s->se);
+    goto fail;
+  }
+  const int fd = fuse_session_fd(s->se);
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 || uv_poll_init(uv_default_loop(), &s->poll, fd) != 0) {
+    snprintf(message, sizeof message, "could not watch the FUSE device of %s", mountpoint);
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    goto fail;
+  }
+  s->poll.data = s;
+  napi_create_reference(env, argv[3], 1, &s->handler);
+  napi_create_string_utf8(env, "sealfs:fuse", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &s->async);
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  s->polling = true;
+  free(mountpoint);
+  free(options);
+  napi_create_external(env, s, NULL, NULL, &external);
+  return external;
+fail:
+  free(mountpoint);
+  free(options);
+  free(s);
+  return throw_error(env, message);
+}
+
+/* close(session): stops serving, detaches the mount if it is still there, frees the session. */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  session_t *s = argc ? arg_session(env, argv[0]) : NULL;
+  if (s == NULL) return throw_error(env, "close expects a session");
+  if (s->closed) return NULL;
+  s->closed = true;
+  s->ended = true;
+  if (s->polling) {
+    uv_poll_stop(&s->poll);
+    s->polling = false;
+  }
+  fuse_session_unmount(s->se);
+  fuse_session_destroy(s->se);
+  napi_delete_reference(env, s->handler);
+  napi_async_destroy(env, s->async);
+  uv_close((uv_handle_t *)&s->poll, free_session);
+  return NULL;
+}
+
+/* --- replies: each takes the request id first and returns whether it was outstanding. --- */
+
+static napi_value boolean(napi_env env, bool b) {
+  napi_value r;
+  napi_get_boolean(env, b, &r);
+  return r;
+}
+
+/* The request of argv[0], taken out of the table; NULL (nothing to answer) otherwise. */
+static fuse_req_t reply_target(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  double id;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want || !arg_double(env, argv[0], &id)) {
+    napi_throw_type_error(env, NULL, "reply: wrong arguments");
+    return NULL;
+  }
+  return take_request(id);
+}
+
+static bool get_stat(napi_env env, napi_value v, struct stat *st) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array ||
+      length < ST_FIELDS) {
+    return false;
+  }
+  const double *f = data;
+  memset(st, 0, sizeof *st);
+  st->st_ino = (ino_t)f[ST_INO];
+  st->st_mode = (mode_t)f[ST_MODE];
+  st->st_nlink = (nlink_t)f[ST_NLINK];
+  st->st_uid = (uid_t)f[ST_UID];
+  st->st_gid = (gid_t)f[ST_GID];
+  st->st_rdev = (dev_t)f[ST_RDEV];
+  st->st_size = (off_t)f[ST_SIZE];
+  st->st_blksize = (blksize_t)f[ST_BLKSIZE];
+  st->st_blocks = (blkcnt_t)f[ST_BLOCKS];
+  st->st_atim.tv_sec = (time_t)f[ST_ATIME_S];
+  st->st_atim.tv_nsec = (long)f[ST_ATIME_NS];
+  st->st_mtim.tv_sec = (time_t)f[ST_MTIME_S];
+  st->st_mtim.tv_nsec = (long)f[ST_MTIME_NS];
+  st->st_ctim.tv_sec = (time_t)f[ST_CTIME_S];
+  st->st_ctim.tv_nsec = (long)f[ST_CTIME_NS];
+  return true;
+}
+
+/* replyErr(id, errno) — errno positive; 0 answers success for operations without data. */
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  double e = 0;
+  fuse_req_t req = reply_target(env, info, 2, argv);
+  if (req == NULL) return boolean(env, false);
+  arg_double(env, argv[1], &e);
+  fuse_reply_err(req, (int)e);
+  return boolean(env, true);
+}
+
+static bool entry_param(napi_env env, napi_value *argv, struct fuse_entry_param *e) {
+  double ino, gen, attr_timeout, entry_timeout;
+  memset(e, 0, sizeof *e);
+  if (!arg_double(env, argv[0], &ino) || !arg_double(env, argv[1], &gen) || !get_stat(env, argv[2], &e->attr) ||
+      !arg_double(env, argv[3], &attr_timeout) || !arg_double(env, argv[4], &entry_timeout)) {
+    return false;
+  }
+  e->ino = (fuse_ino_t)ino;
+  e->generation = (uint64_t)gen;
+  e->attr_timeout = attr_timeout;
+  e->entry_timeout = entry_timeout;
+  return true;
+}
+
+/* replyEntry(id, nodeid, generation, stat, attrTimeout, entryTimeout) */
+static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  struct fuse_entry_param e;
+  fuse_req_t req = reply_target(env, info, 6, argv);
+  if (req == NULL) return boolean(env, false);
+  if (!entry_param(env, argv + 1, &e)) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyEntry: bad entry");
+  }
+  fuse_reply_entry(req, &e);
+  return boolean(env, true);
+}
+
+/* replyCreate(id, nodeid, generation, stat, attrTimeout, entryTimeout, fh) */
+static napi_value js_reply_create(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  struct fuse_entry_param e;
+  struct fuse_file_info fi;
+  double fh;
+  fuse_req_t req = reply_target(env, info, 7, argv);
+  if (req == NULL) return boolean(env, false);
+  if (!entry_param(env, argv + 1, &e) || !arg_double(env, argv[6], &fh)) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyCreate: bad entry");
+  }
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)fh;
+  if (fuse_reply_create(req, &e, &fi) == -ENOENT) {
+    /* The caller was interrupted: the file is open here but nobody will close it. */
+    return boolean(env, false);
+  }
+  return boolean(env, true);
+}
+
+/* replyAttr(id, stat, timeout) */
+static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  struct stat st;
+  double timeout;
+  fuse_req_t req = reply_target(env, info, 3, argv);
+  if (req == NULL) return boolean(env, false);
+  if (!get_stat(env, argv[1], &st) || !arg_double(env, argv[2], &timeout)) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyAttr: bad stat");
+  }
+  fuse_reply_attr(req, &st, timeout);
+  return boolean(env, true);
+}
+
+/* replyOpen(id, fh) */
+static napi_value js_reply_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct fuse_file_info fi;
+  double fh;
+  fuse_req_t req = reply_target(env, info, 2, argv);
+  if (req == NULL) return boolean(env, false);
+  if (!arg_double(env, argv[1], &fh)) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyOpen: bad handle");
+  }
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)fh;
+  return boolean(env, fuse_reply_open(req, &fi) != -ENOENT);
+}
+
+/* replyWrite(id, count) */
+static napi_value js_reply_write(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  double count = 0;
+  fuse_req_t req = reply_target(env, info, 2, argv);
+  if (req == NULL) return boolean(env, false);
+  arg_double(env, argv[1], &count);
+  fuse_reply_write(req, (size_t)count);
+  return boolean(env, true);
+}
+
+/* replyBuf(id, bytes, length) */
+static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  void *data = NULL;
+  size_t length = 0;
+  double n = 0;
+  napi_typedarray_type type;
+  fuse_req_t req = reply_target(env, info, 3, argv);
+  if (req == NULL) return boolean(env, false);
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      !arg_double(env, argv[2], &n) || n < 0 || n > (double)length) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyBuf: bad buffer");
+  }
+  fuse_reply_buf(req, data, (size_t)n);
+  return boolean(env, true);
+}
+
+/* replyReadlink(id, target) */
+static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  fuse_req_t req = reply_target(env, info, 2, argv);
+  if (req == NULL) return boolean(env, false);
+  char *target = arg_string(env, argv[1]);
+  if (target == NULL) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyReadlink: bad target");
+  }
+  fuse_reply_readlink(req, target);
+  free(target);
+  return boolean(env, true);
+}
+
+/* replyStatfs(id, [bsize, frsize, blocks, bfree, bavail, files, ffree, namemax]) */
+static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  fuse_req_t req = reply_target(env, info, 2, argv);
+  if (req == NULL) return boolean(env, false);
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array ||
+      length < 8) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyStatfs: bad numbers");
+  }
+  const double *f = data;
+  struct statvfs st;
+  memset(&st, 0, sizeof st);
+  st.f_bsize = (unsigned long)f[0];
+  st.f_frsize = (unsigned long)f[1];
+  st.f_blocks = (fsblkcnt_t)f[2];
+  st.f_bfree = (fsblkcnt_t)f[3];
+  st.f_bavail = (fsblkcnt_t)f[4];
+  st.f_files = (fsfilcnt_t)f[5];
+  st.f_ffree = (fsfilcnt_t)f[6];
+  st.f_favail = (fsfilcnt_t)f[6];
+  st.f_namemax = (unsigned long)f[7];
+  fuse_reply_statfs(req, &st);
+  return boolean(env, true);
+}
+
+/*
+ * replyDirents(id, names, start, size): entries names[start..] packed into at most `size`
+ * bytes; the offset of entry i is i + 1 (where the next readdir continues). Returns how many
+ * entries fitted, or -1 when the id was not outstanding.
+ */
+static napi_value js_reply_dirents(napi_env env, napi_callback_info info) {
+  napi_value argv[4], result;
+  uint32_t count = 0;
+  double start = 0, size = 0;
+  fuse_req_t req = reply_target(env, info, 4, argv);
+  if (req == NULL) return num(env, -1);
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok || !arg_double(env, argv[2], &start) ||
+      !arg_double(env, argv[3], &size) || size < 0) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyDirents: bad arguments");
+  }
+  char *buf = malloc((size_t)size + 1);
+  if (buf == NULL) {
+    fuse_reply_err(req, ENOMEM);
+    return num(env, 0);
+  }
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  st.st_ino = UNKNOWN_INO;
+  size_t used = 0;
+  uint32_t i = (uint32_t)start;
+  char name[1024];
+  for (; i < count; i++) {
+    napi_value v;
+    size_t len;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, name, sizeof name, &len) != napi_ok) {
+      break;
+    }
+    const size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    if (used + need > (size_t)size) break;
+    fuse_add_direntry(req, buf + used, (size_t)size - used, name, &st, (off_t)i + 1);
+    used += need;
+  }
+  fuse_reply_buf(req, buf, used);
+  free(buf);
+  napi_create_double(env, (double)(i - (uint32_t)start), &result);
+  return result;
+}
+
+/* The caller of a request still outstanding: [uid, gid, pid], for ownership of new files. */
+static napi_value js_caller(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  double id;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !arg_double(env, argv[0], &id)) {
+    return throw_error(env, "caller expects a request id");
+  }
+  const uint64_t v = (uint64_t)id;
+  const uint32_t i = (uint32_t)(v & SLOT_MASK);
+  if (id < 0 || i >= g_slot_count || g_slots[i].req == NULL || g_slots[i].gen != (uint32_t)(v >> SLOT_BITS)) {
+    napi_get_undefined(env, &result);
+    return result;
+  }
+  const struct fuse_ctx *ctx = fuse_req_ctx(g_slots[i].req);
+  napi_create_array_with_length(env, 3, &result);
+  napi_set_element(env, result, 0, num(env, (double)ctx->uid));
+  napi_set_element(env, result, 1, num(env, (double)ctx->gid));
+  napi_set_element(env, result, 2, num(env, (double)ctx->pid));
+  return result;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  const napi_property_descriptor props[] = {
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyCreate", NULL, js_reply_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyReadlink", NULL, js_reply_readlink, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyStatfs", NULL, js_reply_statfs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyDirents", NULL, js_reply_dirents, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"caller", NULL, js_caller, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
