@@ -34,6 +34,7 @@
 #define NAPI_VERSION 8
 #endif
 #include <node_api.h>
+#include "sealfs_keys.h"
 #include <uv.h>
 
 #include <openssl/crypto.h>
@@ -668,5 +669,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"opensslVersion", NULL, NULL, NULL, NULL, version, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  if (!sealfs_keys_register(env, exports)) return NULL;
   return exports;
 }
