@@ -443,13 +443,11 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('a sync client changing ciphertext f
   });
 
   /**
-   * KNOWN LIMITATION (src/fs/mount.ts with fuse-native on libfuse 2): a program that keeps the
-   * file open keeps reading the kernel's cached pages of the old version for as long as it
-   * keeps it open, when the new version has the same size: the kernel drops cached pages of a
-   * FUSE file only at open, on a size change, or, with FUSE_CAP_AUTO_INVAL_DATA, when the
-   * modification time changed once the 1 s attribute timeout passed; libfuse 2's high-level
-   * API (fuse-native) does not ask for that capability. A fix: have the patched fuse-native
-   * (scripts/patch-fuse-native.mjs) set conn->want |= FUSE_CAP_AUTO_INVAL_DATA in its init.
+   * KNOWN LIMITATION, by design: a program that keeps the file open keeps reading the version
+   * it opened, as on a local disk when another program renames a new file over it. The kernel
+   * side would allow more (libfuse3 asks for FUSE_CAP_AUTO_INVAL_DATA, so cached pages go once
+   * the modification time changes), but the handle's own ciphertext descriptor still reads the
+   * replaced file: no read ever mixes two versions; new opens get the new one.
    * The same affects a file open under one hard-link name changed through another name.
    */
   knownBug('KNOWN LIMITATION: a program holding the file open sees a same-size replacement within 2 s', async () => {
