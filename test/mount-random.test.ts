@@ -17,7 +17,6 @@
  * timeout after a change made through another name: such names are compared once that time
  * passed (and everything is compared again at the end). An unlinked file that is still open
  * leaves nothing behind: its folder can be removed, as on a local disk.
- * Not drawn: rename between two hard links of one file (a known bug, see mount-semantics).
  * Not compared: what a handle reads when its file has other names (hard links): the kernel
  * may serve pages it cached through that handle's name after a change through another name
  * (the known limitation tested in mount-faults).
@@ -257,9 +256,6 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('randomized operations: a sealfs mou
           const to = childPath(rnd.pick(dirs), rnd.pick(NAMES));
           const target = s.entries.find((e) => e.path === to);
           const replaced = await inoOf(to);
-          // Between two names of one file POSIX does nothing; sealfs does not (a known bug,
-          // tested in mount-semantics): not drawn here.
-          if (replaced !== undefined && replaced === (await inoOf(from)) && from !== to) continue;
           await both(step, `rename ${from} → ${to}`, (root) => rename(join(root, from), join(root, to)));
           changed(replaced);
         } else if (op < 0.63) {

@@ -342,8 +342,8 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
       const rm = await h.spawn('rm', [path]);
       expect(rm.code, rm.stderr).toBe(0);
       expect(await errorCode(stat(path))).toBe('ENOENT');
-      // libfuse (without hard_remove) keeps an open, unlinked file under a hidden name until it is closed.
-      expect((await readdir(d)).filter((n) => !n.startsWith('.fuse_hidden'))).toEqual([]);
+      // Gone from the folder at once (no hidden name), yet still read and written through the handle.
+      expect(await readdir(d)).toEqual([]);
       const buf = Buffer.alloc(data.length);
       expect((await fh.read(buf, 0, buf.length, 0)).bytesRead).toBe(data.length);
       expect(buf.equals(data)).toBe(true);
@@ -545,13 +545,11 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
   });
 
   /**
-   * KNOWN BUG (src/vault/plainfs.ts rename): POSIX rename(2) between two names of one file
-   * (hard links) "shall return successfully and perform no other action"; both names stay.
-   * On the mount the kernel cannot see that they are one file (each name is its own FUSE
-   * inode), and PlainFs.rename unlinks the target's cipher file and moves the source onto it:
-   * the source name disappears. A fix: in PlainFs.rename, when the existing target is a file
-   * whose cipher file has the source's inode (lstat), return without doing anything.
-   * (When the target is open, libfuse first hides it as .fuse_hidden…; that case stays.)
+   * POSIX rename(2) between two names of one file (hard links) "shall return successfully
+   * and perform no other action"; both names stay. The kernel cannot see that they are one
+   * file (each name is its own FUSE inode), so PlainFs.rename checks: when the existing target
+   * is a file whose cipher file has the source's inode, it does nothing (a former bug: the
+   * source name disappeared).
    */
   it('rename between two hard links of one file leaves both names (POSIX)', async () => {
     const d = await fresh('rename-links');
@@ -565,15 +563,11 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
   });
 
   /**
-   * KNOWN BUG (src/vault/openfiles.ts, src/vault/plainfs.ts), data corruption: an open file
-   * remembers one cipher path (the name it was first opened under; renames through the mount
-   * update it, unlinks do not). When that name of a hard-linked file is unlinked while the
-   * file stays open under another name, and a new file then takes the name, revalidate()
-   * (after 1 s) sees "another inode at my path", takes it for a sync client's replacement and
-   * switches the open file to the new, unrelated file: reads through the open descriptor
-   * return the other file's bytes, and writes land in it. Afterwards the original file is
-   * unreadable (EBADF): openFiles stays keyed by the old inode number, pointing at the closed
-   * descriptor (the same stale key is left by any switch of inode in revalidate()).
+   * A former bug (data corruption), kept as a regression test: an open file remembered one
+   * cipher path; when that name of a hard-linked file was unlinked while the file stayed open
+   * under another name, and a new file then took the name, revalidation took it for a sync
+   * client's replacement and switched the open file to the unrelated new file. An open file
+   * now only follows rewrites of its own inode.
    */
   it('an open hard-linked file stays itself when the name it was first opened under is unlinked and reused', async () => {
     const d = await fresh('link-reuse');

@@ -354,7 +354,7 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
   });
 });
 
-/** Calls one fuse-native operation with a fake callback; checks it answers once, number first. */
+/** Calls one FUSE operation with a fake callback; checks it answers once, number first. */
 function call(op: (cb: FuseCallback) => void): Promise<[number, ...unknown[]]> {
   return new Promise((resolvePromise, reject) => {
     let calls = 0;
