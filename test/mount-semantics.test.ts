@@ -981,3 +981,39 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount --read-only (real FUSE
     expect(await snapshot()).toEqual(before);
   });
 });
+
+describe.skipIf(FUSE_PROBLEM !== undefined || process.getuid?.() !== 0)('sealfs mount --allow-other (real FUSE mount, as root)', { timeout: 60_000 }, () => {
+  it("gives new entries to the user who made them, and the kernel checks everyone's permissions", async () => {
+    const v = await h.vault();
+    const pid = await h.mountOk(v, { args: ['--allow-other'] });
+    const shared = join(v.mnt, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o1777);
+    await writeFile(join(shared, 'roots.txt'), 'root only');
+    await chmod(join(shared, 'roots.txt'), 0o644);
+    // As nobody (65534): the test's folders are private, so the child opens the folder first.
+    const r = await h.python(
+      [
+        'import os,sys,json',
+        'd=os.open(sys.argv[1], os.O_RDONLY)',
+        'os.setgroups([]); os.setgid(65534); os.setuid(65534)',
+        'fd=os.open("mine.txt", os.O_CREAT|os.O_WRONLY, 0o600, dir_fd=d); os.write(fd, b"nobody wrote this"); os.close(fd)',
+        'os.mkdir("mydir", dir_fd=d); os.symlink("mine.txt", "mylink", dir_fd=d)',
+        'try:',
+        '    os.open("roots.txt", os.O_WRONLY, dir_fd=d); denied=False',
+        'except PermissionError: denied=True',
+        'print(json.dumps({n: [os.lstat(n, dir_fd=d).st_uid, os.lstat(n, dir_fd=d).st_gid] for n in ["mine.txt","mydir","mylink"]} | {"denied": denied}))',
+      ].join('\n'),
+      [shared],
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ 'mine.txt': [65534, 65534], mydir: [65534, 65534], mylink: [65534, 65534], denied: true });
+    // The ciphertext entries carry the same owners, so the sync client sees real ones too.
+    const owned: string[] = [];
+    for (const e of await walk(v.cipher)) if ((await lstat(join(v.cipher, e.path))).uid === 65534) owned.push(e.kind);
+    expect(owned.sort()).toEqual(['dir', 'file', 'symlink']);
+    expect((await stat(join(shared, 'roots.txt'))).uid).toBe(0);
+    expect(await readFile(join(shared, 'mine.txt'), 'utf8')).toBe('nobody wrote this');
+    await h.unmountOk(v, pid);
+  });
+});

@@ -9,7 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { FormatError } from '../crypto/errors.js';
-import type { PlainFs, PlainStat } from '../vault/plainfs.js';
+import type { Owner, PlainFs, PlainStat } from '../vault/plainfs.js';
 
 /** An operation's answer: a status number first (0, -errno, or a byte count), then results. */
 export type FuseCallback = (code: number, ...results: unknown[]) => void;
@@ -126,7 +126,8 @@ export interface FuseOps {
   readdir(path: string, cb: FuseCallback): void;
   statfs(path: string, cb: FuseCallback): void;
   open(path: string, flags: number, cb: FuseCallback): void;
-  create(path: string, mode: number, cb: FuseCallback): void;
+  /** `owner`: the calling program's user and group, for the new entry (applied when serving as root). */
+  create(path: string, mode: number, cb: FuseCallback, owner?: Owner): void;
   read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: FuseCallback): void;
   write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: FuseCallback): void;
   flush(path: string, fh: number, cb: FuseCallback): void;
@@ -137,9 +138,9 @@ export interface FuseOps {
   unlink(path: string, cb: FuseCallback): void;
   rename(src: string, dest: string, cb: FuseCallback): void;
   link(src: string, dest: string, cb: FuseCallback): void;
-  symlink(target: string, path: string, cb: FuseCallback): void;
+  symlink(target: string, path: string, cb: FuseCallback, owner?: Owner): void;
   readlink(path: string, cb: FuseCallback): void;
-  mkdir(path: string, mode: number, cb: FuseCallback): void;
+  mkdir(path: string, mode: number, cb: FuseCallback, owner?: Owner): void;
   rmdir(path: string, cb: FuseCallback): void;
   chmod(path: string, mode: number, cb: FuseCallback): void;
   chown(path: string, uid: number, gid: number, cb: FuseCallback): void;
@@ -265,7 +266,7 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
     open: (path, flags, cb) => serve(`open ${path}`, cb, async () => [0, await fs.open(path, flags)]),
 
     // Opened read-write whatever the caller asked: the kernel checks the caller's access mode itself.
-    create: (path, mode, cb) => serve(`create ${path}`, cb, async () => [0, await fs.create(path, mode & 0o7777, undefined, fsConstants.O_RDWR)]),
+    create: (path, mode, cb, owner) => serve(`create ${path}`, cb, async () => [0, await fs.create(path, mode & 0o7777, owner, fsConstants.O_RDWR)]),
 
     read: (path, fh, buf, len, pos, cb) =>
       serve(`read ${path}`, cb, async () => {
@@ -299,12 +300,11 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
 
     link: (src, dest, cb) => serve(`link ${src}`, cb, () => ok(() => fs.link(src, dest))),
 
-    // New entries belong to the server's user (the caller's uid/gid are not passed down).
-    symlink: (target, path, cb) => serve(`symlink ${path}`, cb, () => ok(() => fs.symlink(target, path))),
+    symlink: (target, path, cb, owner) => serve(`symlink ${path}`, cb, () => ok(() => fs.symlink(target, path, owner))),
 
     readlink: (path, cb) => serve(`readlink ${path}`, cb, async () => [0, await fs.readlink(path)]),
 
-    mkdir: (path, mode, cb) => serve(`mkdir ${path}`, cb, () => ok(() => fs.mkdir(path, mode & 0o7777))),
+    mkdir: (path, mode, cb, owner) => serve(`mkdir ${path}`, cb, () => ok(() => fs.mkdir(path, mode & 0o7777, owner))),
 
     rmdir: (path, cb) => serve(`rmdir ${path}`, cb, () => ok(() => fs.rmdir(path))),
 

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../packageroot.js';
+import type { Owner } from '../vault/plainfs.js';
 import { E, type FuseCallback, type FuseOps } from './fuseops.js';
 
 /** Opcodes, as native/fuse/sealfs_fuse.c numbers them. */
@@ -66,6 +67,8 @@ interface Binding {
   replyReadlink(id: number, target: string): boolean;
   replyStatfs(id: number, numbers: Float64Array): boolean;
   replyDirents(id: number, names: readonly string[], start: number, size: number): number;
+  /** [uid, gid, pid] of the program that made a request still outstanding. */
+  caller(id: number): [number, number, number] | undefined;
 }
 
 export const FUSE_ADDON_PATH = 'native/fuse/build/Release/sealfs_fuse.node';
@@ -283,6 +286,15 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
     return p;
   };
 
+  const serverUid = process.getuid?.();
+  const serverGid = process.getgid?.();
+  /** Who a new entry belongs to: the calling program, when that is not this server's user. */
+  const ownerOf = (id: number): Owner | undefined => {
+    const caller = native.caller(id);
+    if (!caller || (caller[0] === serverUid && caller[1] === serverGid)) return undefined;
+    return { uid: caller[0], gid: caller[1] };
+  };
+
   const opened = (n: Node, fh: number): void => {
     (n.handles ??= new Set()).add(fh);
   };
@@ -341,10 +353,10 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return code < 0 ? fail(code) : { kind: 'readlink', target: target as string };
     },
 
-    [OP.MKDIR]: async (parentId: number, name: string, mode: number) => {
+    [OP.MKDIR]: async (parentId: number, name: string, mode: number, id: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code] = await call((cb) => ops.mkdir(path, mode, cb));
+      const [code] = await call((cb) => ops.mkdir(path, mode, cb, ownerOf(id)));
       return code < 0 ? fail(code) : entry(parent, name, path);
     },
 
@@ -362,10 +374,10 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return reply;
     },
 
-    [OP.SYMLINK]: async (target: string, parentId: number, name: string) => {
+    [OP.SYMLINK]: async (target: string, parentId: number, name: string, id: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code] = await call((cb) => ops.symlink(target, path, cb));
+      const [code] = await call((cb) => ops.symlink(target, path, cb, ownerOf(id)));
       return code < 0 ? fail(code) : entry(parent, name, path);
     },
 
@@ -399,10 +411,10 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return { kind: 'open', fh: fh as number };
     },
 
-    [OP.CREATE]: async (parentId: number, name: string, mode: number) => {
+    [OP.CREATE]: async (parentId: number, name: string, mode: number, _flags: number, id: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code, fh] = await call((cb) => ops.create(path, mode, cb));
+      const [code, fh] = await call((cb) => ops.create(path, mode, cb, ownerOf(id)));
       if (code < 0) return fail(code);
       const [statCode, st] = await stat(path, fh as number);
       if (statCode < 0 || !st) {
@@ -507,7 +519,8 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
     }
     let promise: Promise<Reply>;
     try {
-      promise = handler(...args);
+      // The request id comes last: operations that create entries ask whose they are.
+      promise = handler(...args, id);
     } catch (err) {
       promise = Promise.reject(err);
     }
