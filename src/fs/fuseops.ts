@@ -315,16 +315,7 @@ export function fuseOps(fs: PlainFs, options: FuseOpsOptions = {}): FuseOps & { 
     utimens: (path, atime, mtime, cb) =>
       serve(`utimens ${path}`, cb, async () => {
         const now = new Date();
-        let a = utimensTime(atime, now);
-        let m = utimensTime(mtime, now);
-        if (!a && !m) return [0];
-        if (!a || !m) {
-          // Only one time changes: the other is set to what it already is.
-          const st = await fs.getattr(path);
-          a ??= st.atime;
-          m ??= st.mtime;
-        }
-        await fs.utimens(path, a, m);
+        await fs.utimens(path, utimensTime(atime, now), utimensTime(mtime, now));
         return [0];
       }),
   };

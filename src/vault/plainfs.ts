@@ -186,9 +186,13 @@ export class PlainFs {
     await cipherIo().lchown(await this.cipherPathOf(plainPath), uid, gid);
   }
 
-  async utimens(plainPath: string, atime: Date | number, mtime: Date | number): Promise<void> {
+  /** Sets the access and modification times; an undefined one stays as it is. */
+  async utimens(plainPath: string, atime: Date | undefined, mtime: Date | undefined): Promise<void> {
     this.writable();
-    await cipherIo().lutimes(await this.cipherPathOf(plainPath), atime, mtime);
+    if (!atime && !mtime) return;
+    const cipherPath = await this.cipherPathOf(plainPath);
+    const st = atime && mtime ? undefined : await cipherIo().lstat(cipherPath);
+    await cipherIo().lutimes(cipherPath, atime ?? st!.atime, mtime ?? st!.mtime);
   }
 
   private async cipherPathOf(plainPath: string): Promise<string> {

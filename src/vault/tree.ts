@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { DirectoryDecoder, type DirEntry, type Listing } from './directory.js';
 import { ROOT_DIR_ID } from './names.js';
 
@@ -43,6 +43,14 @@ export function joinPlain(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
 }
 
+/**
+ * A cipher entry's path: cipher names never hold '/' or '..', so plain concatenation gives
+ * what path.join would, without normalising the whole path on every lookup.
+ */
+function cipherChild(dir: DirRef, cipherName: string): string {
+  return `${dir.cipherPath}/${cipherName}`;
+}
+
 /** Resolves plaintext paths through cached, decrypted directory listings. */
 export class Tree {
   private readonly listings = new Map<string, CachedListing>();
@@ -52,7 +60,8 @@ export class Tree {
     cipherDir: string,
     readonly decoder: DirectoryDecoder,
   ) {
-    this.root = { plainPath: '/', cipherPath: cipherDir, dirId: ROOT_DIR_ID, atRoot: true };
+    // Absolute and without a trailing '/', so that cipherChild() and path.join() agree.
+    this.root = { plainPath: '/', cipherPath: resolve(cipherDir), dirId: ROOT_DIR_ID, atRoot: true };
   }
 
   async listing(dir: DirRef): Promise<Listing> {
@@ -81,7 +90,7 @@ export class Tree {
 
   childDir(parent: DirRef, entry: DirEntry): DirRef {
     if (entry.kind !== 'dir' || !entry.dirId) throw errno('ENOTDIR', `${joinPlain(parent.plainPath, entry.name)} is not a directory`);
-    return { plainPath: joinPlain(parent.plainPath, entry.name), cipherPath: join(parent.cipherPath, entry.cipherName), dirId: entry.dirId, atRoot: false };
+    return { plainPath: joinPlain(parent.plainPath, entry.name), cipherPath: cipherChild(parent, entry.cipherName), dirId: entry.dirId, atRoot: false };
   }
 
   /** The directory at `plainPath`; ENOENT or ENOTDIR otherwise. */
@@ -102,7 +111,7 @@ export class Tree {
     if (name === undefined) throw errno('EINVAL', 'the root has no entry');
     const parent = await this.dir('/' + parts.join('/'));
     const entry = (await this.listing(parent)).entries.get(name);
-    return entry && { parent, entry, cipherPath: join(parent.cipherPath, entry.cipherName) };
+    return entry && { parent, entry, cipherPath: cipherChild(parent, entry.cipherName) };
   }
 
   async resolve(plainPath: string): Promise<Resolved> {
