@@ -21,8 +21,8 @@
  *
  * open returns -1 when every chunk verified, else the run-relative index of the first
  * chunk that failed; the output is zeroed from that chunk to its end, so no unverified
- * plaintext is left behind. The async forms split the run into up to `threads`
- * contiguous sub-runs executed on libuv's thread pool.
+ * plaintext is left behind. The async forms run up to `threads` workers on libuv's thread
+ * pool that claim the run's chunks a few at a time (see CLAIM_BYTES).
  *
  * Buffers may overlap (in-place use) when a forward pass cannot overwrite input it has
  * not read yet: for seal when plain starts at least 28 * (chunks - 1) bytes after out
@@ -64,6 +64,15 @@
 #define MAX_HEADER_BYTES 65536
 /* Nonces drawn per RAND_bytes call: one DRBG call per batch instead of per chunk. */
 #define NONCE_BATCH 64
+/*
+ * Plaintext an async worker claims at a time: a few chunks, at least one. Claiming instead
+ * of a fixed split into `threads` equal parts matters on a shared or busy machine: a worker
+ * whose core is taken by another process, or whose thread is slow to wake up (~45 us on a
+ * virtual machine whose idle vCPUs halt), then simply gets less of the run, while with
+ * equal parts the whole call waited for its part, up to twice as long as one thread alone.
+ * 256 KiB is ~80 us of work: an atomic add per claim is noise, and the last claims even out.
+ */
+#define CLAIM_BYTES ((size_t)256 * 1024)
 #define MAX_CHUNK_SIZE ((size_t)1 << 30)
 #define MAX_THREADS 64
 #define MAX_SAFE_INTEGER 9007199254740991.0
@@ -145,20 +154,42 @@ static void aad_free(aad_t *a) {
 }
 
 /*
- * Seals chunks [start, end) of the run. One EVP_CIPHER_CTX for the whole range: the key
- * is set once, each chunk only re-initialises the IV. Returns false on an OpenSSL failure.
+ * What one thread needs to seal or open chunks of a run: one EVP_CIPHER_CTX with the key
+ * set once (each chunk then only re-initialises the IV) and the AAD buffer.
  */
-static bool seal_range(const run_t *r, size_t start, size_t end) {
+typedef struct {
+  EVP_CIPHER_CTX *ctx;
+  aad_t aad;
+} worker_t;
+
+static void worker_free(worker_t *w) {
+  aad_free(&w->aad);
+  EVP_CIPHER_CTX_free(w->ctx); /* frees the provider context, which cleanses the key schedule */
+  w->ctx = NULL;
+}
+
+static bool worker_init(worker_t *w, const run_t *r, bool seal) {
+  w->aad.buf = NULL;
+  w->ctx = EVP_CIPHER_CTX_new();
+  const bool ok = w->ctx != NULL && aad_init(&w->aad, r) &&
+                  EVP_CipherInit_ex(w->ctx, r->cipher, NULL, r->key, NULL, seal ? 1 : 0) == 1;
+  if (!ok) {
+    worker_free(w);
+    ERR_clear_error();
+  }
+  return ok;
+}
+
+/* Seals chunks [start, end) of the run. Returns false on an OpenSSL failure. */
+static bool seal_chunks(worker_t *w, const run_t *r, size_t start, size_t end) {
   const size_t stored = r->chunk_size + CHUNK_OVERHEAD;
   uint8_t batch[NONCE_BATCH * NONCE_BYTES];
   size_t have = 0, used = 0;
   bool ok = false;
   int outl;
-  aad_t aad;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  EVP_CIPHER_CTX *ctx = w->ctx;
+  aad_t *aad = &w->aad;
 
-  if (!aad_init(&aad, r)) goto done;
-  if (ctx == NULL || EVP_EncryptInit_ex(ctx, r->cipher, NULL, r->key, NULL) != 1) goto done;
   for (size_t k = start; k < end; k++) {
     const size_t len = chunk_len(r, k);
     uint8_t *slot = r->out + k * stored;
@@ -176,13 +207,13 @@ static bool seal_range(const run_t *r, size_t start, size_t end) {
       }
       nonce = batch + NONCE_BYTES * used++;
     }
-    aad_set(&aad, r, k);
+    aad_set(aad, r, k);
     if (src != body && overlaps(src, len, body, len)) {
       memmove(body, src, len);
       src = body;
     }
     if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) goto done;
-    if (EVP_EncryptUpdate(ctx, NULL, &outl, aad.buf, (int)aad.len) != 1) goto done;
+    if (EVP_EncryptUpdate(ctx, NULL, &outl, aad->buf, (int)aad->len) != 1) goto done;
     if (len > 0 && (EVP_EncryptUpdate(ctx, body, &outl, src, (int)len) != 1 || (size_t)outl != len)) goto done;
     if (EVP_EncryptFinal_ex(ctx, body + len, &outl) != 1 || outl != 0) goto done;
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, body + len) != 1) goto done;
@@ -191,9 +222,16 @@ static bool seal_range(const run_t *r, size_t start, size_t end) {
   }
   ok = true;
 done:
-  aad_free(&aad);
-  EVP_CIPHER_CTX_free(ctx); /* frees the provider context, which cleanses the key schedule */
   if (!ok) ERR_clear_error();
+  return ok;
+}
+
+/* Seals chunks [start, end) with a context of its own. */
+static bool seal_range(const run_t *r, size_t start, size_t end) {
+  worker_t w;
+  if (!worker_init(&w, r, true)) return false;
+  const bool ok = seal_chunks(&w, r, start, end);
+  worker_free(&w);
   return ok;
 }
 
@@ -210,16 +248,14 @@ static void note_failure(atomic_llong *stop, long long k) {
  * `stop` (async only) holds the smallest index any thread found failing: chunks after it
  * are not worth decrypting, since they will be zeroed, so the range stops there.
  */
-static long long open_range(const run_t *r, size_t start, size_t end, atomic_llong *stop) {
+static long long open_chunks(worker_t *w, const run_t *r, size_t start, size_t end, atomic_llong *stop) {
   const size_t stored = r->chunk_size + CHUNK_OVERHEAD;
   long long result = OPEN_ERROR;
   size_t k = start;
   int outl;
-  aad_t aad;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  EVP_CIPHER_CTX *ctx = w->ctx;
+  aad_t *aad = &w->aad;
 
-  if (!aad_init(&aad, r)) goto fail;
-  if (ctx == NULL || EVP_DecryptInit_ex(ctx, r->cipher, NULL, r->key, NULL) != 1) goto fail;
   for (; k < end; k++) {
     if (stop != NULL && (long long)k > atomic_load_explicit(stop, memory_order_relaxed)) {
       result = OPEN_OK;
@@ -238,10 +274,10 @@ static long long open_range(const run_t *r, size_t start, size_t end, atomic_llo
       memmove(dst, src, len);
       src = dst;
     }
-    aad_set(&aad, r, k);
+    aad_set(aad, r, k);
     if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) goto fail;
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) != 1) goto fail;
-    if (EVP_DecryptUpdate(ctx, NULL, &outl, aad.buf, (int)aad.len) != 1) goto fail;
+    if (EVP_DecryptUpdate(ctx, NULL, &outl, aad->buf, (int)aad->len) != 1) goto fail;
     if (len > 0 && (EVP_DecryptUpdate(ctx, dst, &outl, src, (int)len) != 1 || (size_t)outl != len)) goto fail;
     if (EVP_DecryptFinal_ex(ctx, dst + len, &outl) != 1) {
       result = (long long)k;
@@ -260,8 +296,19 @@ zero:
     memset(r->out + from, 0, to - from);
   }
 done:
-  aad_free(&aad);
-  EVP_CIPHER_CTX_free(ctx);
+  return result;
+}
+
+/* Opens chunks [start, end) with a context of its own; see open_chunks. */
+static long long open_range(const run_t *r, size_t start, size_t end, atomic_llong *stop) {
+  worker_t w;
+  if (!worker_init(&w, r, false)) {
+    if (stop != NULL) note_failure(stop, (long long)start);
+    memset(r->out + start * r->chunk_size, 0, (end == r->count ? r->plain_len : end * r->chunk_size) - start * r->chunk_size);
+    return OPEN_ERROR;
+  }
+  const long long result = open_chunks(&w, r, start, end, stop);
+  worker_free(&w);
   return result;
 }
 
@@ -490,7 +537,6 @@ struct batch;
 typedef struct {
   struct batch *batch;
   napi_async_work work;
-  size_t start, end;
 } part_t;
 
 typedef struct batch {
@@ -502,6 +548,8 @@ typedef struct batch {
   napi_ref refs[3]; /* in, out, nonces: kept alive until the last part completes */
   size_t ref_count;
   size_t part_count, pending;
+  size_t claim;        /* chunks per claim */
+  atomic_size_t next;  /* first chunk not claimed yet */
   atomic_llong stop; /* smallest failing chunk index, NO_FAILURE if none */
   atomic_bool error;
   part_t parts[];
@@ -517,15 +565,28 @@ static void batch_free(napi_env env, batch_t *b) {
   free(b);
 }
 
+/* One worker on the thread pool: claims chunks until none are left (or a failure). */
 static void part_execute(napi_env env, void *data) {
   part_t *p = data;
   batch_t *b = p->batch;
+  const run_t *r = &b->run;
+  worker_t w;
   (void)env;
-  if (b->is_open) {
-    if (open_range(&b->run, p->start, p->end, &b->stop) == OPEN_ERROR) atomic_store(&b->error, true);
-  } else if (!seal_range(&b->run, p->start, p->end)) {
+  if (!worker_init(&w, r, !b->is_open)) {
     atomic_store(&b->error, true);
+    return;
   }
+  for (;;) {
+    const size_t start = atomic_fetch_add_explicit(&b->next, b->claim, memory_order_relaxed);
+    if (start >= r->count) break;
+    const size_t end = r->count - start < b->claim ? r->count : start + b->claim;
+    const bool ok = b->is_open ? open_chunks(&w, r, start, end, &b->stop) != OPEN_ERROR : seal_chunks(&w, r, start, end);
+    if (!ok) {
+      atomic_store(&b->error, true);
+      break;
+    }
+  }
+  worker_free(&w);
 }
 
 static void batch_settle(napi_env env, batch_t *b) {
@@ -594,6 +655,8 @@ static napi_value start_batch(napi_env env, const run_t *r, bool is_open, napi_v
     memcpy(b->header, r->header, r->header_len);
     b->run.header = b->header;
   }
+  b->claim = r->chunk_size >= CLAIM_BYTES ? 1 : CLAIM_BYTES / r->chunk_size;
+  atomic_init(&b->next, 0);
   atomic_init(&b->stop, NO_FAILURE);
   atomic_init(&b->error, false);
   b->part_count = parts;
@@ -606,8 +669,6 @@ static napi_value start_batch(napi_env env, const run_t *r, bool is_open, napi_v
   for (size_t i = 0; i < parts; i++) {
     part_t *p = &b->parts[i];
     p->batch = b;
-    p->start = (size_t)((uint64_t)r->count * i / parts);
-    p->end = (size_t)((uint64_t)r->count * (i + 1) / parts);
     if (napi_create_async_work(env, NULL, name, part_execute, part_complete, p, &p->work) != napi_ok) goto fail;
   }
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
