@@ -690,8 +690,8 @@ static void part_complete(napi_env env, napi_status status, void *data) {
  * the completion; on a 2 MiB write-back batch (~600 us on one core) those two hand-offs
  * cost as much as the second core gains. The caller's claims hide the first hand-off and
  * waiting removes the second. The event loop is held for about 1/threads of the
- * one-thread time (never longer than the synchronous call would hold it: if no worker
- * starts, the caller does all the work). A run that overlaps its output (one forward pass)
+ * one-thread time; at worst (no worker starts, the caller does all the work) for as long
+ * as the synchronous call plus CALLER_WAIT_NS. A run that overlaps its output (one forward pass)
  * or has a single chunk goes to one pool thread, as before, and leaves the caller free.
  */
 static napi_value start_batch(napi_env env, const run_t *r, bool is_open, napi_value *buffers, size_t buffer_count,
