@@ -16,10 +16,35 @@ export function parseSpeedOutput(text: string): number {
   return bytesPerSecond / MB;
 }
 
-export function opensslSpeed(cipher: CipherName, chunk: number, seconds: number): number {
-  const args = ['speed', '-mr', '-evp', cipher, '-bytes', String(chunk), '-seconds', String(seconds)];
+/**
+ * `openssl speed` on one core, or with `processes` > 1 on that many at once (-multi: one process
+ * per core, each on its own buffer; the "+F" line is then their sum, after one "Got: +F" line each).
+ */
+export function opensslSpeed(cipher: CipherName, chunk: number, seconds: number, processes = 1): number {
+  const multi = processes > 1 ? ['-multi', String(processes)] : [];
+  const args = ['speed', '-mr', ...multi, '-evp', cipher, '-bytes', String(chunk), '-seconds', String(seconds)];
   const stdout = execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   return parseSpeedOutput(stdout);
+}
+
+/** OpenSSL's own throughput on `processes` cores at once: what this machine allows, to read the thread targets against. */
+export interface Scaling {
+  readonly cipher: CipherName;
+  readonly chunk: number;
+  readonly processes: number;
+  /** Sum over the processes, MB/s. */
+  readonly MBps: number;
+}
+
+/** The fastest of `rounds` one-second `openssl speed -multi` runs; undefined (with a note) when openssl cannot be run. */
+export function measureScaling(cipher: CipherName, chunk: number, processes: number, rounds: number): Scaling | undefined {
+  try {
+    const speeds = Array.from({ length: rounds }, () => opensslSpeed(cipher, chunk, 1, processes));
+    return { cipher, chunk, processes, MBps: Math.max(...speeds) };
+  } catch (err) {
+    process.stderr.write(`bench: openssl speed -multi unavailable (${(err as Error).message.split('\n')[0]})\n`);
+    return undefined;
+  }
 }
 
 /**

@@ -237,6 +237,23 @@ describe.skipIf(!native && allowMissing)('native backend', () => {
       for (let i = 0; i < 3; i++) expectFailedAt(await openAsyncWith(run, bad, 2), count / 2 - 1, plain, run);
     });
 
+    it('workers claiming chunks out of order still report the first bad chunk', async () => {
+      // 4 KiB chunks: each worker claims 64 at a time, so 1,000 chunks make 16 claims taken by
+      // whichever thread is free, in no fixed order. Every combination of bad chunks reports
+      // the smallest one and leaves nothing from it on.
+      const run = makeRun('chacha20-poly1305', 4096, 3);
+      const count = 1000;
+      const plain = bytes(count * 4096 - 9, 43);
+      const sealed = sealWith(nat(), run, plain);
+      const badSets = [[999], [0, 999], [64, 63], [500, 130, 900], [128, 129, 191, 192]];
+      for (const threads of [2, 3, 4]) {
+        for (const set of badSets) {
+          const bad = set.reduce((data, chunk) => tamper(data, run, chunk, NONCE_BYTES + 2), sealed);
+          expectFailedAt(await openAsyncWith(run, bad, threads), Math.min(...set), plain, run);
+        }
+      }
+    });
+
     it('a run of one chunk, on the calling thread and on a worker', async () => {
       for (const cipher of CIPHER_NAMES) {
         // 4 KiB stays on the calling thread; a 1 MiB chunk goes to the thread pool.

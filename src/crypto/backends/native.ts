@@ -91,6 +91,12 @@ function effectiveThreads(requested: number, chunks: number, plainBytes: number)
 /**
  * OpenSSL's EVP AEAD through the addon, using the libcrypto Node itself ships: one
  * cipher context per thread and run, output written straight into the caller's buffers.
+ * With more than one thread, sealAsync/openAsync work on the calling thread too (it is one
+ * of the `threads`, next to threads - 1 workers of libuv's pool) and usually return a
+ * promise that is already settled: waking pool threads and then the event loop costs
+ * more than the second core gains on a write-back batch (see start_batch in
+ * native/sealfs_aead.c). The event loop is held for about 1/threads of the one-thread time
+ * (at worst, with every pool thread busy elsewhere, about as long as the synchronous call).
  * Throws if the addon is missing or does not load.
  */
 export function loadNativeBackend(): NativeBackend {
