@@ -69,7 +69,21 @@ typedef struct session {
   napi_async_context async;
   unsigned max_write;
   bool polling, ended, closed;
+  /* Freed once both libuv is done with the poll handle and JavaScript with the session. */
+  bool handle_closed, finalized;
+  /*
+   * Write data goes into slots of max_write bytes in a buffer JavaScript handed over
+   * (`arena`), each lent out until releaseWrite(slot): no new buffer for every write, which
+   * only the garbage collector would free (the mount's memory grew by tens of MiB during a
+   * large copy). A write finding every slot taken gets a buffer of its own.
+   */
+  napi_ref arena_ref;
+  uint8_t *arena;
+  uint32_t slots;
+  uint64_t free_slots; /* bit i set: slot i is free */
 } session_t;
+
+#define MAX_WRITE_SLOTS 64
 
 /* ------------------------------------------------------------------------------------ */
 /* Outstanding requests, by id: a stale or repeated reply is refused instead of answering */
@@ -318,17 +332,32 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
   call_handler(s, OP_READ, req, 4, a);
 }
 
+/* A free write slot holding a copy of `buf` as a Uint8Array in *data, or -1 when none is free. */
+static int lend_slot(session_t *s, const char *buf, size_t size, napi_value *data) {
+  if (s->free_slots == 0 || size > s->max_write) return -1;
+  const int slot = __builtin_ctzll(s->free_slots);
+  napi_value arena;
+  if (napi_get_reference_value(s->env, s->arena_ref, &arena) != napi_ok ||
+      napi_create_typedarray(s->env, napi_uint8_array, size, arena, (size_t)slot * s->max_write, data) != napi_ok) {
+    return -1;
+  }
+  memcpy(s->arena + (size_t)slot * s->max_write, buf, size);
+  s->free_slots &= ~(1ull << slot);
+  return slot;
+}
+
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   session_t *s = S(req);
   napi_value data;
   void *copy;
   /* libfuse reuses its buffer for the next request: the data must outlive this call. */
-  if (napi_create_buffer_copy(s->env, size, buf, &copy, &data) != napi_ok) {
+  const int slot = lend_slot(s, buf, size, &data);
+  if (slot < 0 && napi_create_buffer_copy(s->env, size, buf, &copy, &data) != napi_ok) {
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  napi_value a[] = {num(s->env, (double)ino), data, num(s->env, (double)off), num(s->env, fh_of(fi))};
-  call_handler(s, OP_WRITE, req, 4, a);
+  napi_value a[] = {num(s->env, (double)ino), data, num(s->env, (double)off), num(s->env, fh_of(fi)), num(s->env, slot)};
+  call_handler(s, OP_WRITE, req, 5, a);
 }
 
 #define FH_OP(fn, opcode)                                                      \
@@ -450,7 +479,17 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
 static void free_session(uv_handle_t *handle) {
   session_t *s = handle->data;
   free(s->buf.mem);
-  free(s);
+  s->buf.mem = NULL;
+  s->handle_closed = true;
+  if (s->finalized) free(s);
+}
+
+/* The session object was garbage collected: no call can name this session any more. */
+static void finalize_session(napi_env env, void *data, void *hint) {
+  session_t *s = data;
+  s->finalized = true;
+  if (!s->closed) return; /* still mounted: the process is exiting */
+  if (s->handle_closed) free(s);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -482,13 +521,16 @@ static char *arg_string(napi_env env, napi_value v) {
   return text;
 }
 
-/* mount(mountpoint, options "a,b=c", maxWrite, handler) → session */
+/* mount(mountpoint, options "a,b=c", maxWrite, handler, arena: ArrayBuffer of whole maxWrite slots) → session */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], external, resource_name;
+  size_t argc = 5;
+  napi_value argv[5], external, resource_name;
   double max_write = 0;
+  void *arena = NULL;
+  size_t arena_len = 0;
   char message[1200];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_error(env, "mount expects 4 arguments");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_error(env, "mount expects 5 arguments");
+  if (napi_get_arraybuffer_info(env, argv[4], &arena, &arena_len) != napi_ok) return throw_error(env, "mount: the write arena must be an ArrayBuffer");
   char *mountpoint = arg_string(env, argv[0]);
   char *options = arg_string(env, argv[1]);
   if (!mountpoint || !options || !arg_double(env, argv[2], &max_write)) {
@@ -500,6 +542,12 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   if (s == NULL) return throw_error(env, "out of memory");
   s->env = env;
   s->max_write = (unsigned)max_write;
+  if (s->max_write > 0) {
+    s->arena = arena;
+    s->slots = (uint32_t)(arena_len / s->max_write);
+    if (s->slots > MAX_WRITE_SLOTS) s->slots = MAX_WRITE_SLOTS;
+    s->free_slots = s->slots == 64 ? ~0ull : (1ull << s->slots) - 1;
+  }
 
   char *fuse_argv[] = {"sealfs", "-o", options, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(options[0] ? 3 : 1, fuse_argv);
@@ -524,13 +572,14 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   s->poll.data = s;
   napi_create_reference(env, argv[3], 1, &s->handler);
+  napi_create_reference(env, argv[4], 1, &s->arena_ref);
   napi_create_string_utf8(env, "sealfs:fuse", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, NULL, resource_name, &s->async);
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
   s->polling = true;
   free(mountpoint);
   free(options);
-  napi_create_external(env, s, NULL, NULL, &external);
+  napi_create_external(env, s, finalize_session, NULL, &external);
   return external;
 fail:
   free(mountpoint);
@@ -556,8 +605,21 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   fuse_session_unmount(s->se);
   fuse_session_destroy(s->se);
   napi_delete_reference(env, s->handler);
+  napi_delete_reference(env, s->arena_ref);
   napi_async_destroy(env, s->async);
   uv_close((uv_handle_t *)&s->poll, free_session);
+  return NULL;
+}
+
+/* releaseWrite(session, slot): the write that was lent `slot` is done with its data. */
+static napi_value js_release_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  double slot = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  session_t *s = argc == 2 ? arg_session(env, argv[0]) : NULL;
+  if (s == NULL || !arg_double(env, argv[1], &slot)) return throw_error(env, "releaseWrite expects (session, slot)");
+  if (!s->closed && slot >= 0 && slot < s->slots) s->free_slots |= 1ull << (int)slot;
   return NULL;
 }
 
@@ -843,6 +905,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const napi_property_descriptor props[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseWrite", NULL, js_release_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyCreate", NULL, js_reply_create, NULL, NULL, NULL, napi_enumerable, NULL},

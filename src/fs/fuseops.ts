@@ -129,7 +129,7 @@ export interface FuseOps {
   /** `owner`: the calling program's user and group, for the new entry (applied when serving as root). */
   create(path: string, mode: number, cb: FuseCallback, owner?: Owner): void;
   read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: FuseCallback): void;
-  write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: FuseCallback): void;
+  write(path: string, fh: number, buf: Uint8Array, len: number, pos: number, cb: FuseCallback): void;
   flush(path: string, fh: number, cb: FuseCallback): void;
   fsync(path: string, datasync: number, fh: number, cb: FuseCallback): void;
   release(path: string, fh: number, cb: FuseCallback): void;

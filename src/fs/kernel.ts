@@ -49,14 +49,20 @@ const RENAME_NOREPLACE = 1;
 const ATTR_TIMEOUT_S = 1;
 const ENTRY_TIMEOUT_S = 1;
 const ROOT_ID = 1;
+/** Writes in flight that get a slot of the write arena; more get buffers of their own. */
+const WRITE_SLOTS = 16;
+/** Reads up to this size get a reused buffer (the kernel asks for 128 KiB at a time). */
+const POOLED_READ_BYTES = 128 * 1024;
 
 type Session = object;
 type Handler = (op: number, id: number, ...args: unknown[]) => void;
 
 /** native/fuse/sealfs_fuse.c. Reply functions return false when the request is no longer outstanding. */
 interface Binding {
-  mount(mountpoint: string, options: string, maxWrite: number, handler: Handler): Session;
+  /** `arena`: whole maxWrite-sized slots that hold write data until releaseWrite. */
+  mount(mountpoint: string, options: string, maxWrite: number, handler: Handler, arena: ArrayBuffer): Session;
   close(session: Session): void;
+  releaseWrite(session: Session, slot: number): void;
   replyErr(id: number, errno: number): boolean;
   replyEntry(id: number, node: number, generation: number, stat: Float64Array, attrTimeout: number, entryTimeout: number): boolean;
   replyCreate(id: number, node: number, generation: number, stat: Float64Array, attrTimeout: number, entryTimeout: number, fh: number): boolean;
@@ -187,7 +193,7 @@ type Reply =
   | { readonly kind: 'attr'; readonly stat: Float64Array }
   | { readonly kind: 'open'; readonly fh: number }
   | { readonly kind: 'write'; readonly count: number }
-  | { readonly kind: 'buf'; readonly bytes: Uint8Array; readonly length: number }
+  | { readonly kind: 'buf'; readonly bytes: Buffer; readonly length: number }
   | { readonly kind: 'readlink'; readonly target: string }
   | { readonly kind: 'statfs'; readonly numbers: Float64Array }
   | { readonly kind: 'dirents'; readonly names: readonly string[]; readonly start: number; readonly size: number };
@@ -264,6 +270,7 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
   const native = loadFuseBinding();
   const nodes = new NodeTable();
   const dirs = new Map<number, readonly string[]>();
+  const readBuffers: Buffer[] = [];
   let nextDir = 1;
   let closed = false;
 
@@ -427,14 +434,19 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
     },
 
     [OP.READ]: async (id: number, size: number, offset: number, fh: number) => {
-      const bytes = Buffer.allocUnsafe(size);
+      const bytes = size <= POOLED_READ_BYTES ? (readBuffers.pop() ?? Buffer.allocUnsafe(POOLED_READ_BYTES)) : Buffer.allocUnsafe(size);
       const [code] = await call((cb) => ops.read(handlePath(node(id)), fh, bytes, size, offset, cb));
       return code < 0 ? fail(code) : { kind: 'buf', bytes, length: code };
     },
 
-    [OP.WRITE]: async (id: number, data: Buffer, offset: number, fh: number) => {
-      const [code] = await call((cb) => ops.write(handlePath(node(id)), fh, data, data.length, offset, cb));
-      return code < 0 ? fail(code) : { kind: 'write', count: code };
+    [OP.WRITE]: async (id: number, data: Uint8Array, offset: number, fh: number, slot: number) => {
+      try {
+        const [code] = await call((cb) => ops.write(handlePath(node(id)), fh, data, data.length, offset, cb));
+        return code < 0 ? fail(code) : { kind: 'write', count: code };
+      } finally {
+        // PlainFs keeps no reference to written data once the write has resolved.
+        if (slot >= 0 && !closed) native.releaseWrite(session, slot);
+      }
     },
 
     [OP.FLUSH]: async (id: number, fh: number) => status((cb) => ops.flush(handlePath(node(id)), fh, cb)),
@@ -498,6 +510,8 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
         return;
       case 'buf':
         native.replyBuf(id, reply.bytes, reply.length);
+        // The reply copied the bytes to the kernel: the buffer can serve the next read.
+        if (reply.bytes.length === POOLED_READ_BYTES && readBuffers.length < WRITE_SLOTS) readBuffers.push(reply.bytes);
         return;
       case 'readlink':
         native.replyReadlink(id, reply.target);
@@ -550,7 +564,7 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
     serve(op, id, args);
   };
 
-  const session = native.mount(mountpoint, options.options.join(','), options.maxWrite, handler);
+  const session: Session = native.mount(mountpoint, options.options.join(','), options.maxWrite, handler, new ArrayBuffer(WRITE_SLOTS * options.maxWrite));
   return {
     close: () => {
       if (closed) return;
