@@ -33,7 +33,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export function fuseProblem(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  if (spawnSync('fusermount', ['-V'], { encoding: 'utf8' }).error) return 'fusermount is not installed (Debian package fuse3)';
+  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
   return undefined;
 }
 
@@ -110,9 +110,9 @@ export async function mountsUnder(dir: string): Promise<string[]> {
 /** Takes a FUSE mount down whatever state it is in: -u, then -u -z, then fuse-unstick. */
 export async function forceUnmount(mnt: string): Promise<void> {
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount', ['-u', mnt], 30_000);
+  await exec('fusermount3', ['-u', mnt], 30_000);
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount', ['-u', '-z', mnt], 30_000);
+  await exec('fusermount3', ['-u', '-z', mnt], 30_000);
   if (!(await isMounted(mnt))) return;
   if (UNSTICK) await exec(UNSTICK, [mnt], 30_000);
   if (await isMounted(mnt)) await exec('umount', ['-l', mnt], 30_000);

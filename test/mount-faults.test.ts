@@ -277,7 +277,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('unmounted from outside, mounted aga
       if (second) await h.unmountOk(v, second);
       first = await h.mountOk(v);
       const before = await device();
-      const u = await h.spawn('fusermount', ['-u', v.mnt]);
+      const u = await h.spawn('fusermount3', ['-u', v.mnt]);
       expect(u.code, u.stderr).toBe(0);
       second = await h.mountOk(v);
       reused = (await device()) === before;

@@ -40,7 +40,7 @@ export const SYNC_VISIBLE_MS = 2000;
 function fuseProblem(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  if (spawnSync('fusermount', ['-V'], { encoding: 'utf8' }).error) return 'fusermount is not installed (Debian package fuse3)';
+  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
   return undefined;
 }
 
@@ -428,8 +428,8 @@ export class MountHarness {
   /** fusermount -u, then -u -z, then fuse-unstick, then umount -l: whatever it takes. */
   async clearMount(mnt: string): Promise<void> {
     const steps: [string, string[]][] = [
-      ['fusermount', ['-u', mnt]],
-      ['fusermount', ['-u', '-z', mnt]],
+      ['fusermount3', ['-u', mnt]],
+      ['fusermount3', ['-u', '-z', mnt]],
       ...(UNSTICK ? ([[UNSTICK, [mnt]]] as [string, string[]][]) : []),
       ['umount', ['-l', mnt]],
     ];

@@ -44,7 +44,7 @@ const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/
 function fuseProblem(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  if (spawnSync('fusermount', ['-V'], { encoding: 'utf8' }).error) return 'fusermount is not installed (Debian package fuse3)';
+  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
   return undefined;
 }
 const PROBLEM = fuseProblem();
@@ -99,7 +99,7 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
 /** Last-resort cleanup: lazy unmount, then abort the connection with fuse-unstick. */
 async function forceUnmount(mnt: string): Promise<void> {
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount', ['-u', '-z', mnt]);
+  await exec('fusermount3', ['-u', '-z', mnt]);
   if (!(await isMounted(mnt)) || !UNSTICK) return;
   await exec(UNSTICK, [mnt]);
   if (await isMounted(mnt)) await exec('umount', ['-l', mnt]);
@@ -323,7 +323,7 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
     expect(m.run.code, m.run.stderr).toBe(EXIT.OK);
     const pid = await serverPid(s);
     await writeFile(join(s.mnt, 'a.txt'), 'a');
-    const fm = await exec('fusermount', ['-u', s.mnt]);
+    const fm = await exec('fusermount3', ['-u', s.mnt]);
     expect(fm.code, fm.stderr).toBe(0);
     expect(await isMounted(s.mnt)).toBe(false);
     await waitFor('the server to notice and exit', () => !alive(pid), 10_000);

@@ -225,7 +225,7 @@ const FUSE_UNSTICK = '/work/shared/tools/fuse-unstick';
 export async function fuseUnmount(path: string): Promise<void> {
   for (let attempt = 0; attempt < 10 && (await isMounted(path)); attempt++) {
     try {
-      await run('fusermount', ['-u', path], { timeoutS: 20 });
+      await run('fusermount3', ['-u', path], { timeoutS: 20 });
       return;
     } catch (err) {
       if (attempt === 0) note(`bench: fusermount -u ${path} failed (${(err as Error).message.split('\n').pop()}); retrying`);
@@ -236,7 +236,7 @@ export async function fuseUnmount(path: string): Promise<void> {
   note(`bench: ${path} is stuck; clearing it`);
   try {
     if (existsSync(FUSE_UNSTICK)) await run(FUSE_UNSTICK, [path], { timeoutS: 20 });
-    else await run('fusermount', ['-u', '-z', path], { timeoutS: 20 });
+    else await run('fusermount3', ['-u', '-z', path], { timeoutS: 20 });
   } catch (err) {
     note(`bench: could not clear ${path}: ${(err as Error).message}`);
   }

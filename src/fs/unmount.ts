@@ -39,6 +39,15 @@ function run(command: string, args: string[], timeoutMs = 30_000): Promise<RunRe
   });
 }
 
+/**
+ * fusermount: Debian's fuse3 package installs it as `fusermount3`; some systems also have the
+ * old name. The first that exists is used.
+ */
+async function fusermount(args: string[]): Promise<RunResult> {
+  const result = await run('fusermount3', args);
+  return result.missing ? run('fusermount', args) : result;
+}
+
 /** Whether the server of a mount answers: a stat of its root, with a time limit. */
 export async function probeMount(mountpoint: string, timeoutMs = PROBE_MS): Promise<MountState> {
   let timer: NodeJS.Timeout | undefined;
@@ -73,7 +82,7 @@ export async function abortConnection(entry: MountEntry): Promise<boolean> {
 const busy = (output: string) => /busy/i.test(output);
 
 async function unmountLive(mountpoint: string): Promise<void> {
-  let result = await run('fusermount', ['-u', mountpoint]);
+  let result = await fusermount(['-u', mountpoint]);
   if (!result.ok && !busy(result.output)) {
     const viaUmount = await run('umount', [mountpoint]);
     if (viaUmount.ok) return;
@@ -86,7 +95,7 @@ async function unmountLive(mountpoint: string): Promise<void> {
 }
 
 async function unmountLazy(mountpoint: string): Promise<void> {
-  const result = await run('fusermount', ['-u', '-z', mountpoint]);
+  const result = await fusermount(['-u', '-z', mountpoint]);
   if (result.ok) return;
   const viaUmount = await run('umount', ['-l', mountpoint]);
   if (!viaUmount.ok) throw new MountError(`could not unmount ${mountpoint}: ${result.output.split('\n')[0]}`);
