@@ -75,4 +75,4 @@ if (inner) {
   say(execFileSync('od', ['-A', 'd', '-t', 'x1', '-N', '64', join(paths.vault, reports, inner)]).toString().trimEnd());
 }
 say(`\nThe key store (outside the cipher folder): ${paths.keystore}; the passphrase file: ${paths.passphrase}`);
-say(`The mount keeps running in the background. To unmount:\n  node ${cli} unmount ${paths.mount}\n(or: fusermount -u ${paths.mount})`);
+say(`The mount keeps running in the background. To unmount:\n  node ${cli} unmount ${paths.mount}\n(or: fusermount3 -u ${paths.mount})`);

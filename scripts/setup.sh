@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libfuse3-dev: the FUSE addon builds against it; fuse3: fusermount; pkg-config: finds libfuse3;
+# libfuse3-dev: the FUSE addon builds against it; fuse3: fusermount3; pkg-config: finds libfuse3;
 # openssl: the benchmark reference; rclone, gocryptfs, syncthing, fio: real counterparts for
 # tests and benchmarks.
 packages=(openssl libfuse3-dev fuse3 pkg-config rclone gocryptfs syncthing fio psmisc)
