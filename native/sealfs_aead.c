@@ -350,7 +350,8 @@ static bool fail_range(napi_env env, const char *message) {
   return false;
 }
 
-static bool get_bytes(napi_env env, napi_value value, const char *what, uint8_t **data, size_t *len) {
+/* Declared in sealfs_keys.h: sealfs_keys.c reads its byte arguments the same way. */
+bool get_bytes(napi_env env, napi_value value, const char *what, uint8_t **data, size_t *len) {
   char message[96];
   bool is_typed = false;
   napi_typedarray_type type;

@@ -16,8 +16,6 @@
 #include <openssl/kdf.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
 #include <uv.h>
 
 #define SIV_KEY_BYTES 64
@@ -32,24 +30,6 @@ static void fetch_key_algorithms(void) {
   g_siv = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
   g_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
   ERR_clear_error();
-}
-
-static bool bytes_arg(napi_env env, napi_value value, const char *what, uint8_t **data, size_t *len) {
-  static uint8_t empty[1];
-  bool is_typed = false;
-  napi_typedarray_type type;
-  void *ptr = NULL;
-  size_t length = 0;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, value, &type, &length, &ptr, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    char message[96];
-    snprintf(message, sizeof message, "%s must be a Uint8Array", what);
-    napi_throw_type_error(env, NULL, message);
-    return false;
-  }
-  *data = ptr != NULL ? ptr : empty;
-  *len = ptr != NULL ? length : 0;
-  return true;
 }
 
 /* A new Uint8Array of `len` bytes; *data points at its memory. */
@@ -75,7 +55,7 @@ static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_va
 
 static bool siv_key(napi_env env, napi_value value, uint8_t **key) {
   size_t len;
-  if (!bytes_arg(env, value, "key", key, &len)) return false;
+  if (!get_bytes(env, value, "key", key, &len)) return false;
   if (len != SIV_KEY_BYTES) {
     napi_throw_range_error(env, NULL, "AES-SIV key must be 64 bytes");
     return false;
@@ -93,8 +73,8 @@ static napi_value js_siv_encrypt(napi_env env, napi_callback_info info) {
   uint8_t *key, *ad, *plain, *out;
   size_t ad_len, plain_len;
   int outl;
-  if (!get_args(env, info, 3, argv) || !siv_key(env, argv[0], &key) || !bytes_arg(env, argv[1], "ad", &ad, &ad_len) ||
-      !bytes_arg(env, argv[2], "plain", &plain, &plain_len)) {
+  if (!get_args(env, info, 3, argv) || !siv_key(env, argv[0], &key) || !get_bytes(env, argv[1], "ad", &ad, &ad_len) ||
+      !get_bytes(env, argv[2], "plain", &plain, &plain_len)) {
     return NULL;
   }
   napi_value result = new_bytes(env, SIV_TAG_BYTES + plain_len, &out);
@@ -120,8 +100,8 @@ static napi_value js_siv_decrypt(napi_env env, napi_callback_info info) {
   uint8_t *key, *ad, *sealed, *out;
   size_t ad_len, sealed_len;
   int outl;
-  if (!get_args(env, info, 3, argv) || !siv_key(env, argv[0], &key) || !bytes_arg(env, argv[1], "ad", &ad, &ad_len) ||
-      !bytes_arg(env, argv[2], "sealed", &sealed, &sealed_len)) {
+  if (!get_args(env, info, 3, argv) || !siv_key(env, argv[0], &key) || !get_bytes(env, argv[1], "ad", &ad, &ad_len) ||
+      !get_bytes(env, argv[2], "sealed", &sealed, &sealed_len)) {
     return NULL;
   }
   if (sealed_len < SIV_TAG_BYTES) {
@@ -152,8 +132,8 @@ static napi_value js_hkdf_sha256(napi_env env, napi_callback_info info) {
   uint8_t *ikm, *salt, *label, *out;
   size_t ikm_len, salt_len, label_len;
   uint32_t length;
-  if (!get_args(env, info, 4, argv) || !bytes_arg(env, argv[0], "ikm", &ikm, &ikm_len) ||
-      !bytes_arg(env, argv[1], "salt", &salt, &salt_len) || !bytes_arg(env, argv[2], "info", &label, &label_len)) {
+  if (!get_args(env, info, 4, argv) || !get_bytes(env, argv[0], "ikm", &ikm, &ikm_len) ||
+      !get_bytes(env, argv[1], "salt", &salt, &salt_len) || !get_bytes(env, argv[2], "info", &label, &label_len)) {
     return NULL;
   }
   if (napi_get_value_uint32(env, argv[3], &length) != napi_ok || length == 0 || length > MAX_HKDF_BYTES) {

@@ -134,14 +134,22 @@ static double request_id(fuse_req_t req) {
   return (double)g_slots[i].gen * (double)(1u << SLOT_BITS) + (double)i;
 }
 
-/* Takes the request out of the table; NULL when the id is not an outstanding request. */
-static fuse_req_t take_request(double id) {
+/* The slot of an outstanding request; NULL when `id` names none (any more). */
+static slot_t *find_slot(double id) {
   if (!(id >= 0) || id > 9007199254740991.0) return NULL;
   const uint64_t v = (uint64_t)id;
   const uint32_t i = (uint32_t)(v & SLOT_MASK), gen = (uint32_t)(v >> SLOT_BITS);
   if (i >= g_slot_count || g_slots[i].req == NULL || g_slots[i].gen != gen) return NULL;
-  fuse_req_t req = g_slots[i].req;
-  g_slots[i].req = NULL;
+  return &g_slots[i];
+}
+
+/* Takes the request out of the table; NULL when the id is not an outstanding request. */
+static fuse_req_t take_request(double id) {
+  slot_t *slot = find_slot(id);
+  if (slot == NULL) return NULL;
+  const uint32_t i = (uint32_t)(slot - g_slots);
+  fuse_req_t req = slot->req;
+  slot->req = NULL;
   g_next_free[i] = g_free_head;
   g_free_head = i;
   g_outstanding--;
@@ -151,20 +159,15 @@ static fuse_req_t take_request(double id) {
 /* ------------------------------------------------------------------------------------ */
 /* Calling the handler.                                                                 */
 
+/* Runs inside the handle scope of its caller: on_readable's per request, or end_session's. */
 static void call_handler(session_t *s, int op, fuse_req_t req, size_t argc, napi_value *args) {
   napi_env env = s->env;
-  napi_handle_scope scope;
   napi_value argv[2 + MAX_ARGS], handler, global, id;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) {
-    if (req) fuse_reply_err(req, EIO);
-    return;
-  }
   double rid = 0;
   if (req) {
     rid = request_id(req);
     if (rid < 0) {
       fuse_reply_err(req, ENOMEM);
-      napi_close_handle_scope(env, scope);
       return;
     }
   }
@@ -186,7 +189,6 @@ static void call_handler(session_t *s, int op, fuse_req_t req, size_t argc, napi
       napi_fatal_exception(env, ex);
     }
   }
-  napi_close_handle_scope(env, scope);
 }
 
 #define S(req) ((session_t *)fuse_req_userdata(req))
@@ -226,11 +228,8 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   session_t *s = S(req);
-  napi_handle_scope scope;
-  napi_open_handle_scope(s->env, &scope);
   napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)nlookup)};
   call_handler(s, OP_FORGET, NULL, 2, a);
-  napi_close_handle_scope(s->env, scope);
   fuse_reply_none(req);
 }
 
@@ -879,7 +878,7 @@ static napi_value js_reply_dirents(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* The caller of a request still outstanding: [uid, gid, pid], for ownership of new files. */
+/* The caller of a request still outstanding: [uid, gid], for ownership of new files. */
 static napi_value js_caller(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
@@ -887,17 +886,15 @@ static napi_value js_caller(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !arg_double(env, argv[0], &id)) {
     return throw_error(env, "caller expects a request id");
   }
-  const uint64_t v = (uint64_t)id;
-  const uint32_t i = (uint32_t)(v & SLOT_MASK);
-  if (id < 0 || i >= g_slot_count || g_slots[i].req == NULL || g_slots[i].gen != (uint32_t)(v >> SLOT_BITS)) {
+  const slot_t *slot = find_slot(id);
+  if (slot == NULL) {
     napi_get_undefined(env, &result);
     return result;
   }
-  const struct fuse_ctx *ctx = fuse_req_ctx(g_slots[i].req);
-  napi_create_array_with_length(env, 3, &result);
+  const struct fuse_ctx *ctx = fuse_req_ctx(slot->req);
+  napi_create_array_with_length(env, 2, &result);
   napi_set_element(env, result, 0, num(env, (double)ctx->uid));
   napi_set_element(env, result, 1, num(env, (double)ctx->gid));
-  napi_set_element(env, result, 2, num(env, (double)ctx->pid));
   return result;
 }
 

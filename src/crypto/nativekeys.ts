@@ -1,8 +1,5 @@
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { packageRoot } from '../packageroot.js';
 import { BACKEND_ENV } from './backends/index.js';
-import { NATIVE_ADDON_PATH } from './backends/native.js';
+import { loadAddon } from './backends/native.js';
 
 /** AES-SIV and HKDF-SHA256 through OpenSSL (native/sealfs_keys.c). */
 export interface NativeKeys {
@@ -25,8 +22,7 @@ export function nativeKeys(): NativeKeys | undefined {
     const requested = process.env[BACKEND_ENV];
     if (!requested || requested === 'native') {
       try {
-        const addon = createRequire(import.meta.url)(join(packageRoot(), NATIVE_ADDON_PATH)) as Partial<NativeKeys>;
-        if (typeof addon.sivEncrypt === 'function') loaded = addon as NativeKeys;
+        loaded = loadAddon();
       } catch {
         // Not built or not loadable: the JavaScript versions serve (selectBackend says so once).
       }

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../packageroot.js';
-import type { Owner } from '../vault/plainfs.js';
+import type { Owner, PlainStat } from '../vault/plainfs.js';
 import { E, type FuseCallback, type FuseOps } from './fuseops.js';
 
 /** Opcodes, as native/fuse/sealfs_fuse.c numbers them. */
@@ -73,8 +73,8 @@ interface Binding {
   replyReadlink(id: number, target: string): boolean;
   replyStatfs(id: number, numbers: Float64Array): boolean;
   replyDirents(id: number, names: readonly string[], start: number, size: number): number;
-  /** [uid, gid, pid] of the program that made a request still outstanding. */
-  caller(id: number): [number, number, number] | undefined;
+  /** [uid, gid] of the program that made a request still outstanding. */
+  caller(id: number): [number, number] | undefined;
 }
 
 export const FUSE_ADDON_PATH = 'native/fuse/build/Release/sealfs_fuse.node';
@@ -207,21 +207,6 @@ function call(fn: Call): Promise<[number, ...unknown[]]> {
   return new Promise((resolvePromise) => fn((code, ...results) => resolvePromise([code, ...results])));
 }
 
-interface FuseStat {
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  nlink: number;
-  ino: number;
-  rdev?: number;
-  blksize: number;
-  blocks: number;
-  atime: Date;
-  mtime: Date;
-  ctime: Date;
-}
-
 function setTime(out: Float64Array, at: number, time: Date): void {
   const ms = time.getTime();
   const seconds = Math.floor(ms / 1000);
@@ -229,15 +214,15 @@ function setTime(out: Float64Array, at: number, time: Date): void {
   out[at + 1] = Math.round((ms - seconds * 1000) * 1e6);
 }
 
-/** The stat layout of sealfs_fuse.c. */
-function statArray(st: FuseStat): Float64Array {
+/** The stat layout of sealfs_fuse.c, from what FuseOps' getattr answers. */
+function statArray(st: PlainStat): Float64Array {
   const out = new Float64Array(15);
   out[0] = st.ino;
   out[1] = st.mode;
   out[2] = st.nlink;
   out[3] = st.uid;
   out[4] = st.gid;
-  out[5] = st.rdev ?? 0;
+  out[5] = 0; // rdev: sealfs holds no device files
   out[6] = st.size;
   out[7] = st.blksize;
   out[8] = st.blocks;
@@ -274,30 +259,32 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
   let nextDir = 1;
   let closed = false;
 
+  /** An error that serve() answers as ENOENT without a log line. */
+  const gone = (what: string) => Object.assign(new Error(what), { errno: E.ENOENT });
   const node = (id: number): Node => {
     const n = nodes.get(id);
-    if (!n) throw Object.assign(new Error(`unknown node ${id}`), { errno: E.ENOENT });
+    if (!n) throw gone(`unknown node ${id}`);
     return n;
   };
   /** The path of a node that still has its name; ENOENT otherwise. */
   const pathOf = (n: Node): string => {
     const p = nodes.path(n);
-    if (p === undefined) throw Object.assign(new Error('no longer exists'), { errno: E.ENOENT });
+    if (p === undefined) throw gone('no longer exists');
     return p;
   };
   /** For handle operations: a node without a name is still served through its handle. */
   const handlePath = (n: Node): string => nodes.path(n) ?? n.lastPath ?? '(deleted)';
   const childPath = (parent: Node, name: string): string => {
     const p = nodes.childPath(parent, name);
-    if (p === undefined) throw Object.assign(new Error('parent no longer exists'), { errno: E.ENOENT });
+    if (p === undefined) throw gone('parent no longer exists');
     return p;
   };
 
   const serverUid = process.getuid?.();
   const serverGid = process.getgid?.();
   /** Who a new entry belongs to: the calling program, when that is not this server's user. */
-  const ownerOf = (id: number): Owner | undefined => {
-    const caller = native.caller(id);
+  const ownerOf = (request: number): Owner | undefined => {
+    const caller = native.caller(request);
     if (!caller || (caller[0] === serverUid && caller[1] === serverGid)) return undefined;
     return { uid: caller[0], gid: caller[1] };
   };
@@ -309,7 +296,17 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
 
   const stat = async (path: string, fh?: number): Promise<[number, Float64Array?]> => {
     const [code, st] = await call((cb) => (fh !== undefined && fh >= 0 ? ops.fgetattr(path, fh, cb) : ops.getattr(path, cb)));
-    return code < 0 ? [code] : [0, statArray(st as FuseStat)];
+    return code < 0 ? [code] : [0, statArray(st as PlainStat)];
+  };
+
+  /**
+   * A node's attributes, through `fh` when the request names a handle. fstat() reaches the
+   * kernel without one: a file whose name is gone is then reached through any handle of it.
+   */
+  const attrs = async (n: Node, fh: number): Promise<Reply> => {
+    const via = fh >= 0 ? fh : nodes.path(n) === undefined ? anyHandle(n) : undefined;
+    const [code, st] = await stat(via !== undefined ? handlePath(n) : pathOf(n), via);
+    return code < 0 || !st ? fail(code) : { kind: 'attr', stat: st };
   };
 
   /** Attributes of a new or found entry, answered as an entry (one more kernel lookup). */
@@ -330,13 +327,7 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return entry(parent, name, childPath(parent, name));
     },
 
-    [OP.GETATTR]: async (id: number, fh: number) => {
-      const n = node(id);
-      // fstat() reaches here without a handle: an unlinked file open elsewhere has only its handles.
-      const via = fh >= 0 ? fh : nodes.path(n) === undefined ? anyHandle(n) : undefined;
-      const [code, st] = await stat(via !== undefined ? handlePath(n) : pathOf(n), via);
-      return code < 0 || !st ? fail(code) : { kind: 'attr', stat: st };
-    },
+    [OP.GETATTR]: async (id: number, fh: number) => attrs(node(id), fh),
 
     [OP.SETATTR]: async (id: number, toSet: number, mode: number, uid: number, gid: number, size: number, atime: number, mtime: number, fh: number) => {
       const n = node(id);
@@ -350,9 +341,7 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
         const [code] = await call(step);
         if (code < 0) return fail(code);
       }
-      const via = hasHandle ? fh : nodes.path(n) === undefined ? anyHandle(n) : undefined;
-      const [code, st] = await stat(via !== undefined ? handlePath(n) : pathOf(n), via);
-      return code < 0 || !st ? fail(code) : { kind: 'attr', stat: st };
+      return attrs(n, fh);
     },
 
     [OP.READLINK]: async (id: number) => {
@@ -360,10 +349,10 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return code < 0 ? fail(code) : { kind: 'readlink', target: target as string };
     },
 
-    [OP.MKDIR]: async (parentId: number, name: string, mode: number, id: number) => {
+    [OP.MKDIR]: async (parentId: number, name: string, mode: number, request: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code] = await call((cb) => ops.mkdir(path, mode, cb, ownerOf(id)));
+      const [code] = await call((cb) => ops.mkdir(path, mode, cb, ownerOf(request)));
       return code < 0 ? fail(code) : entry(parent, name, path);
     },
 
@@ -381,10 +370,10 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return reply;
     },
 
-    [OP.SYMLINK]: async (target: string, parentId: number, name: string, id: number) => {
+    [OP.SYMLINK]: async (target: string, parentId: number, name: string, request: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code] = await call((cb) => ops.symlink(target, path, cb, ownerOf(id)));
+      const [code] = await call((cb) => ops.symlink(target, path, cb, ownerOf(request)));
       return code < 0 ? fail(code) : entry(parent, name, path);
     },
 
@@ -418,10 +407,10 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
       return { kind: 'open', fh: fh as number };
     },
 
-    [OP.CREATE]: async (parentId: number, name: string, mode: number, _flags: number, id: number) => {
+    [OP.CREATE]: async (parentId: number, name: string, mode: number, _flags: number, request: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code, fh] = await call((cb) => ops.create(path, mode, cb, ownerOf(id)));
+      const [code, fh] = await call((cb) => ops.create(path, mode, cb, ownerOf(request)));
       if (code < 0) return fail(code);
       const [statCode, st] = await stat(path, fh as number);
       if (statCode < 0 || !st) {

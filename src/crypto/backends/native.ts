@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { packageRoot } from '../../packageroot.js';
 import { join } from 'node:path';
 import type { AeadBackend, ChunkRun } from '../backend.js';
+import type { NativeKeys } from '../nativekeys.js';
 import { CHUNK_OVERHEAD, CIPHER_IDS, KEY_BYTES } from '../ciphers.js';
 import { runChunkLengths, runPlainLength } from '../run.js';
 
@@ -19,8 +20,11 @@ export const NATIVE_MIN_BYTES_PER_THREAD = 64 * 1024;
 /** Upper bound on `threads` (the addon's own limit). */
 export const NATIVE_MAX_THREADS = 64;
 
-/** The addon's exports (native/sealfs_aead.c); arguments are validated there too. */
-interface NativeAddon {
+/**
+ * The addon's exports (native/sealfs_aead.c and, for names and keys, native/sealfs_keys.c:
+ * src/crypto/nativekeys.ts); arguments are validated there too.
+ */
+export interface NativeAddon extends NativeKeys {
   readonly opensslVersion: string;
   seal(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
     plain: Uint8Array, out: Uint8Array, nonces: Uint8Array | null): void;
@@ -42,7 +46,8 @@ export interface NativeBackend extends AeadBackend {
 
 let addon: NativeAddon | undefined;
 
-function loadAddon(): NativeAddon {
+/** The addon, loaded once; throws when it is not built or does not load. */
+export function loadAddon(): NativeAddon {
   if (addon) return addon;
   const path = join(packageRoot(), NATIVE_ADDON_PATH);
   if (!existsSync(path)) throw new Error(`sealfs native addon is not built (no ${path}); run "npm run build:native"`);
