@@ -14,13 +14,13 @@ import {
   cipherRel,
   flipByte,
   listTree,
+  keyArgs,
   LONG_DIR,
-  makeVault,
+  makeVaultIn,
   plainFsOf,
   readsBackExactly,
   runCli,
   startWebdav,
-  type TestVault,
   type WebdavServer,
 } from './helpers-rclone.js';
 
@@ -52,13 +52,7 @@ afterAll(async () => {
 }, 30_000);
 
 let counter = 0;
-async function freshVault(): Promise<TestVault> {
-  const dir = join(root, `v${counter++}`);
-  await mkdir(dir);
-  return makeVault(dir);
-}
-
-const keyArgs = (v: TestVault) => ['--keystore', v.keystoreDir, '--passphrase-file', v.passFile];
+const freshVault = () => makeVaultIn(root, counter++);
 
 interface Problem {
   kind: string;

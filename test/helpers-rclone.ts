@@ -127,6 +127,16 @@ async function mkdirs(fs: PlainFs, path: string): Promise<void> {
   }
 }
 
+/** A vault made by makeVault in its own folder `root`/v`n`. */
+export async function makeVaultIn(root: string, n: number): Promise<TestVault> {
+  const dir = join(root, `v${n}`);
+  await mkdir(dir);
+  return makeVault(dir);
+}
+
+/** The CLI arguments that unlock `v` without a prompt. */
+export const keyArgs = (v: TestVault) => ['--keystore', v.keystoreDir, '--passphrase-file', v.passFile];
+
 /** Creates a vault (fast KDF, maxNameLength 64) under `root` and fills it with TREE and LINKS. */
 export async function makeVault(root: string, name = 'vault'): Promise<TestVault> {
   const cipherDir = join(root, name);

@@ -20,6 +20,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readMounts } from '../src/fs/mountinfo.js';
 import { alive, runDetached, type Run } from './process.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -86,25 +87,12 @@ export async function endPid(pid: number, graceMs = 5000): Promise<void> {
 
 // ---------------------------------------------------------------- mounts
 
-async function mountEntries(): Promise<{ mountpoint: string; fstype: string; source: string }[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const fields = line.split(' ');
-      const sep = fields.indexOf('-', 6);
-      return { mountpoint: unescape(fields[4]!), fstype: fields[sep + 1]!, source: unescape(fields[sep + 2]!) };
-    });
-}
-
 export async function isMounted(mnt: string): Promise<boolean> {
-  return (await mountEntries()).some((entry) => entry.mountpoint === mnt);
+  return (await readMounts()).some((entry) => entry.mountpoint === mnt);
 }
 
 export async function mountsUnder(dir: string): Promise<string[]> {
-  return (await mountEntries()).map((e) => e.mountpoint).filter((m) => m === dir || m.startsWith(dir + '/'));
+  return (await readMounts()).map((e) => e.mountpoint).filter((m) => m === dir || m.startsWith(dir + '/'));
 }
 
 /** Takes a FUSE mount down whatever state it is in: -u, then -u -z, then fuse-unstick. */

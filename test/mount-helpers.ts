@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { parseRecoveryKey } from '../src/vault/recovery.js';
 import { openVault } from '../src/vault/vault.js';
+import { readMounts, type MountEntry } from '../src/fs/mountinfo.js';
 import { alive } from './process.js';
 
 export { alive };
@@ -101,25 +102,9 @@ export interface SpawnOptions {
 
 // ---- mount table ----------------------------------------------------------------------
 
-export interface MountRow {
-  mountpoint: string;
-  device: string;
-  fstype: string;
-  source: string;
-}
-
-export async function mountRows(): Promise<MountRow[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const f = line.split(' ');
-      const sep = f.indexOf('-', 6);
-      return { device: f[2]!, mountpoint: unescape(f[4]!), fstype: f[sep + 1]!, source: unescape(f[sep + 2]!) };
-    });
-}
+/** Mounts as the product reads them (src/fs/mountinfo.ts). */
+export type MountRow = MountEntry;
+export const mountRows = readMounts;
 
 export async function isMounted(mnt: string): Promise<boolean> {
   return (await mountRows()).some((row) => row.mountpoint === mnt);

@@ -254,7 +254,6 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('randomized operations: a sealfs mou
           const candidates = s.entries.map((e) => e.path);
           const from = rnd.pick(candidates);
           const to = childPath(rnd.pick(dirs), rnd.pick(NAMES));
-          const target = s.entries.find((e) => e.path === to);
           const replaced = await inoOf(to);
           await both(step, `rename ${from} → ${to}`, (root) => rename(join(root, from), join(root, to)));
           changed(replaced);

@@ -21,7 +21,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { generateMasterKey } from '../src/crypto/keyfile.js';
 import { E, fuseOps, scaleStatfs, toErrno, UTIME_NOW_MS, UTIME_OMIT_MS, utimensTime, type FuseCallback } from '../src/fs/fuseops.js';
 import { fuseOptionList } from '../src/fs/mount.js';
-import { parseMountinfo } from '../src/fs/mountinfo.js';
+import { parseMountinfo, readMounts } from '../src/fs/mountinfo.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault } from '../src/vault/vault.js';
 import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
@@ -69,21 +69,8 @@ function exec(command: string, args: string[]): Promise<Run> {
   });
 }
 
-async function mountEntries(): Promise<{ mountpoint: string; fstype: string; source: string }[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const fields = line.split(' ');
-      const sep = fields.indexOf('-', 6);
-      const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-      return { mountpoint: unescape(fields[4]!), fstype: fields[sep + 1]!, source: unescape(fields[sep + 2]!) };
-    });
-}
-
 async function isMounted(mnt: string): Promise<boolean> {
-  return (await mountEntries()).some((entry) => entry.mountpoint === mnt);
+  return (await readMounts()).some((entry) => entry.mountpoint === mnt);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -179,7 +166,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   // Never delete through a mount that is still there.
-  for (const entry of await mountEntries()) if (root && entry.mountpoint.startsWith(root + '/')) await forceUnmount(entry.mountpoint);
+  for (const entry of await readMounts()) if (root && entry.mountpoint.startsWith(root + '/')) await forceUnmount(entry.mountpoint);
   if (root) await rm(root, { recursive: true, force: true });
   await rm(BUILD, { recursive: true, force: true });
 });
@@ -193,7 +180,7 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
     expect(pid).toBeDefined();
     expect(pid).not.toBe(process.pid);
     expect(alive(pid!)).toBe(true);
-    const entry = (await mountEntries()).find((e) => e.mountpoint === s.mnt)!;
+    const entry = (await readMounts()).find((e) => e.mountpoint === s.mnt)!;
     expect(entry.fstype).toBe('fuse.sealfs');
     expect(entry.source).toBe(`sealfs:${s.cipher}`);
 

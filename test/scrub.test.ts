@@ -14,7 +14,7 @@ import { scrubVault, type ScrubProblem } from '../src/tools/scrub.js';
 import { openVault } from '../src/vault/vault.js';
 import { ROOT_DIR_ID } from '../src/vault/names.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
-import { buildCli, bytesOf, cipherRel, flipByte, listTree, LONG_DIR, makeVault, plainFsOf, runCli, TREE, writePlain, type TestVault } from './helpers-rclone.js';
+import { buildCli, bytesOf, cipherRel, flipByte, listTree, LONG_DIR, makeVaultIn, keyArgs, plainFsOf, runCli, TREE, writePlain } from './helpers-rclone.js';
 
 const STORED = 65_536 + 28;
 const chunkAt = (i: number) => 24 + i * STORED;
@@ -33,13 +33,7 @@ afterAll(async () => {
 });
 
 let counter = 0;
-async function freshVault(): Promise<TestVault> {
-  const dir = join(root, `v${counter++}`);
-  await mkdir(dir);
-  return makeVault(dir);
-}
-
-const keyArgs = (v: TestVault) => ['--keystore', v.keystoreDir, '--passphrase-file', v.passFile];
+const freshVault = () => makeVaultIn(root, counter++);
 const summary = (ps: readonly ScrubProblem[]) => ps.map((p) => `${p.kind} ${p.rel}${p.chunk !== null ? ` #${p.chunk}` : ''}`).sort();
 
 describe('scrub engine', { timeout: 60_000 }, () => {
