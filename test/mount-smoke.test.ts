@@ -22,6 +22,7 @@ import { generateMasterKey } from '../src/crypto/keyfile.js';
 import { E, fuseOps, scaleStatfs, toErrno, UTIME_NOW_MS, UTIME_OMIT_MS, utimensTime, type FuseCallback } from '../src/fs/fuseops.js';
 import { fuseOptionList } from '../src/fs/mount.js';
 import { parseMountinfo, readMounts } from '../src/fs/mountinfo.js';
+import { NameError } from '../src/vault/errors.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault } from '../src/vault/vault.js';
 import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
@@ -446,8 +447,8 @@ describe('FUSE operations on PlainFs, without mounting', () => {
     expect(toErrno(err('ENOTEMPTY'), 'x', log)).toBe(E.ENOTEMPTY);
     expect(toErrno(err('EXDEV'), 'x', log)).toBe(E.EXDEV);
     expect(toErrno(err('ENOSPC'), 'x', log)).toBe(E.ENOSPC);
-    expect(toErrno(new RangeError('file name is longer than 255 bytes'), 'x', log)).toBe(E.ENAMETOOLONG);
-    expect(toErrno(new RangeError('invalid file name "."'), 'x', log)).toBe(E.EINVAL);
+    expect(toErrno(new NameError('too-long', 'file name is longer than 255 bytes'), 'x', log)).toBe(E.ENAMETOOLONG);
+    expect(toErrno(new NameError('invalid', 'invalid file name "."'), 'x', log)).toBe(E.EINVAL);
     expect(logged).toEqual([]);
     expect(toErrno(new TypeError('boom'), 'write /f', log)).toBe(E.EIO);
     expect(toErrno('not even an error', 'read /f', log)).toBe(E.EIO);

@@ -9,6 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { FormatError } from '../crypto/errors.js';
+import { NameError } from '../vault/errors.js';
 import type { Owner, PlainFs, PlainStat } from '../vault/plainfs.js';
 
 /** An operation's answer: a status number first (0, -errno, or a byte count), then results. */
@@ -71,10 +72,7 @@ export function toErrno(err: unknown, where: string, log: (line: string) => void
       return -number;
     }
   }
-  if (err instanceof RangeError) {
-    // Name validation in src/vault/names.ts: too long, or not a valid single name.
-    return /longer than|too long/i.test(err.message) ? E.ENAMETOOLONG : E.EINVAL;
-  }
+  if (err instanceof NameError) return err.kind === 'too-long' ? E.ENAMETOOLONG : E.EINVAL;
   if (err instanceof FormatError) {
     log(`${where}: integrity: ${err.message}`);
     return E.EIO;

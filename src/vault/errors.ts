@@ -19,3 +19,16 @@ export class VaultError extends Error {
     this.name = 'VaultError';
   }
 }
+
+/** Why a plaintext name (or symlink target) cannot be stored; the mount maps each kind to an errno. */
+export type NameProblem = 'invalid' | 'too-long';
+
+export class NameError extends Error {
+  constructor(
+    readonly kind: NameProblem,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NameError';
+  }
+}

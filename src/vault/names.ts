@@ -3,6 +3,7 @@ import { nativeKeys } from '../crypto/nativekeys.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { fromBase32, fromBase64url, toBase32, toBase64url } from './encoding.js';
+import { NameError } from './errors.js';
 
 const encoder = new TextEncoder();
 // ignoreBOM: a name or target that starts with U+FEFF keeps it (the default would strip it).
@@ -52,10 +53,10 @@ export interface PlainName {
 
 export function validatePlainName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || LONE_SURROGATE.test(name)) {
-    throw new RangeError(`invalid file name ${JSON.stringify(name)}`);
+    throw new NameError('invalid', `invalid file name ${JSON.stringify(name)}`);
   }
   if (encoder.encode(name).length > MAX_PLAIN_NAME_BYTES) {
-    throw new RangeError(`file name is longer than ${MAX_PLAIN_NAME_BYTES} bytes`);
+    throw new NameError('too-long', `file name is longer than ${MAX_PLAIN_NAME_BYTES} bytes`);
   }
 }
 
@@ -114,7 +115,7 @@ export class NameCipher {
   }
 
   encryptSymlinkTarget(target: string): string {
-    if (LONE_SURROGATE.test(target)) throw new RangeError('symlink target is not valid Unicode');
+    if (LONE_SURROGATE.test(target)) throw new NameError('invalid', 'symlink target is not valid Unicode');
     return toBase64url(sivEncrypt(this.nameKey, SYMLINK_AD, encoder.encode(target)));
   }
 
