@@ -9,7 +9,8 @@ import { copyFile, cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, renam
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirectoryDecoder, insertBeforeExtension, type Listing } from '../src/vault/directory.js';
+import { insertBeforeExtension } from '../src/vault/ciphernames.js';
+import { DirectoryDecoder, type Listing } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
 import { ROOT_DIR_ID, validatePlainName } from '../src/vault/names.js';
 import { PlainFs } from '../src/vault/plainfs.js';

@@ -12,7 +12,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { CliError, EXIT } from '../cli/exit.js';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
-import { isSyncClientFile } from '../vault/control.js';
+import { isSyncClientFile } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { VAULT_FILE } from '../vault/vaultfile.js';
 import { remoteJoin, runRclone, type RcloneOptions, type RcloneStats } from './rclone.js';
