@@ -4,10 +4,10 @@
  * the plaintext view (conflict copies, duplicates, undecryptable entries). The mount, scrub,
  * the offline tools and backup all go through here, so they read every name alike.
  */
-import { constants } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { LONG_DATA_SUFFIX, LONG_HASH_CHARS, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
-import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES } from './names.js';
+import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
 import { isSyncClientFile } from './syncclients.js';
 import { VAULT_FILE } from './vaultfile.js';
 
@@ -39,6 +39,17 @@ export function classify(name: string, atRoot: boolean): CipherNameType {
     if (rest.includes(LONG_NAME_SUFFIX)) return { type: 'sidecar', hash: prefix, conflict: rest.replace(LONG_NAME_SUFFIX, '') };
   }
   return { type: 'short', encoded: prefix, conflict: rest };
+}
+
+/**
+ * What an entry of a cipher directory is; 'other' for FIFOs, sockets and devices, which
+ * have no place in a vault. (Node resolves a directory entry of unknown type with lstat.)
+ */
+export function entryKind(entry: Dirent): EntryKind | 'other' {
+  if (entry.isDirectory()) return 'dir';
+  if (entry.isSymbolicLink()) return 'symlink';
+  if (entry.isFile()) return 'file';
+  return 'other';
 }
 
 /** Whether `name` is a long-name entry (or a conflict copy of one) that reads the sidecar of `hash`. */

@@ -1,7 +1,6 @@
-import type { Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { cipherIo } from './cipherio.js';
-import { classify, compareCipherNames, displayName, readSidecar, sidecarContent, undecryptableName, uniqueName } from './ciphernames.js';
+import { classify, compareCipherNames, displayName, entryKind, readSidecar, sidecarContent, undecryptableName, uniqueName } from './ciphernames.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import type { EntryKind, NameCipher } from './names.js';
 
@@ -26,17 +25,6 @@ export interface Listing {
   readonly entries: Map<string, DirEntry>;
   /** Cipher names that did not decrypt (also present in entries under placeholder names). */
   readonly undecryptable: string[];
-}
-
-/**
- * What an entry of a cipher directory is; 'other' for FIFOs, sockets and devices, which
- * have no place in a vault. (Node resolves a directory entry of unknown type with lstat.)
- */
-export function entryKind(entry: Dirent): EntryKind | 'other' {
-  if (entry.isDirectory()) return 'dir';
-  if (entry.isSymbolicLink()) return 'symlink';
-  if (entry.isFile()) return 'file';
-  return 'other';
 }
 
 /** Decodes names of one cipher directory; memoises per cipher name, since SIV is costly in JS. */
