@@ -22,15 +22,7 @@ const CIPHER = join(VAULT, 'cipher');
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const fromUtf8 = (bytes: Uint8Array) => new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 
 // ---- §12: the key store ----------------------------------------------------------------
 

@@ -51,6 +51,8 @@ describe.skipIf(FUSE_PROBLEM)('frozen vault v1, mounted', { timeout: 120_000 }, 
         expect(inodes.get(entry.path)!.nlink).toBe(entry.links!.length + 1);
       }
     }
+    // Nothing in the frozen vault is undecryptable or fails authentication.
+    expect((await h.logLines(v)).filter((line) => /integrity|undecryptable/.test(line))).toEqual([]);
     await h.unmountOk(v, pid);
   });
 });
