@@ -1,6 +1,6 @@
 /**
  * Writes the frozen vaults test/vectors/vault-v1/ and test/vectors/vault-v1-damaged/ —
- * ONCE. It refuses to run if either folder exists and creates every file with `wx`: these
+ * ONCE. It refuses to run if either folder exists, and writes each expected.json with `wx`: these
  * folders pin what sealfs's own code writes (FORMAT.md §3-§6 and Part II, the key store of
  * §12 and the recovery key of §13), and a change there must be a new format version with new
  * vaults next to these, never a silent regeneration. What each folder holds and how to run
@@ -97,6 +97,8 @@ const LONG_THEIRS = text('Motion carried, 11 to 4.\n');
 const LONG_COPY = { marker: '.sync-conflict-20261122-101010-ABCDEFG', shown: `/Documents/${LONG_FILE.replace(/\.txt$/, ' (conflict 2026-11-22 101010 ABCDEFG).txt')}` };
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+/** Sorted by path (UTF-16 code units), so the JSON files are stable. */
+const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
 /** The plaintext tree the frozen vault must show. */
 function expectedTree(): PlainEntry[] {
@@ -117,8 +119,7 @@ function expectedTree(): PlainEntry[] {
   for (const [existing, second] of HARD_LINKS) entries.push(file(second, FILES.find((f) => f.path === existing)!.data));
   entries.push(file(NOTES.path, NOTES.mine), file(NOTES_COPY.shown, NOTES.theirs), file(LONG_COPY.shown, LONG_THEIRS));
   for (const s of SYMLINKS) entries.push({ path: s.path, type: 'symlink', mode: '777', size: Buffer.byteLength(s.target), target: s.target });
-  // Directories are 0755 in a copy; the entries are sorted by path (code units) for stable files.
-  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return entries.sort(byPath);
 }
 
 async function rewrite(fs: PlainFs, path: string, data: Uint8Array): Promise<void> {
@@ -260,7 +261,6 @@ it.skipIf(process.env.SEALFS_WRITE_VECTORS !== '1')('writes the frozen vaults (r
     await writeFile(passFile, `${PASSPHRASE}\n`);
     const tree = expectedTree();
     const fs = new PlainFs(await openVault(join(check, 'cipher'), built.masterKey), { readOnly: true });
-    const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
     expect((await readTree(fs)).sort(byPath)).toEqual(tree.map(({ links: _links, ...rest }) => rest));
     const cleanScrub = scrubJson(join(check, 'cipher'), join(check, 'keystore'), passFile, EXIT.OK);
     expect(cleanScrub.problems).toEqual([]);
