@@ -14,7 +14,7 @@ import type { BackendName } from '../src/crypto/backend.js';
 import { CHUNK_OVERHEAD, CIPHER_NAMES, NONCE_BYTES } from '../src/crypto/ciphers.js';
 import { contentContext } from '../src/crypto/context.js';
 import { HEADER_BYTES } from '../src/crypto/header.js';
-import { sealedChunkOffset, sealedSize } from '../src/crypto/layout.js';
+import { sealedChunkOffset, sealedSize } from '../src/crypto/geometry.js';
 import { decrypt, encrypt, fdStore, generateMasterKey, MemoryStore, SealedFile } from '../src/index.js';
 import { BACKENDS, expectBytes, isSlow, pattern, requireEveryBackend, same } from './helpers.js';
 

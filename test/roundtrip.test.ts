@@ -9,7 +9,7 @@ import { ALL_VERIFIED, type ChunkRun } from '../src/crypto/backend.js';
 import { backendByName } from '../src/crypto/backends/index.js';
 import { CHUNK_OVERHEAD, CIPHER_IDS, CIPHER_NAMES } from '../src/crypto/ciphers.js';
 import { HEADER_BYTES, newHeader, parseHeader } from '../src/crypto/header.js';
-import { sealedChunkOffset, sealedSize } from '../src/crypto/layout.js';
+import { sealedChunkOffset, sealedSize } from '../src/crypto/geometry.js';
 import { createDecryptStream, createEncryptStream, decrypt, encrypt, generateMasterKey } from '../src/index.js';
 import { BACKENDS, expectBytes, pattern, requireEveryBackend, runStream } from './helpers.js';
 

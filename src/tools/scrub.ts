@@ -13,14 +13,13 @@ import type { BigIntStats, Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
 import { ALL_VERIFIED, type ChunkRun } from '../crypto/backend.js';
 import { contentContext, fileRunBase, type ContentContext } from '../crypto/context.js';
 import { FormatError, type FormatProblem } from '../crypto/errors.js';
 import { FileCipher } from '../crypto/filecipher.js';
-import { HEADER_BYTES, parseHeader } from '../crypto/header.js';
+import { HEADER_BYTES, MIN_CHUNK_LOG2, parseHeader } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
-import { chunkCount, plainSizeOf, sealedChunkOffset } from '../crypto/layout.js';
+import { chunkCount, chunksPerBatch, isRunDefect, plainSizeOf, runChunkAt, runChunkOffset, runOfSealed, runSealedLength, sealedChunkOffset } from '../crypto/geometry.js';
 import { classify, compareCipherNames, displayName, entryKind, readSidecar, undecryptableName, uniqueName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
@@ -155,8 +154,7 @@ interface Buffers {
 }
 
 function newBuffers(batchBytes = SCRUB_BATCH_BYTES): Buffers {
-  const chunks = Math.ceil(batchBytes / 4096);
-  return { sealed: new Uint8Array(batchBytes + chunks * CHUNK_OVERHEAD), plain: new Uint8Array(batchBytes) };
+  return { sealed: new Uint8Array(runSealedLength(batchBytes, 2 ** MIN_CHUNK_LOG2)), plain: new Uint8Array(batchBytes) };
 }
 
 export interface FileVerdict {
@@ -219,10 +217,10 @@ async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: 
     throw err;
   }
   const C = cipher.chunkSize;
-  const stored = C + CHUNK_OVERHEAD;
   const total = chunkCount(plainSize, C);
-  const perBatch = Math.max(1, Math.floor(buffers.plain.length / C));
-  if (buffers.sealed.length < perBatch * stored) buffers.sealed = new Uint8Array(perBatch * stored);
+  const perBatch = chunksPerBatch(buffers.plain.length, C);
+  const batchSealed = runSealedLength(perBatch * C, C);
+  if (buffers.sealed.length < batchSealed) buffers.sealed = new Uint8Array(batchSealed);
   if (buffers.plain.length < perBatch * C) buffers.plain = new Uint8Array(perBatch * C);
   const failed: number[] = [];
   let first: FormatError | undefined;
@@ -236,13 +234,13 @@ async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: 
     onRead?.(read);
     if (read < length) {
       // The file shrank while it was read: the caller sees the changed size and retries.
-      const err = new FormatError('truncated', `file ends inside chunk ${a + Math.floor(read / stored)}: it was cut short while being read`, a);
+      const err = new FormatError('truncated', `file ends inside chunk ${a + runChunkAt(read, C)}: it was cut short while being read`, a);
       return { bytes, failure: formatFailure(err) };
     }
     // Open the batch; after a failed chunk, go on with the chunks after it.
     let at = a;
     while (at <= b && failed.length < MAX_FAILED_CHUNKS) {
-      const view = sealed.subarray((at - a) * stored);
+      const view = sealed.subarray(runChunkOffset(at - a, C));
       const err = await openRun(cipher, base, ctx, at, b === total - 1, view, buffers);
       if (!err) break;
       first ??= err;
@@ -262,14 +260,13 @@ async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: 
  */
 async function openRun(cipher: FileCipher, base: RunBase, ctx: ContentContext, firstIndex: number, endsFile: boolean, sealed: Uint8Array, buffers: Buffers): Promise<FormatError | undefined> {
   try {
-    const chunks = Math.ceil(sealed.length / (cipher.chunkSize + CHUNK_OVERHEAD));
-    const plainLength = sealed.length - chunks * CHUNK_OVERHEAD;
-    if (plainLength < 0 || plainLength > buffers.plain.length) {
+    const run = runOfSealed(sealed.length, cipher.chunkSize);
+    if (isRunDefect(run) || run.plainLength > buffers.plain.length) {
       // Not a valid run length (or bigger than our buffer): FileCipher says why.
       await cipher.open(firstIndex, endsFile, sealed);
       return undefined;
     }
-    const failed = await ctx.backend.openAsync({ ...base, firstIndex, endsFile }, sealed, buffers.plain.subarray(0, plainLength), ctx.threads);
+    const failed = await ctx.backend.openAsync({ ...base, firstIndex, endsFile }, sealed, buffers.plain.subarray(0, run.plainLength), ctx.threads);
     if (failed === ALL_VERIFIED) return undefined;
     // FileCipher names the chunk and tells truncation from damage.
     await cipher.open(firstIndex, endsFile, sealed);

@@ -1,9 +1,7 @@
 import { constants, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
-import { HEADER_BYTES } from '../crypto/header.js';
-import { plainSizeOf } from '../crypto/layout.js';
-import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
+import { plainSizeShown } from '../crypto/geometry.js';
 import { cipherIo } from './cipherio.js';
 import { usesSidecar } from './ciphernames.js';
 import { isSyncClientFile } from './syncclients.js';
@@ -142,12 +140,7 @@ export class PlainFs {
 
   /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
   private plainSize(size: number): number {
-    try {
-      return plainSizeOf(size, this.chunkSize);
-    } catch {
-      const stored = this.chunkSize + CHUNK_OVERHEAD;
-      return Math.max(0, Math.floor((size - HEADER_BYTES) / stored) * this.chunkSize);
-    }
+    return plainSizeShown(size, this.chunkSize);
   }
 
   private statOf(st: Stats | BigIntStats, _kind: string): PlainStat {

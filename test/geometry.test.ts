@@ -6,9 +6,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_OVERHEAD } from '../src/crypto/ciphers.js';
 import { FormatError } from '../src/crypto/errors.js';
-import { FileCipher } from '../src/crypto/filecipher.js';
 import { chunkSizeLog2, HEADER_BYTES, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, newHeader, parseHeader } from '../src/crypto/header.js';
-import { chunkCount, plainSizeOf, sealedChunkOffset, sealedSize } from '../src/crypto/layout.js';
+import { chunkCount, plainSizeOf, runSealedLength, sealedChunkOffset, sealedSize } from '../src/crypto/geometry.js';
 import { expectFormatError } from './helpers.js';
 
 const CHUNK_SIZES = Array.from({ length: MAX_CHUNK_LOG2 - MIN_CHUNK_LOG2 + 1 }, (_, i) => 2 ** (MIN_CHUNK_LOG2 + i));
@@ -56,7 +55,7 @@ describe('layout', () => {
       expect(n).toBe(Math.max(1, Math.ceil(S / C)));
       expect(Z).toBe(HEADER_BYTES + S + CHUNK_OVERHEAD * n);
       expect(plainSizeOf(Z, C)).toBe(S);
-      expect(FileCipher.sealedLength(S, C)).toBe(Z - HEADER_BYTES);
+      expect(runSealedLength(S, C)).toBe(Z - HEADER_BYTES);
       expect(sealedChunkOffset(n - 1, C) + CHUNK_OVERHEAD + (S - (n - 1) * C)).toBe(Z);
       expect(sealedChunkOffset(n, C)).toBe(HEADER_BYTES + n * stored);
     }
