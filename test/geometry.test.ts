@@ -1,13 +1,39 @@
 /**
- * The size arithmetic of FORMAT.md §4: sealedSize and plainSizeOf are inverse, every sealed
- * size no writer produces is refused with the right kind, and chunk offsets line up.
+ * Every function of src/crypto/geometry.ts against FORMAT.md §4's formulas, written out
+ * here independently: sealedSize and plainSizeOf are inverse, every sealed size no writer
+ * produces is refused with the right kind, chunk offsets and ranges line up, runs split and
+ * read back, and the streaming hold-back and tail checks follow the same rule.
+ * (test/geometry.native.test.ts checks the addon's C copy against this module.)
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_OVERHEAD } from '../src/crypto/ciphers.js';
 import { FormatError } from '../src/crypto/errors.js';
 import { chunkSizeLog2, HEADER_BYTES, MAX_CHUNK_LOG2, MIN_CHUNK_LOG2, newHeader, parseHeader } from '../src/crypto/header.js';
-import { chunkCount, plainSizeOf, runSealedLength, sealedChunkOffset, sealedSize } from '../src/crypto/geometry.js';
+import {
+  batchesToRelease,
+  checkRunEnd,
+  chunkCount,
+  chunkIndexAt,
+  chunkPlainStart,
+  chunksPerBatch,
+  chunksPlainRange,
+  finalTailDefect,
+  isRunDefect,
+  lastChunkIndex,
+  plainSizeOf,
+  plainSizeShown,
+  runChunkAt,
+  runChunkLength,
+  runChunkOffset,
+  runOfPlain,
+  runOfSealed,
+  runSealedLength,
+  sealedChunkOffset,
+  sealedSize,
+  storedChunkBytes,
+  type RunDefect,
+} from '../src/crypto/geometry.js';
 import { expectFormatError } from './helpers.js';
 
 const CHUNK_SIZES = Array.from({ length: MAX_CHUNK_LOG2 - MIN_CHUNK_LOG2 + 1 }, (_, i) => 2 ** (MIN_CHUNK_LOG2 + i));
@@ -36,7 +62,25 @@ function check(Z: number, C: number): void {
   }
 }
 
-describe('layout', () => {
+/** §4 for a run (a sealed file without its header) of L stored bytes: the defect, or undefined. */
+function specRunDefect(L: number, C: number): Pick<RunDefect, 'defect' | 'chunk' | 'lastStored'> | undefined {
+  if (L === 0) return { defect: 'no-chunk', chunk: 0, lastStored: 0 };
+  const q = Math.floor(L / (C + 28));
+  const r = L % (C + 28);
+  if (r > 0 && r < 28) return { defect: 'short-chunk', chunk: q, lastStored: r };
+  if (r === 28 && q > 0) return { defect: 'empty-chunk', chunk: q, lastStored: r };
+  return undefined;
+}
+
+/** Plaintext sizes worth checking at chunk size C: around the first boundaries, and far away. */
+function plainSizesFor(C: number): number[] {
+  const sizes = new Set<number>();
+  for (let k = 0; k <= 4; k++) for (let d = -30; d <= 30; d++) if (k * C + d >= 0) sizes.add(k * C + d);
+  for (const S of [C * 1000 + 1, C * 123_457 - 1, 2 ** 40, 2 ** 40 + 1, 2 ** 50 + 3]) sizes.add(S);
+  return [...sizes];
+}
+
+describe('geometry', () => {
   it('the constants of FORMAT.md', () => {
     expect(HEADER_BYTES).toBe(24);
     expect(CHUNK_OVERHEAD).toBe(28);
@@ -151,5 +195,136 @@ describe('layout', () => {
     for (let n = 0; n < HEADER_BYTES; n++) expectFormatError(() => parseHeader(good.subarray(0, n)), 'truncated');
     expectFormatError(() => parseHeader(Uint8Array.of(0x50, 0x4b, 3, 4)), 'bad-header');
     expect(() => newHeader('aes-256-gcm', 4096, new Uint8Array(15))).toThrow(RangeError);
+  });
+
+  it.each(CHUNK_SIZES)('chunk %i: runOfPlain, chunk indices and plaintext ranges follow §4', (C) => {
+    for (const S of plainSizesFor(C)) {
+      const n = Math.max(1, Math.ceil(S / C));
+      const run = runOfPlain(S, C);
+      expect(run).toEqual({ chunkSize: C, count: n, plainLength: S, sealedLength: S + 28 * n, lastLength: S - (n - 1) * C });
+      expect(runSealedLength(S, C)).toBe(S + 28 * n);
+      expect(lastChunkIndex(S, C)).toBe(n - 1);
+      // Chunk i holds [i·C, min((i+1)·C, S)); only the last may be shorter, and empty only when S = 0.
+      for (const i of new Set([0, 1, n - 2, n - 1].filter((i) => i >= 0 && i < n))) {
+        const range = chunksPlainRange(i, i, S, C);
+        expect(range).toEqual({ start: i * C, end: Math.min((i + 1) * C, S) });
+        expect(chunkPlainStart(i, C)).toBe(i * C);
+        expect(runChunkLength(run, i)).toBe(range.end - range.start);
+        if (i < n - 1) expect(runChunkLength(run, i)).toBe(C);
+        if (range.end > range.start) {
+          expect(chunkIndexAt(range.start, C)).toBe(i);
+          expect(chunkIndexAt(range.end - 1, C)).toBe(i);
+        }
+      }
+      expect(chunksPlainRange(0, n - 1, S, C)).toEqual({ start: 0, end: S });
+      if (S > 0) expect(chunkIndexAt(S - 1, C)).toBe(n - 1);
+      expect(runChunkLength(run, n - 1) === 0).toBe(S === 0);
+    }
+  });
+
+  it.each(CHUNK_SIZES)('chunk %i: runOfSealed accepts exactly the stored lengths runOfPlain makes, and names the faulty chunk otherwise', (C) => {
+    const stored = C + 28;
+    expect(storedChunkBytes(C)).toBe(stored);
+    const lengths = new Set<number>();
+    for (let k = 0; k <= 5; k++) for (let d = -40; d <= 40; d++) if (k * stored + d >= 0) lengths.add(k * stored + d);
+    for (const L of [2 ** 45 + 17, 2 ** 52 - 1]) for (let d = 0; d <= 60; d++) lengths.add(L - d);
+    for (const L of lengths) {
+      const run = runOfSealed(L, C);
+      const spec = specRunDefect(L, C);
+      if (spec) {
+        expect(isRunDefect(run), `${L}`).toBe(true);
+        expect(run).toEqual(spec);
+      } else {
+        if (isRunDefect(run)) expect.fail(`${L} bytes at chunk ${C}: refused as ${run.defect}`);
+        expect(run.sealedLength).toBe(L);
+        expect(run).toEqual(runOfPlain(L - 28 * Math.ceil(L / stored), C));
+        // The same answer as §4's recipe for the sealed file of header + L bytes.
+        expect(run.plainLength).toBe(specPlainSize(24 + L, C));
+      }
+    }
+  });
+
+  it('runOfSealed and runOfPlain are inverse at every chunk size (property)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...CHUNK_SIZES), fc.integer({ min: 0, max: 2 ** 50 }), (C, S) => {
+        const run = runOfPlain(S, C);
+        expect(runOfSealed(run.sealedLength, C)).toEqual(run);
+        for (const L of [run.sealedLength + 1, run.sealedLength - 1, run.sealedLength + 28]) {
+          const back = runOfSealed(L, C);
+          const spec = specRunDefect(L, C);
+          if (spec) expect(back).toEqual(spec);
+          else expect(isRunDefect(back) ? back : back.plainLength).toBe(specPlainSize(24 + L, C));
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it.each(CHUNK_SIZES)('chunk %i: offsets within a run and within the file; the chunk a stored byte falls in', (C) => {
+    const stored = C + 28;
+    for (const k of [0, 1, 2, 7, 1000, 2 ** 30]) {
+      expect(runChunkOffset(k, C)).toBe(k * stored);
+      expect(sealedChunkOffset(k, C)).toBe(24 + k * stored);
+      expect(runChunkAt(k * stored, C)).toBe(k);
+      expect(runChunkAt(k * stored + stored - 1, C)).toBe(k);
+      if (k > 0) expect(runChunkAt(k * stored - 1, C)).toBe(k - 1);
+    }
+  });
+
+  it('a run that does not end the file must end on a chunk boundary (RangeError)', () => {
+    const C = 4096;
+    for (const S of [0, 1, C - 1, C, C + 1, 2 * C, 5 * C + 7]) {
+      const run = runOfPlain(S, C);
+      expect(() => checkRunEnd(run, 9, true)).not.toThrow();
+      if (S > 0 && S % C === 0) expect(() => checkRunEnd(run, 9, false)).not.toThrow();
+      else expect(() => checkRunEnd(run, 9, false)).toThrow(new RangeError(`chunk ${9 + run.count - 1} is short (${S - (run.count - 1) * C} bytes) but not the file's final chunk`));
+    }
+  });
+
+  it.each(CHUNK_SIZES)('chunk %i: plainSizeShown is plainSizeOf, or the whole chunks a damaged size holds', (C) => {
+    for (let Z = 0; Z <= 24 + 3 * (C + 28) + 60; Z += Z < 300 ? 1 : 53) {
+      const spec = specPlainSize(Z, C);
+      expect(plainSizeShown(Z, C)).toBe(typeof spec === 'number' ? spec : Math.max(0, Math.floor((Z - 24) / (C + 28)) * C));
+    }
+  });
+
+  it('batches: whole batches of at least one chunk; a stream always holds back at least one byte', () => {
+    for (const C of CHUNK_SIZES) {
+      expect(chunksPerBatch(C - 1, C)).toBe(1);
+      expect(chunksPerBatch(4 * 1024 * 1024, C)).toBe(Math.max(1, Math.floor(4 * 1024 * 1024 / C)));
+      expect(chunksPerBatch(3 * C + C - 1, C)).toBe(3);
+    }
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 1, max: 2 ** 24 }), (buffered, batch) => {
+        const k = batchesToRelease(buffered, batch);
+        // The most batches that still leave a byte behind (none when nothing is held).
+        expect(k * batch < buffered || buffered === 0).toBe(true);
+        expect((k + 1) * batch >= buffered).toBe(true);
+        expect(k).toBeGreaterThanOrEqual(0);
+      }),
+      { numRuns: 3000 },
+    );
+    for (const [buffered, k] of [[0, 0], [1, 0], [100, 0], [101, 1], [200, 1], [201, 2]] as const) expect(batchesToRelease(buffered, 100)).toBe(k);
+  });
+
+  it.each(CHUNK_SIZES)('chunk %i: a stream\'s final tail is valid exactly when the whole file is (§4), with file-wide chunk numbers', (C) => {
+    const stored = C + 28;
+    for (const before of [0, 1, 16, 32]) {
+      for (let k = 0; k <= 3; k++) {
+        for (let d = -30; d <= 30; d++) {
+          const tail = k * stored + d;
+          if (tail < 0) continue;
+          const defect = finalTailDefect(before, tail, C);
+          if (tail === 0) {
+            expect(defect).toEqual({ defect: 'no-chunk', chunk: before, lastStored: 0 });
+            continue;
+          }
+          const body = before * stored + tail;
+          const spec = specRunDefect(body, C);
+          expect(defect, `${before} chunks, then ${tail} bytes`).toEqual(spec);
+          if (!spec) expect(specPlainSize(24 + body, C)).toBe(before * C + (runOfSealed(tail, C) as { plainLength: number }).plainLength);
+        }
+      }
+    }
   });
 });

@@ -11,6 +11,7 @@ import {
   lastChunkIndex,
   plainSizeOf,
   runChunkAt,
+  runChunkOffset,
   runSealedLength,
   sealedChunkOffset,
   sealedSize,
@@ -142,8 +143,9 @@ export class SealedFile {
     const length = runSealedLength(range.end - range.start, C);
     const offset = sealedChunkOffset(first, C);
     const pre = this.prefetched;
-    if (pre && Date.now() - pre.at < READ_CACHE_MS && offset - HEADER_BYTES + length <= pre.bytes.length) {
-      return this.cipher.open(first, last === this.lastIndex(size), pre.bytes.subarray(offset - HEADER_BYTES, offset - HEADER_BYTES + length));
+    const prefetchedAt = runChunkOffset(first, C); // the prefetched bytes start after the header
+    if (pre && Date.now() - pre.at < READ_CACHE_MS && prefetchedAt + length <= pre.bytes.length) {
+      return this.cipher.open(first, last === this.lastIndex(size), pre.bytes.subarray(prefetchedAt, prefetchedAt + length));
     }
     const sealed = Buffer.allocUnsafe(length);
     const got = await this.store.read(sealed, offset);

@@ -34,6 +34,19 @@ export interface NativeAddon extends NativeKeys {
     plain: Uint8Array, out: Uint8Array, nonces: Uint8Array | null, threads: number): Promise<void>;
   openAsync(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
     sealed: Uint8Array, out: Uint8Array, threads: number): Promise<number>;
+  /**
+   * The addon's own run geometry (C's copy of runOfPlain / runOfSealed in geometry.ts), for
+   * test/geometry.native.test.ts: the run of `length` plaintext bytes, or of `length` stored
+   * bytes when `isSealed` (null when no run has that length).
+   */
+  runGeometry(chunkSize: number, length: number, isSealed: boolean): NativeRunGeometry | null;
+}
+
+export interface NativeRunGeometry {
+  readonly count: number;
+  readonly plainLength: number;
+  readonly sealedLength: number;
+  readonly lastLength: number;
 }
 
 /** The native backend; sealAsync also takes fixed nonces, for test vectors only. */
