@@ -38,7 +38,7 @@ import { expectFormatError } from './helpers.js';
 
 const CHUNK_SIZES = Array.from({ length: MAX_CHUNK_LOG2 - MIN_CHUNK_LOG2 + 1 }, (_, i) => 2 ** (MIN_CHUNK_LOG2 + i));
 
-/** The spec's own recipe (§4), written out independently of layout.ts. */
+/** The spec's own recipe (§4), written out independently of geometry.ts. */
 function specPlainSize(Z: number, C: number): number | 'truncated' | 'invalid' {
   if (Z < 24 + 28) return 'truncated';
   const B = Z - 24;
