@@ -4,7 +4,9 @@ import { NONCE_BYTES, TAG_BYTES } from './ciphers.js';
 import { checkRunEnd, chunkPlainStart, isRunDefect, runChunkLength, runChunkOffset, runOfPlain, runOfSealed, type RunGeometry } from './geometry.js';
 
 /**
- * Chunk bookkeeping shared by the JavaScript backends (the native addon does the same in C).
+ * Runs as every backend sees them: the checks a seal or open makes before any work (all
+ * backends, the native one included; the addon repeats them in C) and the chunk loop of
+ * the JavaScript backends. The arithmetic itself is geometry.ts's.
  */
 export const AAD_BYTES_AFTER_HEADER = 9;
 
