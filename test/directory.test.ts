@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { scrubVault, type ScrubProblem } from '../src/tools/scrub.js';
-import { insertBeforeExtension, usesSidecar } from '../src/vault/ciphernames.js';
+import { compareCipherNames, insertBeforeExtension, usesSidecar } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder, type Listing } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
 import { ROOT_DIR_ID, validatePlainName } from '../src/vault/names.js';
@@ -177,7 +177,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
 
     const root = await listFresh(fs);
     expect(names(root)).toEqual(['UNDECRYPTABLE JUNKDIR', `UNDECRYPTABLE ${junk}`, 'UNDECRYPTABLE junk-file.txt', 'a.txt', 'docs', 'link']);
-    expect([...root.undecryptable].sort()).toEqual(['JUNKDIR', junk, 'junk-file.txt']);
+    expect(root.undecryptable.map((e) => e.cipherName).sort()).toEqual(['JUNKDIR', junk, 'junk-file.txt']);
     expect(root.entries.get('a.txt')).toMatchObject({ kind: 'file', cipherName: a.entry.cipherName });
     expect(root.entries.get('link')?.kind).toBe('symlink');
     expect(hex(root.entries.get('docs')!.dirId!)).toBe(hex(fs.vault.names.deriveDirId(ROOT_DIR_ID, 'docs')));
@@ -185,7 +185,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
 
     const inDocs = await listFresh(fs, '/docs');
     expect(names(inDocs)).toEqual([`UNDECRYPTABLE ${a.entry.cipherName}`, 'UNDECRYPTABLE sealfs.vault', 'b.txt', 'sub']);
-    expect([...inDocs.undecryptable].sort()).toEqual([a.entry.cipherName, 'sealfs.vault'].sort());
+    expect(inDocs.undecryptable.map((e) => e.cipherName).sort()).toEqual([a.entry.cipherName, 'sealfs.vault'].sort());
 
     // PlainFs shows the same, and logs each undecryptable name once.
     expect((await fs.readdir('/')).sort()).toEqual(names(root));
@@ -215,6 +215,80 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
     expect(await get(fs, '/a.txt')).toBe('alpha');
     // The sync-client files were never touched.
     for (const name of SYNC_CLIENT_FILES) expect(await exists(join(dir, name))).toBe(true);
+  });
+
+  it('rmdir agrees with the listing: hidden files go with the folder; a FIFO or a sync folder with content stays, logged', async () => {
+    const { dir, fs, log } = await newVault();
+    const made = async (name: string) => {
+      await fs.mkdir(`/${name}`, 0o755);
+      return (await resolve(fs, `/${name}`)).cipherPath;
+    };
+    // Empty in the plaintext view, and removable: an orphan sidecar, sync clients' files and an empty marker folder.
+    const clutter = await made('clutter');
+    await writeFile(join(clutter, `${'q'.repeat(26)}.sfn`), 'x');
+    await writeFile(join(clutter, '.syncthing.report.txt.tmp'), 'plaintext in transit');
+    await writeFile(join(clutter, '.stignore'), '');
+    await mkdir(join(clutter, '.stfolder'));
+    // Empty in the view, but holding what must not be deleted.
+    const fifo = await made('fifo');
+    expect(spawnSync('mkfifo', [join(fifo, 'pipe')]).status).toBe(0);
+    const versions = await made('versions');
+    await mkdir(join(versions, '.stversions', 'sub'), { recursive: true });
+    await writeFile(join(versions, '.stversions', 'sub', 'old-version'), 'precious');
+    await writeFile(join(versions, '.stignore'), '');
+    fs.vault.tree.forget(dir);
+
+    for (const name of ['clutter', 'fifo', 'versions']) expect(await fs.readdir(`/${name}`), name).toEqual([]);
+    await fs.rmdir('/clutter');
+    expect(await exists(clutter)).toBe(false);
+    expect(log).toEqual([]);
+
+    await expect(fs.rmdir('/fifo')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    expect(log).toHaveLength(1);
+    expect(log[0]).toContain('not removing /fifo');
+    expect(log[0]).toContain('"pipe"');
+    expect(await exists(join(fifo, 'pipe'))).toBe(true);
+
+    await expect(fs.rmdir('/versions')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    expect(log).toHaveLength(2);
+    expect(log[1]).toContain('not removing /versions');
+    expect(log[1]).toContain('".stversions"');
+    expect(await readFile(join(versions, '.stversions', 'sub', 'old-version'), 'utf8')).toBe('precious');
+    expect(names(await listFresh(fs))).toEqual(['fifo', 'versions']);
+
+    // A folder with an entry in view is simply not empty: no log line.
+    await put(fs, '/versions/file', 'x');
+    await expect(fs.rmdir('/versions')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    expect(log).toHaveLength(2);
+  });
+
+  it('a sidecar that cannot be read just now fails the listing with EIO; a bad one is a placeholder', async () => {
+    const { dir, fs } = await newVault({ maxNameLength: 64 });
+    await put(fs, '/a-rather-long-name-that-needs-a-sidecar.txt', 'x');
+    const { entry } = await resolve(fs, '/a-rather-long-name-that-needs-a-sidecar.txt');
+    const decoder = new DirectoryDecoder(fs.vault.names, 64);
+    // Reading the sidecar fails with a system error (here ENOTDIR: the folder was replaced
+    // by a file between the listing and the read; EIO, EMFILE or EACCES alike).
+    const replaced = join(work, 'replaced');
+    await writeFile(replaced, '');
+    const failure = await decoder.decode(replaced, ROOT_DIR_ID, true, entry.cipherName, 'file').catch((err: NodeJS.ErrnoException) => err);
+    expect(failure).toMatchObject({ code: 'EIO', syscall: 'read' });
+    expect((failure as Error).message).toContain(join(replaced, entry.sidecar!));
+    expect((failure as Error).message).toContain('ENOTDIR');
+    // A sidecar that is read but wrong stays a placeholder.
+    await writeFile(join(dir, entry.sidecar!), 'wrong\n');
+    expect(await decoder.decode(dir, ROOT_DIR_ID, true, entry.cipherName, 'file')).toMatchObject({ undecryptable: true });
+  });
+
+  it('control and format characters never reach a shown name or a log line raw', async () => {
+    const { dir, fs, log } = await newVault();
+    const evil = 'junk\u202etxt.exe\u001b[31m\u0007';
+    await writeFile(join(dir, evil), 'x');
+    const shown = names(await listFresh(fs));
+    expect(shown).toEqual(['UNDECRYPTABLE junk txt.exe [31m ']);
+    expect(await fs.readdir('/')).toEqual(shown);
+    expect(log).toEqual([`undecryptable name: ${JSON.stringify(dir + '/junk').slice(0, -1)}\\u202etxt.exe\\u001b[31m\\u0007" (listed in / as "UNDECRYPTABLE junk txt.exe [31m ")`]);
+    expect(log[0]).not.toMatch(/[\u0000-\u001f\u202e]/);
   });
 
   it('long names: intact sidecars work; a missing or wrong sidecar makes the entry undecryptable', async () => {
@@ -261,7 +335,7 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
     const listing = await listFresh(fs);
     const bad = [m.h, s.h, g.h].map((h) => `${h}.sfl`).sort();
     expect(names(listing)).toEqual([...bad.map((n) => `UNDECRYPTABLE ${n}`), longDir, longFile, longLink, 'short'].sort());
-    expect([...listing.undecryptable].sort()).toEqual(bad);
+    expect(listing.undecryptable.map((e) => e.cipherName).sort()).toEqual(bad);
     expect(listing.entries.get(longDir)?.kind).toBe('dir');
     expect(listing.entries.get(longLink)?.kind).toBe('symlink');
 
@@ -665,7 +739,7 @@ describe('the mount and scrub read every cipher name alike', () => {
     // What both read: only the exact sidecar decodes; hidden names are neither shown nor reported.
     for (const [label, { h }] of variants) {
       expect(listing.entries.get(`sidecar-${label}-for-a-rather-long-name.txt`)?.cipherName, label).toBe(label === 'lf' ? `${h}.sfl` : undefined);
-      expect(listing.undecryptable.includes(`${h}.sfl`), label).toBe(label !== 'lf');
+      expect(listing.undecryptable.some((e) => e.cipherName === `${h}.sfl`), label).toBe(label !== 'lf');
     }
     for (const [name, shows] of copies) expect(listing.entries.get(shows)?.cipherName, shows).toBe(name);
     for (const name of [...syncFiles, '.sync', `${good.h}.sfn`, `${good.h} (conflicted copy 2026-11-22).sfn`]) {
@@ -674,6 +748,65 @@ describe('the mount and scrub read every cipher name alike', () => {
     }
     expect(listing.entries.get('UNDECRYPTABLE junk name.txt')?.undecryptable).toBe(true);
     expect(listing.entries.get(`UNDECRYPTABLE ${'r'.repeat(26)}.sfl`)?.undecryptable).toBe(true);
+  });
+
+  it('20,000 junk names that all show as one placeholder are named in linear time, alike', { timeout: 120_000 }, async () => {
+    // Regression: "(duplicate n)" was searched from n = 2 for every entry, each try cutting
+    // the name in a slow loop: 6,000 such names held the event loop for 30 s per listing.
+    const { dir, fs } = await newVault();
+    await fs.symlink('target', '/link');
+    const target = await readlink((await resolve(fs, '/link')).cipherPath);
+    const count = 20_000;
+    const junk = (i: number) => `${'X'.repeat(200)}${i}`; // the placeholder keeps 200 code points
+    for (let i = 0; i < count; i++) await symlink(target, join(dir, junk(i)));
+
+    let start = performance.now();
+    const listing = await listFresh(fs);
+    const listMs = performance.now() - start;
+    start = performance.now();
+    const result = await scrubVault({ cipherDir: dir, masterKey: KEY });
+    const scrubMs = performance.now() - start;
+
+    expect(listing.undecryptable).toHaveLength(count);
+    const placeholder = `UNDECRYPTABLE ${'X'.repeat(200)}`;
+    expect(listing.entries.get(placeholder)?.cipherName).toBe(junk(0));
+    const last = Array.from({ length: count }, (_, i) => junk(i)).sort(compareCipherNames).at(-1);
+    expect(listing.entries.get(`${placeholder} (duplicate ${count})`)?.cipherName).toBe(last);
+    expect(result.problems.filter((p) => p.kind === 'undecryptable-name')).toHaveLength(count);
+    // Generous bounds (the quadratic search took minutes here), not a timing benchmark.
+    expect(listMs).toBeLessThan(3000);
+    expect(scrubMs).toBeLessThan(10_000);
+  });
+
+  it('a name stored in the form sealfs does not write for it is undecryptable, alike (FORMAT.md §10.3)', async () => {
+    // Regression: a planted long form of a short name sorted first and took the name, so
+    // writes to "s.txt" went to the planted copy; a short form of a long name also decoded.
+    const { dir, fs } = await newVault({ maxNameLength: 64 });
+    const longName = 'a-rather-long-name-that-needs-a-sidecar.txt';
+    await put(fs, `/${longName}`, 'genuine long');
+    await put(fs, '/s.txt', 'genuine short');
+    const long = (await resolve(fs, `/${longName}`)).entry;
+    const short = (await resolve(fs, '/s.txt')).entry.cipherName;
+    const E = (await readFile(join(dir, long.sidecar!), 'latin1')).slice(0, -1);
+    expect(E.length).toBeGreaterThan(64);
+    await copyFile(join(dir, long.cipherName), join(dir, E)); // E stored short, though longer than L
+    const h = longNameHash(short);
+    await copyFile(join(dir, short), join(dir, `${h}.sfl`)); // a short E stored long
+    await writeFile(join(dir, `${h}.sfn`), `${short}\n`);
+    expect(`${h}.sfl` < short).toBe(true); // it sorts first: it would take the name
+
+    const listing = await listFresh(fs);
+    expect(listing.entries.get('s.txt')?.cipherName).toBe(short);
+    expect(listing.entries.get(longName)?.cipherName).toBe(long.cipherName);
+    expect(listing.undecryptable.map((e) => e.cipherName).sort()).toEqual([E, `${h}.sfl`].sort());
+    expect(names(listing)).not.toContain('s (duplicate 2).txt');
+
+    const result = await scrubVault({ cipherDir: dir, masterKey: KEY });
+    const entries = [...listing.entries.values()].map((e) => e.cipherName);
+    expect(scrubView(entries, result.problems).view).toEqual(await mountView(fs, listing));
+    const wrong = result.problems.filter((p) => p.detail.includes('not stored in the one form'));
+    expect(wrong.map((p) => [p.kind, p.rel]).sort()).toEqual([['undecryptable-name', E], ['undecryptable-name', `${h}.sfl`]].sort());
+    expect(result.problems).toHaveLength(2);
   });
 
   it('an undecryptable placeholder and a real name that equals it are told apart alike', async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deriveSubkey } from '../src/crypto/kdf.js';
-import { classify, MAX_SIDECAR_BYTES, parseSidecar, sidecarContent, uniqueName, usesSidecar } from '../src/vault/ciphernames.js';
+import { classify, MAX_SIDECAR_BYTES, parseSidecar, sidecarContent, ListingNamer, usesSidecar } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
 import { NameCipher, ROOT_DIR_ID, validatePlainName, type EntryKind } from '../src/vault/names.js';
@@ -247,10 +247,16 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
     expect(parseSidecar(new Uint8Array(Buffer.from(sidecarContent(E))), longNameHash(E))).toEqual({ ok: true, encoded: E });
   });
 
-  it('uniqueName: "(duplicate n)" with the smallest free n ≥ 2, before the extension', () => {
+  it('ListingNamer: "(duplicate n)" with the smallest free n ≥ 2, before the extension', () => {
     const taken = new Set(['a.txt', 'a (duplicate 2).txt', 'b']);
-    expect(uniqueName(taken, 'c.txt')).toBe('c.txt');
-    expect(uniqueName(taken, 'a.txt')).toBe('a (duplicate 3).txt');
-    expect(uniqueName(taken, 'b')).toBe('b (duplicate 2)');
+    const namer = new ListingNamer(taken);
+    expect(namer.name('c.txt')).toBe('c.txt');
+    expect(namer.name('a.txt')).toBe('a (duplicate 3).txt');
+    expect(namer.name('b')).toBe('b (duplicate 2)');
+    // Names given are added by the caller; the next one of a name resumes past them, and
+    // still skips a name taken in between.
+    taken.add('a (duplicate 3).txt');
+    taken.add('a (duplicate 4).txt');
+    expect(namer.name('a.txt')).toBe('a (duplicate 5).txt');
   });
 });

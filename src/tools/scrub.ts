@@ -20,12 +20,12 @@ import { FileCipher } from '../crypto/filecipher.js';
 import { HEADER_BYTES, MIN_CHUNK_LOG2, parseHeader } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
 import { chunkCount, chunksPerBatch, isRunDefect, plainSizeOf, runChunkAt, runChunkOffset, runOfSealed, runSealedLength, sealedChunkOffset } from '../crypto/geometry.js';
-import { classify, compareCipherNames, displayName, entryKind, readSidecar, undecryptableName, uniqueName } from '../vault/ciphernames.js';
+import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, undecryptableName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
 import { NameCipher, ROOT_DIR_ID, type EntryKind } from '../vault/names.js';
 import { joinPlain } from '../vault/tree.js';
-import { readVaultFile, VAULT_FILE, verifyVaultFile } from '../vault/vaultfile.js';
+import { readVaultFile, VAULT_FILE, verifyVaultFile, type VaultConfig } from '../vault/vaultfile.js';
 
 /** What scrub can find. The first four are the FormatError kinds of a file's contents. */
 export type ProblemKind =
@@ -358,6 +358,9 @@ class Scrubber {
     return p;
   }
 
+  /** The vault's name-length limit, once its vault file verified; without it no name's stored form is checked. */
+  private maxNameLength: number | undefined;
+
   /** Bytes of files still being read, for the progress figures only. */
   private reading = 0;
 
@@ -375,8 +378,9 @@ class Scrubber {
       this.problem('missing-vault-file', VAULT_FILE, null, null, `the vault file ${VAULT_FILE} is missing`, { type: 'vault-file' });
       return;
     }
-    const why = await vaultFileFault(this.options.cipherDir, this.options.masterKey);
-    if (why) this.problem('bad-vault-file', VAULT_FILE, null, null, why, { type: 'vault-file' });
+    const checked = await checkedVaultConfig(this.options.cipherDir, this.options.masterKey);
+    if ('fault' in checked) this.problem('bad-vault-file', VAULT_FILE, null, null, checked.fault, { type: 'vault-file' });
+    else this.maxNameLength = checked.config.maxNameLength;
   }
 
   /** Lists and checks one cipher directory, schedules its files, recurses; returns the files below it. */
@@ -394,6 +398,7 @@ class Scrubber {
     const longEntries = new Set(types.flatMap((type) => (type.type === 'long' ? [type.hash] : [])));
     // The names the mount shows, in its order; null for an undecryptable entry's placeholder.
     const shown = new Map<string, { kind: EntryKind; dirId?: Uint8Array } | null>();
+    const namer = new ListingNamer(shown);
     const subdirs: DirContext[] = [];
     const undecodableDirs: { ctx: DirContext; problem: ScrubProblem }[] = [];
     let files = 0;
@@ -425,7 +430,13 @@ class Scrubber {
       if (type.type === 'long') encoded = await this.readSidecar(dir, type.hash, kind, (p) => (nameProblem = p));
       else encoded = type.encoded;
       let plainName: { name: string; dirId?: Uint8Array } | undefined;
-      if (encoded !== undefined && dir.dirId) {
+      const wrongForm = encoded !== undefined && this.maxNameLength !== undefined ? nonCanonicalForm(type.type, encoded, this.maxNameLength) : undefined;
+      if (wrongForm) {
+        nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${kindWord(kind)} name is not stored in the one form sealfs writes for it: ${wrongForm}; it is not read, so that it cannot take the name of the entry stored correctly`, {
+          type: 'none',
+          reason: 'sealfs never writes this form; if the entry is not yours, move it out of the vault',
+        });
+      } else if (encoded !== undefined && dir.dirId) {
         plainName = encoded ? this.names.decrypt(dir.dirId, encoded, kind) : undefined;
         if (!plainName) {
           nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${kindWord(kind)} name does not decrypt in this directory (damaged, moved here from another directory, or not created by sealfs)`, {
@@ -436,11 +447,11 @@ class Scrubber {
       }
 
       let plainPath: string | null = null;
-      if (!plainName && dir.plain !== null) shown.set(uniqueName(shown, undecryptableName(name)), null);
+      if (!plainName && dir.plain !== null) shown.set(namer.name(undecryptableName(name)), null);
       if (plainName && dir.plain !== null) {
         const clash = displayName(plainName.name, type.conflict);
         const earlier = shown.get(clash);
-        const display = uniqueName(shown, clash);
+        const display = namer.name(clash);
         if (earlier !== undefined) {
           const path = joinPlain(dir.plain, display);
           if (kind === 'dir' && earlier?.kind === 'dir' && earlier.dirId && plainName.dirId && Buffer.compare(earlier.dirId, plainName.dirId) !== 0) {
@@ -600,17 +611,22 @@ function kindWord(kind: EntryKind): string {
  * verifies (structure and MAC).
  */
 export async function vaultFileFault(cipherDir: string, masterKey: Uint8Array): Promise<string | undefined> {
+  const checked = await checkedVaultConfig(cipherDir, masterKey);
+  return 'fault' in checked ? checked.fault : undefined;
+}
+
+/** The vault file's settings once it verifies, or why it does not. */
+async function checkedVaultConfig(cipherDir: string, masterKey: Uint8Array): Promise<{ config: VaultConfig } | { fault: string }> {
   const path = join(cipherDir, VAULT_FILE);
   try {
     const st = await lstat(path);
-    if (!st.isFile()) return `${VAULT_FILE} is not a regular file`;
-    if (st.size > MAX_VAULT_FILE_BYTES) return `${VAULT_FILE} is ${st.size} bytes, far larger than a vault file`;
-    verifyVaultFile(await readVaultFile(cipherDir), masterKey, cipherDir);
-    return undefined;
+    if (!st.isFile()) return { fault: `${VAULT_FILE} is not a regular file` };
+    if (st.size > MAX_VAULT_FILE_BYTES) return { fault: `${VAULT_FILE} is ${st.size} bytes, far larger than a vault file` };
+    return { config: verifyVaultFile(await readVaultFile(cipherDir), masterKey, cipherDir) };
   } catch (err) {
-    if (err instanceof VaultError || err instanceof RangeError) return err.message;
+    if (err instanceof VaultError || err instanceof RangeError) return { fault: err.message };
     const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string') return `${VAULT_FILE} cannot be read: ${(err as Error).message}`;
+    if (typeof code === 'string') return { fault: `${VAULT_FILE} cannot be read: ${(err as Error).message}` };
     throw err;
   }
 }

@@ -1,8 +1,10 @@
 /**
  * The names found in a cipher directory (docs/FORMAT.md §10.3–§10.5): what each one is,
  * how a long name's sidecar is read and checked, and under which name an entry shows in
- * the plaintext view (conflict copies, duplicates, undecryptable entries). The mount, scrub,
- * the offline tools and backup all go through here, so they read every name alike.
+ * the plaintext view (conflict copies, duplicates, undecryptable entries), and what an
+ * "empty" directory may still hold. The mount and the offline tools (through PlainFs and
+ * directory.ts) and scrub go through here, so they read every name alike. (Backup copies
+ * cipher names as they are; it only asks syncclients.ts which names to leave out.)
  */
 import { constants, type Dirent } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
@@ -50,6 +52,24 @@ export function entryKind(entry: Dirent): EntryKind | 'other' {
   if (entry.isSymbolicLink()) return 'symlink';
   if (entry.isFile()) return 'file';
   return 'other';
+}
+
+/**
+ * The form in which an entry with encoded name E is stored (FORMAT.md §10.3): under E itself
+ * when E has at most `maxNameLength` characters, else as `<h>.sfl` with E in `<h>.sfn`.
+ * Only that form is accepted: the other one (which sealfs never writes) would let a planted
+ * copy take an entry's name, so a reader treats it as undecryptable.
+ */
+export function storedForm(encoded: string, maxNameLength: number): 'short' | 'long' {
+  return encoded.length <= maxNameLength ? 'short' : 'long';
+}
+
+/** Why an entry of type `type` holding encoded name E is not in its one stored form, or undefined when it is. */
+export function nonCanonicalForm(type: 'short' | 'long', encoded: string, maxNameLength: number): string | undefined {
+  if (storedForm(encoded, maxNameLength) === type) return undefined;
+  return type === 'long'
+    ? `it is stored as a long name, but its encoded name has ${encoded.length} characters, within the vault's limit of ${maxNameLength} (sealfs stores it under that name itself)`
+    : `its encoded name has ${encoded.length} characters, over the vault's limit of ${maxNameLength} (sealfs stores such a name as a long name)`;
 }
 
 /** Whether `name` is a long-name entry (or a conflict copy of one) that reads the sidecar of `hash`. */
@@ -132,13 +152,67 @@ export async function readSidecar(path: string, hash: string): Promise<SidecarRe
 }
 
 /**
- * `name` cut to at most `maxBytes` bytes of UTF-8, at a code point boundary.
+ * What a cipher directory whose plaintext view is empty still holds, and what goes with it
+ * when it is removed; or, when it is not removable, why. `blocker`: an entry the plaintext
+ * view hides but that must not be deleted (a FIFO, socket or device); no blocker: the view
+ * shows an entry.
  */
-function cutToBytes(name: string, maxBytes: number): string {
-  if (Buffer.byteLength(name) <= maxBytes) return name;
-  const chars = [...name];
-  while (Buffer.byteLength(chars.join('')) > maxBytes) chars.pop();
-  return chars.join('');
+export type EmptyDirContents =
+  | {
+      readonly empty: true;
+      /** Orphan sidecars and sync clients' files (and links): removed with the directory. */
+      readonly files: readonly string[];
+      /** Sync clients' folders (and folders under sidecar names): removed only if empty, never recursively. */
+      readonly dirs: readonly string[];
+    }
+  | { readonly empty: false; readonly blocker?: { readonly name: string; readonly why: string } };
+
+/**
+ * Whether the cipher directory with these entries (not the root) is empty in the plaintext
+ * view, by the listing's own rules (classify, entryKind), and what must go with it.
+ */
+export function emptyDirContents(entries: readonly Dirent[]): EmptyDirContents {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  let blocker: { name: string; why: string } | undefined;
+  for (const entry of entries) {
+    const type = classify(entry.name, false).type;
+    const kind = entryKind(entry);
+    // A sidecar's entry, if any, is an entry of this directory itself.
+    if (type === 'short' || type === 'long') {
+      if (kind !== 'other') return { empty: false };
+      blocker ??= { name: entry.name, why: 'a FIFO, socket or device, which has no place in a vault' };
+    } else if (kind === 'other') {
+      blocker ??= { name: entry.name, why: 'a FIFO, socket or device, which has no place in a vault' };
+    } else if (kind === 'dir') {
+      dirs.push(entry.name);
+    } else {
+      files.push(entry.name);
+    }
+  }
+  return blocker ? { empty: false, blocker } : { empty: true, files, dirs };
+}
+
+/** Bytes of one code point in UTF-8 (a lone surrogate is written as U+FFFD: 3 bytes). */
+function utf8Bytes(codePoint: number): number {
+  return codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4;
+}
+
+/**
+ * `name` cut to at most `maxBytes` bytes of UTF-8, at a code point boundary, keeping at
+ * least `minCodePoints` code points; one pass.
+ */
+function cutToBytes(name: string, maxBytes: number, minCodePoints = 0): string {
+  let bytes = 0;
+  let end = 0;
+  let count = 0;
+  for (const char of name) {
+    bytes += utf8Bytes(char.codePointAt(0)!);
+    if (bytes > maxBytes && count >= minCodePoints) break;
+    end += char.length;
+    count++;
+  }
+  return name.slice(0, end);
 }
 
 /**
@@ -150,11 +224,8 @@ export function insertBeforeExtension(name: string, marker: string): string {
   const dot = name.lastIndexOf('.');
   const stem = dot <= 0 ? name : name.slice(0, dot);
   const tail = dot <= 0 ? ` ${marker}` : ` ${marker}${name.slice(dot)}`;
-  const fits = (text: string) => Buffer.byteLength(text) <= MAX_PLAIN_NAME_BYTES;
-  if (fits(stem + tail)) return stem + tail;
-  const chars = [...stem];
-  while (chars.length > 1 && !fits(chars.join('') + tail)) chars.pop();
-  return cutToBytes(chars.join('') + tail, MAX_PLAIN_NAME_BYTES);
+  const stemBudget = MAX_PLAIN_NAME_BYTES - Buffer.byteLength(tail);
+  return cutToBytes(cutToBytes(stem, stemBudget, 1) + tail, MAX_PLAIN_NAME_BYTES);
 }
 
 const SYNCTHING_CONFLICT = /^\.?sync-conflict-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-(\w+)/;
@@ -171,13 +242,31 @@ export function conflictMarker(extra: string): string {
     const [, y, mo, d, h, mi, sec, device] = syncthing;
     return `(conflict ${y}-${mo}-${d} ${h}${mi}${sec} ${device})`;
   }
-  const text = extra
+  const text = withoutControls(extra)
     .replace(/conflicted copy/gi, ' ')
-    .replace(/'s\b/g, ' ')
-    .replace(/[\s()._~]+/g, ' ')
-    .replace(/^[\s-]+|[\s-]+$/g, '')
-    .trim();
+    .replace(/'s(?![A-Za-z0-9_])/g, ' ')
+    .replace(/[\p{White_Space}()._~]+/gu, ' ')
+    .replace(/^[ -]+|[ -]+$/g, '');
   return text ? `(conflict ${text})` : '(conflict)';
+}
+
+/**
+ * `text` with every Unicode control (Cc) and format (Cf) character, such as ESC, BEL or the
+ * bidi override U+202E, replaced by a space: what reaches a shown name or a log line from a
+ * cipher name cannot move the cursor, ring or reorder what a user reads.
+ */
+export function withoutControls(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}]/gu, ' ');
+}
+
+/**
+ * A cipher name or path quoted for a log line: JSON, with control and format characters
+ * (which JSON leaves raw from U+007F on, such as U+202E) escaped as \uXXXX too.
+ */
+export function quotedForLog(text: string): string {
+  return JSON.stringify(text).replace(/[\p{Cc}\p{Cf}]/gu, (char) =>
+    Array.from({ length: char.length }, (_, i) => `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
 }
 
 /** The name an entry shows under: its decrypted name, marked as a conflict copy if a sync client added text. */
@@ -191,7 +280,7 @@ export const UNDECRYPTABLE_PREFIX = 'UNDECRYPTABLE ';
 const UNDECRYPTABLE_NAME_CHARS = 200;
 
 export function undecryptableName(cipherName: string): string {
-  return cutToBytes(UNDECRYPTABLE_PREFIX + [...cipherName].slice(0, UNDECRYPTABLE_NAME_CHARS).join(''), MAX_PLAIN_NAME_BYTES);
+  return cutToBytes(UNDECRYPTABLE_PREFIX + withoutControls([...cipherName].slice(0, UNDECRYPTABLE_NAME_CHARS).join('')), MAX_PLAIN_NAME_BYTES);
 }
 
 /**
@@ -203,14 +292,27 @@ export function compareCipherNames(a: string, b: string): number {
 }
 
 /**
- * The name under which an entry shows when `name` is already `taken` by an earlier entry of
- * its directory (say, a renamed and a re-created directory): "name (duplicate n).ext" with
- * the smallest n ≥ 2 that is free.
+ * Gives the entries of one directory listing their shown names, in the order of
+ * compareCipherNames: a name already `taken` by an earlier entry (say, a renamed and a
+ * re-created directory) becomes "name (duplicate n).ext" with the smallest n ≥ 2 that is
+ * free. Names are only added while one listing is named, so a candidate found taken stays
+ * taken: the search for a name resumes where the last one for it stopped, and thousands of
+ * entries under one name cost linear time, not quadratic.
  */
-export function uniqueName(taken: { has(name: string): boolean }, name: string): string {
-  if (!taken.has(name)) return name;
-  for (let n = 2; ; n++) {
-    const candidate = insertBeforeExtension(name, `(duplicate ${n})`);
-    if (!taken.has(candidate)) return candidate;
+export class ListingNamer {
+  private readonly nextDuplicate = new Map<string, number>();
+
+  constructor(private readonly taken: { has(name: string): boolean }) {}
+
+  /** The shown name for an entry named `name`; the caller adds it to `taken`. */
+  name(name: string): string {
+    if (!this.taken.has(name)) return name;
+    for (let n = this.nextDuplicate.get(name) ?? 2; ; n++) {
+      const candidate = insertBeforeExtension(name, `(duplicate ${n})`);
+      if (!this.taken.has(candidate)) {
+        this.nextDuplicate.set(name, n + 1);
+        return candidate;
+      }
+    }
   }
 }

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { cipherIo } from './cipherio.js';
-import { classify, compareCipherNames, displayName, entryKind, readSidecar, sidecarContent, undecryptableName, uniqueName } from './ciphernames.js';
+import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, sidecarContent, storedForm, undecryptableName } from './ciphernames.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import type { EntryKind, NameCipher } from './names.js';
+import { errno } from './tree.js';
 
 /** One entry of a cipher directory as the plaintext view shows it. */
 export interface DirEntry {
@@ -23,8 +24,8 @@ export interface DirEntry {
 
 export interface Listing {
   readonly entries: Map<string, DirEntry>;
-  /** Cipher names that did not decrypt (also present in entries under placeholder names). */
-  readonly undecryptable: string[];
+  /** The entries whose names did not decrypt, under their placeholder names (also in entries). */
+  readonly undecryptable: DirEntry[];
 }
 
 /** Decodes names of one cipher directory; memoises per cipher name, since SIV is costly in JS. */
@@ -50,23 +51,30 @@ export class DirectoryDecoder {
   /** The cipher name under which a new entry `name` is stored, and its sidecar if long. */
   cipherNameFor(dirId: Uint8Array, name: string, ownDirId?: Uint8Array): { cipherName: string; sidecar?: { name: string; content: string } } {
     const encoded = this.names.encrypt(dirId, name, ownDirId);
-    if (encoded.length <= this.maxNameLength) return { cipherName: encoded };
+    if (storedForm(encoded, this.maxNameLength) === 'short') return { cipherName: encoded };
     const hash = longNameHash(encoded);
     return { cipherName: hash + LONG_DATA_SUFFIX, sidecar: { name: hash + LONG_NAME_SUFFIX, content: sidecarContent(encoded) } };
   }
 
-  /** Decodes one cipher entry, or undefined for names that are not entries (ciphernames.classify). */
+  /**
+   * Decodes one cipher entry, or undefined for names that are not entries (ciphernames.classify).
+   * A sidecar that cannot be read just now (I/O error, permission, too many open files) fails
+   * the listing with EIO naming it, rather than showing a sound entry as undecryptable.
+   */
   async decode(cipherDir: string, dirId: Uint8Array, atRoot: boolean, cipherName: string, kind: EntryKind): Promise<DirEntry | undefined> {
     const type = classify(cipherName, atRoot);
     if (type.type !== 'short' && type.type !== 'long') return undefined;
     let encoded: string | undefined;
     if (type.type === 'long') {
-      const read = await readSidecar(join(cipherDir, type.sidecar), type.hash);
+      const path = join(cipherDir, type.sidecar);
+      const read = await readSidecar(path, type.hash);
       if (read.ok) encoded = read.encoded;
+      else if (read.fault === 'unreadable') throw errno('EIO', `long-name sidecar ${path}: ${read.detail}`, 'read');
     } else {
       encoded = type.encoded;
     }
-    const plain = encoded ? this.decrypt(dirId, encoded, kind) : null;
+    const canonical = encoded !== undefined && nonCanonicalForm(type.type, encoded, this.maxNameLength) === undefined;
+    const plain = encoded && canonical ? this.decrypt(dirId, encoded, kind) : null;
     if (!plain) return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true };
     return {
       name: displayName(plain.name, type.conflict),
@@ -83,15 +91,16 @@ export class DirectoryDecoder {
     const raw = await cipherIo().readdirTypes(cipherDir);
     raw.sort((a, b) => compareCipherNames(a.name, b.name));
     const entries = new Map<string, DirEntry>();
-    const undecryptable: string[] = [];
+    const namer = new ListingNamer(entries);
+    const undecryptable: DirEntry[] = [];
     for (const item of raw) {
       const kind = entryKind(item);
       if (kind === 'other') continue;
-      const entry = await this.decode(cipherDir, dirId, atRoot, item.name, kind);
-      if (!entry) continue;
-      if (entry.undecryptable) undecryptable.push(entry.cipherName);
-      const name = uniqueName(entries, entry.name);
-      entries.set(name, { ...entry, name });
+      const decoded = await this.decode(cipherDir, dirId, atRoot, item.name, kind);
+      if (!decoded) continue;
+      const entry = { ...decoded, name: namer.name(decoded.name) };
+      entries.set(entry.name, entry);
+      if (entry.undecryptable) undecryptable.push(entry);
     }
     return { entries, undecryptable };
   }

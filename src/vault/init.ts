@@ -16,7 +16,7 @@ import {
   type PassphraseSource,
 } from './keystore.js';
 import { parseRecoveryKey } from './recovery.js';
-import { isSyncClientFile } from './syncclients.js';
+import { isSyncClientMarker } from './syncclients.js';
 import { newVaultConfig, readVaultFile, VAULT_FILE, verifyVaultFile, writeVaultFile, type VaultConfig } from './vaultfile.js';
 
 /** Accepted range of `maxNameLength` (bytes of an encoded name before the long-name scheme). */
@@ -48,7 +48,7 @@ async function checkNewCipherDir(dir: string): Promise<{ exists: boolean }> {
   if (!isDir) throw new VaultError('vault-exists', `${dir} exists and is not a folder; choose a new or empty folder for the vault`);
   const entries = await readdir(dir);
   if (entries.includes(VAULT_FILE)) throw new VaultError('vault-exists', `${dir} is already a sealfs vault (it has ${VAULT_FILE}); refusing to create another one over it`);
-  const others = entries.filter((name) => !isSyncClientFile(name));
+  const others = entries.filter((name) => !isSyncClientMarker(name));
   if (others.length) {
     const shown = others.slice(0, 3).map((n) => JSON.stringify(n)).join(', ') + (others.length > 3 ? ', …' : '');
     throw new VaultError(

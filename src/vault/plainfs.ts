@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
 import { plainSizeShown } from '../crypto/geometry.js';
 import { cipherIo } from './cipherio.js';
-import { usesSidecar } from './ciphernames.js';
-import { isSyncClientFile } from './syncclients.js';
+import { emptyDirContents, quotedForLog, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
 import { closeDescriptor, OpenFile } from './openfiles.js';
@@ -99,11 +98,11 @@ export class PlainFs {
 
   private async listing(dir: DirRef) {
     const listing = await this.tree.listing(dir);
-    for (const cipherName of listing.undecryptable) {
-      const key = join(dir.cipherPath, cipherName);
+    for (const entry of listing.undecryptable) {
+      const key = join(dir.cipherPath, entry.cipherName);
       if (!this.reportedNames.has(key)) {
         this.reportedNames.add(key);
-        this.log(`undecryptable name: ${key} (listed in ${dir.plainPath} as "UNDECRYPTABLE ${cipherName.slice(0, 40)}…")`);
+        this.log(`undecryptable name: ${quotedForLog(key)} (listed in ${dir.plainPath} as ${quotedForLog(entry.name)})`);
       }
     }
     return listing;
@@ -377,12 +376,26 @@ export class PlainFs {
     this.tree.noteRemoved(found.parent, found.entry.name);
   }
 
-  /** Removes a directory that is empty in the plaintext view, with any sync-client clutter in it. */
+  /**
+   * Removes a directory that is empty in the plaintext view, with what the view hides in it
+   * (ciphernames.emptyDirContents); a sync client's folder goes only if it is empty.
+   */
   private async removeEmptyDir(found: Resolved): Promise<void> {
-    const names = await cipherIo().readdir(found.cipherPath);
-    const clutter = names.filter(isSyncClientFile);
-    if (clutter.length !== names.length) throw errno('ENOTEMPTY', `${joinPlain(found.parent.plainPath, found.entry.name)} is not empty`);
-    for (const name of clutter) await cipherIo().remove(join(found.cipherPath, name));
+    const plainPath = joinPlain(found.parent.plainPath, found.entry.name);
+    const contents = emptyDirContents(await cipherIo().readdirTypes(found.cipherPath));
+    const notEmpty = (name: string, why: string) => {
+      this.log(`not removing ${plainPath}: its cipher directory ${quotedForLog(found.cipherPath)} holds ${quotedForLog(name)}, ${why}`);
+      return errno('ENOTEMPTY', `${plainPath} is not empty (it holds ${JSON.stringify(name)})`);
+    };
+    if (!contents.empty) throw contents.blocker ? notEmpty(contents.blocker.name, contents.blocker.why) : errno('ENOTEMPTY', `${plainPath} is not empty`);
+    for (const name of contents.dirs) {
+      await cipherIo()
+        .rmdir(join(found.cipherPath, name))
+        .catch((err: NodeJS.ErrnoException) => {
+          throw err.code === 'ENOTEMPTY' || err.code === 'EEXIST' ? notEmpty(name, 'a folder a sync client placed, which is not empty') : err;
+        });
+    }
+    for (const name of contents.files) await cipherIo().unlink(join(found.cipherPath, name));
     await cipherIo().rmdir(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
     this.tree.forget(found.cipherPath);

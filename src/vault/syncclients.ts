@@ -3,7 +3,8 @@
  * marks a folder it syncs, the default names of its synced folder, and the other files it
  * leaves in the folders it syncs. One table; everything else derives from it: the names a
  * cipher directory may hold besides the vault's own (never entries, never reported), the
- * warning when a key store sits in a synced folder, and what an "empty" folder may hold.
+ * warning when a key store sits in a synced folder, and what a folder that becomes a vault
+ * may already hold (markers only).
  * docs/FORMAT.md §10.4 shows the same table; test/sync-names.test.ts checks that they agree.
  */
 
@@ -135,13 +136,23 @@ export const SYNC_MARKERS: readonly SyncMarker[] = SYNC_CLIENTS.flatMap((client)
   ...client.folderNames.map((f) => ({ service: client.service, kind: 'name' as const, match: f.name, ...(f.inHomeOnly ? { inHomeOnly: true } : {}) })),
 ]);
 
-const SYNC_CLIENT_FILES: readonly NamePattern[] = SYNC_CLIENTS.flatMap((client) => [...client.markers.map((m) => m.name), ...client.leftovers]);
+const SYNC_CLIENT_MARKER_FILES: readonly NamePattern[] = SYNC_CLIENTS.flatMap((client) => client.markers.map((m) => m.name));
+const SYNC_CLIENT_FILES: readonly NamePattern[] = [...SYNC_CLIENT_MARKER_FILES, ...SYNC_CLIENTS.flatMap((client) => client.leftovers)];
 
 /**
  * Whether `name` is a sync client's (or a file manager's) own file: a marker or a leftover.
- * Such names are never vault entries: they never show in the plaintext view, are not
- * reported, and do not make a folder "not empty".
+ * Such names are never vault entries: they never show in the plaintext view and are not
+ * reported.
  */
 export function isSyncClientFile(name: string): boolean {
   return SYNC_CLIENT_FILES.some((pattern) => matchesName(pattern, name));
+}
+
+/**
+ * Whether `name` is a sync client's marker: the only thing a folder may already hold when
+ * it becomes a vault (the folder was shared first). A leftover may be plaintext (a download
+ * in progress, a version kept, a file manager's icon), so it makes the folder "not empty".
+ */
+export function isSyncClientMarker(name: string): boolean {
+  return SYNC_CLIENT_MARKER_FILES.some((pattern) => matchesName(pattern, name));
 }

@@ -29,9 +29,14 @@ interface CachedListing {
   readAt: number;
 }
 
-export function errno(code: string, message: string): NodeJS.ErrnoException {
+/**
+ * An errno error. `syscall`: the error comes from a failed system call on the cipher
+ * directory, not from PlainFs's own checks (the mount logs those; see src/fs).
+ */
+export function errno(code: string, message: string, syscall?: string): NodeJS.ErrnoException {
   const err = new Error(`${code}: ${message}`) as NodeJS.ErrnoException;
   err.code = code;
+  if (syscall !== undefined) err.syscall = syscall;
   return err;
 }
 
