@@ -9,7 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deriveSubkey } from '../src/crypto/kdf.js';
-import { classify, MAX_SIDECAR_BYTES, parseSidecar, sidecarContent, ListingNamer, usesSidecar } from '../src/vault/ciphernames.js';
+import {
+  classify,
+  conflictMarker,
+  insertBeforeExtension,
+  ListingNamer,
+  MAX_SIDECAR_BYTES,
+  nonCanonicalForm,
+  parseSidecar,
+  sidecarContent,
+  storedForm,
+  undecryptableName,
+  usesSidecar,
+} from '../src/vault/ciphernames.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
 import { NameCipher, ROOT_DIR_ID, validatePlainName, type EntryKind } from '../src/vault/names.js';
@@ -245,6 +257,75 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
     const E = names.encrypt(ROOT_DIR_ID, 'x'.repeat(255), new Uint8Array(8));
     expect(sidecarContent(E).length).toBe(MAX_SIDECAR_BYTES);
     expect(parseSidecar(new Uint8Array(Buffer.from(sidecarContent(E))), longNameHash(E))).toEqual({ ok: true, encoded: E });
+  });
+
+  it('conflictMarker: control and format characters become spaces; whitespace is exactly Unicode White_Space', () => {
+    // Regression: U+202E (right-to-left override), ESC and BEL reached the shown name.
+    expect(conflictMarker('\u202e(fdp.exe)')).toBe('(conflict fdp exe)');
+    expect(conflictMarker('\u0007\u001b[31m')).toBe('(conflict [31m)');
+    expect(conflictMarker(' (x\u200by\u2066z\ufeff)')).toBe('(conflict x y z)');
+    // White_Space (FORMAT.md §10.5 lists it): U+0009–U+000D, U+0020, U+0085, U+00A0, U+1680,
+    // U+2000–U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+    const whiteSpace = [0x9, 0xa, 0xb, 0xc, 0xd, 0x20, 0x85, 0xa0, 0x1680, ...Array.from({ length: 11 }, (_, i) => 0x2000 + i), 0x2028, 0x2029, 0x202f, 0x205f, 0x3000];
+    for (const cp of whiteSpace) expect(conflictMarker(`a${String.fromCodePoint(cp)}b`), cp.toString(16)).toBe('(conflict a b)');
+    for (const cp of [0x180e, 0x200b, 0xfeff]) expect(conflictMarker(`a${String.fromCodePoint(cp)}b`), cp.toString(16)).toBe('(conflict a b)'); // Cf, mapped first
+    for (const cp of [0x2800, 0x3164, 0xff0e]) expect(conflictMarker(`a${String.fromCodePoint(cp)}b`), cp.toString(16)).toBe(`(conflict a${String.fromCodePoint(cp)}b)`);
+    // "'s" counts when no ASCII letter, digit or "_" follows.
+    expect(conflictMarker(" (Alice's conflicted copy)")).toBe('(conflict Alice)');
+    expect(conflictMarker("Alice'sé")).toBe('(conflict Alice é)');
+    expect(conflictMarker("Alice'ss")).toBe("(conflict Alice'ss)");
+    // Syncthing: DEVICE is one or more of A–Z a–z 0–9 _ (none: the generic rule applies).
+    expect(conflictMarker('.sync-conflict-20261122-101010-A')).toBe('(conflict 2026-11-22 101010 A)');
+    expect(conflictMarker('.sync-conflict-20261122-101010-ABC.1')).toBe('(conflict 2026-11-22 101010 ABC)');
+    expect(conflictMarker('.sync-conflict-20261122-101010-')).toBe('(conflict sync-conflict-20261122-101010)');
+    // Placeholders of undecryptable names are cleaned alike.
+    expect(undecryptableName('x\u202ey\u001bz')).toBe('UNDECRYPTABLE x y z');
+  });
+
+  it('insertBeforeExtension follows FORMAT.md §10.5 literally (a reference built from the text), in one pass', () => {
+    const bytes = (text: string) => Buffer.byteLength(text);
+    const reference = (name: string, marker: string) => {
+      const dot = name.lastIndexOf('.');
+      const stem = [...(dot > 0 ? name.slice(0, dot) : name)];
+      const extension = dot > 0 ? name.slice(dot) : '';
+      let result = `${stem.join('')} ${marker}${extension}`;
+      while (bytes(result) > 255 && stem.length > 1) {
+        stem.pop();
+        result = `${stem.join('')} ${marker}${extension}`;
+      }
+      const all = [...result];
+      while (bytes(all.join('')) > 255) all.pop();
+      return all.join('');
+    };
+    const alphabet = ['a', '.', 'é', '中', '😀', ' ', 'Z'];
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 5000; i++) {
+      let name = '';
+      const length = 1 + random(140);
+      while (name.length < length) name += alphabet[random(alphabet.length)];
+      const cps = [...name];
+      while (bytes(cps.join('')) > 255) cps.pop();
+      name = cps.join('');
+      const marker = random(2) ? `(duplicate ${random(30000)})` : `(conflict ${'😀'.repeat(random(70))})`;
+      expect(insertBeforeExtension(name, marker), JSON.stringify([name, marker])).toBe(reference(name, marker));
+    }
+    // 255-byte names of 1-, 2-, 3- and 4-byte code points: linear, not one re-encoding per dropped code point.
+    const start = performance.now();
+    for (const unit of ['a', 'é', '中', '😀']) {
+      const name = unit.repeat(Math.floor(255 / bytes(unit)));
+      for (let n = 2; n < 20_000; n++) expect(bytes(insertBeforeExtension(name, `(duplicate ${n})`))).toBeLessThanOrEqual(255);
+    }
+    expect(performance.now() - start).toBeLessThan(3000);
+  });
+
+  it('storedForm / nonCanonicalForm: short when E has at most L characters, long otherwise; only that form is read', () => {
+    expect(storedForm('a'.repeat(64), 64)).toBe('short');
+    expect(storedForm('a'.repeat(65), 64)).toBe('long');
+    expect(nonCanonicalForm('short', 'a'.repeat(64), 64)).toBeUndefined();
+    expect(nonCanonicalForm('long', 'a'.repeat(65), 64)).toBeUndefined();
+    expect(nonCanonicalForm('long', 'a'.repeat(64), 64)).toMatch(/within the vault's limit of 64/);
+    expect(nonCanonicalForm('short', 'a'.repeat(65), 64)).toMatch(/over the vault's limit of 64/);
   });
 
   it('ListingNamer: "(duplicate n)" with the smallest free n ≥ 2, before the extension', () => {

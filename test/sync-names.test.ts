@@ -7,11 +7,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classify } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { NameCipher, ROOT_DIR_ID } from '../src/vault/names.js';
-import { isSyncClientFile, SYNC_CLIENTS, type NamePattern } from '../src/vault/syncclients.js';
+import { initVault } from '../src/vault/init.js';
+import { isSyncClientFile, isSyncClientMarker, matchesName, SYNC_CLIENTS, type NamePattern } from '../src/vault/syncclients.js';
 
 const names = new NameCipher(new Uint8Array(randomBytes(64)), new Uint8Array(randomBytes(32)));
 const decoders = new Map<number, DirectoryDecoder>();
@@ -208,5 +212,37 @@ describe('sync-client files (docs/FORMAT.md §10.4 and src/vault/syncclients.ts)
     }
     const not = ['Dropbox', 'OneDrive', 'Box', 'sync_abc.db', '.sync_.db', '.sync_xyz.db', '.sync_abc.db-journal', '.owncloudsync.log.old', '.stfolder2', 'Icon', 'sealfs.vault', 'a'.repeat(28)];
     for (const name of not) expect(isSyncClientFile(name), JSON.stringify(name)).toBe(false);
+  });
+
+  it('a folder that becomes a vault may hold markers only; leftovers (maybe plaintext) make it "not empty"', async () => {
+    const markers = ['.stfolder', '.dropbox', '.dropbox.cache', '.849C9593-D756-4E56-8D6E-42412F2A707B', '.tmp.drivedownload', '.tmp.driveupload', '._sync_5a3b7c9d1e2f.db', '.owncloudsync.log', '.nextcloudsync.log', '.sync', '.debris'];
+    const leftovers = ['.syncthing.report.txt.tmp', '~syncthing~report.txt.tmp', '.stignore', '.stversions', '.dropbox.attr', 'Icon\r', '.DS_Store', 'desktop.ini', '._sync_5a3b7c9d1e2f.db-wal', '.sync-exclude.lst', '.nextcloudsync.log.1'];
+    for (const name of markers) expect(isSyncClientMarker(name), JSON.stringify(name)).toBe(true);
+    for (const name of leftovers) {
+      expect(isSyncClientMarker(name), JSON.stringify(name)).toBe(false);
+      expect(isSyncClientFile(name), JSON.stringify(name)).toBe(true); // still hidden in a listing
+    }
+    // Each leftover is in the module's table (so the two sets differ by exactly the leftovers).
+    const allLeftovers = SYNC_CLIENTS.flatMap((client) => client.leftovers);
+    for (const name of leftovers) expect(allLeftovers.some((pattern) => matchesName(pattern, name)), JSON.stringify(name)).toBe(true);
+
+    // initVault applies it.
+    const work = await mkdtemp(join(tmpdir(), 'sealfs-init-leftovers-'));
+    try {
+      const init = (cipherDir: string) =>
+        initVault({ cipherDir, keystoreDir: join(work, 'keys'), passphrase: 'correct horse', cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: 200, kdfTargetMs: 20 });
+      for (const [i, name] of ['.syncthing.secret.txt.tmp', '~syncthing~secret.txt.tmp', 'Icon\r', '.dropbox.attr'].entries()) {
+        const dir = join(work, `left-${i}`);
+        await mkdir(dir);
+        await writeFile(join(dir, name), 'plaintext');
+        await expect(init(dir), JSON.stringify(name)).rejects.toThrow(/is not empty/);
+      }
+      const marked = join(work, 'marked');
+      await mkdir(join(marked, '.stfolder'), { recursive: true });
+      await writeFile(join(marked, '.dropbox'), '{}');
+      await init(marked);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
