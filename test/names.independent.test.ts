@@ -108,14 +108,16 @@ function storedForm(E: string, L: number): { name: string; sidecar?: string; sid
 type Read = { kind: 'entry'; name: string; id?: Uint8Array; rest: string } | { kind: 'sidecar' } | { kind: 'undecryptable' };
 
 /**
- * §10.3–§10.5 reader for one stored name of directory P: split into the longest base32
- * prefix and the rest; a 26-character prefix is a long name (entry with `.sfl` in the rest,
- * sidecar with `.sfn`); the rest, if any, marks a conflict copy.
+ * §10.3–§10.5 reader for one stored name of directory P in a vault with name limit L: split
+ * into the longest base32 prefix and the rest; a 26-character prefix is a long name (entry
+ * with `.sfl` in the rest, sidecar with `.sfn`); the rest, if any, marks a conflict copy. An
+ * entry counts only in E's one stored form: long exactly when E is longer than L.
  */
-function readStored(NK: Uint8Array, P: Uint8Array, stored: string, kind: Kind, sidecarText: (name: string) => string | undefined): Read {
+function readStored(NK: Uint8Array, P: Uint8Array, L: number, stored: string, kind: Kind, sidecarText: (name: string) => string | undefined): Read {
   const prefix = /^[a-z2-7]*/.exec(stored)![0];
   let rest = stored.slice(prefix.length);
   let E = prefix;
+  let long = false;
   if (prefix.length === 26) {
     if (rest.includes('.sfl')) {
       rest = rest.replace('.sfl', '');
@@ -125,10 +127,12 @@ function readStored(NK: Uint8Array, P: Uint8Array, stored: string, kind: Kind, s
       if (!m) return { kind: 'undecryptable' };
       E = m[1]!;
       if (longHash(E) !== prefix) return { kind: 'undecryptable' };
+      long = true;
     } else if (rest.includes('.sfn')) {
       return { kind: 'sidecar' };
     }
   }
+  if (long !== E.length > L) return { kind: 'undecryptable' };
   const plain = E ? decryptName(NK, P, E, kind) : undefined;
   return plain ? { kind: 'entry', ...plain, rest } : { kind: 'undecryptable' };
 }
@@ -243,7 +247,7 @@ describe('FORMAT.md §2, §10, §11 read independently', () => {
       // Stored forms under both limits, and reading them back through the sidecar.
       for (const [L, stored] of Object.entries(e.stored)) {
         expect(stored).toEqual(storedForm(e.encrypted, Number(L)));
-        const read = readStored(NK, P, stored.name, e.kind, (name) => (name === stored.sidecar ? stored.sidecarContent : undefined));
+        const read = readStored(NK, P, Number(L), stored.name, e.kind, (name) => (name === stored.sidecar ? stored.sidecarContent : undefined));
         expect(read).toMatchObject({ kind: 'entry', name: e.name, rest: '' });
       }
       // The name belongs to its directory: under any other id it does not decrypt.
@@ -295,7 +299,7 @@ describe('FORMAT.md §2, §10, §11 read independently', () => {
       expect(t.hash).toBe(longHash(E));
       expect(t.hash).toHaveLength(26);
     }
-    const read = readStored(NK, P, stored.name, t.kind, (name) => (name === stored.sidecar ? stored.sidecarContent : undefined));
+    const read = readStored(NK, P, t.maxNameLength, stored.name, t.kind, (name) => (name === stored.sidecar ? stored.sidecarContent : undefined));
     expect(read).toMatchObject({ kind: 'entry', name: t.name });
   });
 
@@ -317,21 +321,34 @@ describe('FORMAT.md §2, §10, §11 read independently', () => {
     const t = N.longNameThresholds.find((x) => x.long)!;
     const P = unhex(t.parentId);
     const other = N.longNameThresholds.find((x) => x.long && x.encrypted !== t.encrypted)!;
-    expect(readStored(NK, P, t.storedName, t.kind, noSidecars)).toEqual({ kind: 'undecryptable' });
-    expect(readStored(NK, P, t.storedName, t.kind, () => other.sidecarContent)).toEqual({ kind: 'undecryptable' });
-    expect(readStored(NK, P, t.storedName, t.kind, () => t.sidecarContent!.slice(0, -1))).toEqual({ kind: 'undecryptable' });
+    expect(readStored(NK, P, t.maxNameLength, t.storedName, t.kind, noSidecars)).toEqual({ kind: 'undecryptable' });
+    expect(readStored(NK, P, t.maxNameLength, t.storedName, t.kind, () => other.sidecarContent)).toEqual({ kind: 'undecryptable' });
+    expect(readStored(NK, P, t.maxNameLength, t.storedName, t.kind, () => t.sidecarContent!.slice(0, -1))).toEqual({ kind: 'undecryptable' });
     const E = t.sidecarContent!.slice(0, -1);
     for (const content of [`${E}\r\n`, ` ${E}\n`, `${E} \n`, `${E}\n\n`, `${E}\n${E}\n`, `\ufeff${E}\n`, `${E.toUpperCase()}\n`]) {
-      expect(readStored(NK, P, t.storedName, t.kind, () => content), JSON.stringify(content)).toEqual({ kind: 'undecryptable' });
+      expect(readStored(NK, P, t.maxNameLength, t.storedName, t.kind, () => content), JSON.stringify(content)).toEqual({ kind: 'undecryptable' });
     }
-    expect(readStored(NK, P, t.storedName, t.kind, () => t.sidecarContent)).toMatchObject({ kind: 'entry', name: t.name });
-    expect(readStored(NK, P, t.sidecar!, 'file', noSidecars)).toEqual({ kind: 'sidecar' });
+    expect(readStored(NK, P, t.maxNameLength, t.storedName, t.kind, () => t.sidecarContent)).toMatchObject({ kind: 'entry', name: t.name });
+    expect(readStored(NK, P, t.maxNameLength, t.sidecar!, 'file', noSidecars)).toEqual({ kind: 'sidecar' });
+  });
+
+  it('§10.3: an entry counts only in its one stored form (long exactly when E is longer than L)', () => {
+    for (const t of N.longNameThresholds) {
+      const P = unhex(t.parentId);
+      const E = t.encrypted;
+      const h = longHash(E);
+      const asLong = readStored(NK, P, t.maxNameLength, `${h}.sfl`, t.kind, (name) => (name === `${h}.sfn` ? `${E}\n` : undefined));
+      const asShort = readStored(NK, P, t.maxNameLength, E, t.kind, noSidecars);
+      expect(asLong.kind, t.storedName).toBe(t.long ? 'entry' : 'undecryptable');
+      expect(asShort.kind, t.storedName).toBe(t.long ? 'undecryptable' : 'entry');
+    }
   });
 
   it.each(N.conflictCopies.map((c) => [c.storedName.slice(0, 90), c] as const))('§10.5: conflict copy %s', (_, c) => {
     const P = unhex(c.parentId);
     expect(c.storedName).toBe(c.prefix + c.rest);
-    const read = readStored(NK, P, c.storedName, c.kind, (name) => (name === c.sidecar ? c.sidecarContent : undefined));
+    // Any limit reads them: their short names' E are short, the long one's E has a 255-byte name.
+    const read = readStored(NK, P, 255, c.storedName, c.kind, (name) => (name === c.sidecar ? c.sidecarContent : undefined));
     expect(read.kind).toBe('entry');
     if (read.kind !== 'entry') return;
     expect(read.name).toBe(c.name);
