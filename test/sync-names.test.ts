@@ -215,8 +215,8 @@ describe('sync-client files (docs/FORMAT.md §10.4 and src/vault/syncclients.ts)
   });
 
   it('a folder that becomes a vault may hold markers only; leftovers (maybe plaintext) make it "not empty"', async () => {
-    const markers = ['.stfolder', '.dropbox', '.dropbox.cache', '.849C9593-D756-4E56-8D6E-42412F2A707B', '.tmp.drivedownload', '.tmp.driveupload', '._sync_5a3b7c9d1e2f.db', '.owncloudsync.log', '.nextcloudsync.log', '.sync', '.debris'];
-    const leftovers = ['.syncthing.report.txt.tmp', '~syncthing~report.txt.tmp', '.stignore', '.stversions', '.dropbox.attr', 'Icon\r', '.DS_Store', 'desktop.ini', '._sync_5a3b7c9d1e2f.db-wal', '.sync-exclude.lst', '.nextcloudsync.log.1'];
+    const markers = ['.stfolder', '.stignore', '.dropbox', '.dropbox.cache', '.849C9593-D756-4E56-8D6E-42412F2A707B', '.tmp.drivedownload', '.tmp.driveupload', '._sync_5a3b7c9d1e2f.db', '.owncloudsync.log', '.nextcloudsync.log', '.sync', '.debris'];
+    const leftovers = ['.syncthing.report.txt.tmp', '~syncthing~report.txt.tmp', '.stversions', '.dropbox.attr', 'Icon\r', '.DS_Store', 'desktop.ini', '._sync_5a3b7c9d1e2f.db-wal', '.sync-exclude.lst', '.nextcloudsync.log.1'];
     for (const name of markers) expect(isSyncClientMarker(name), JSON.stringify(name)).toBe(true);
     for (const name of leftovers) {
       expect(isSyncClientMarker(name), JSON.stringify(name)).toBe(false);

@@ -26,12 +26,16 @@ export interface SyncClient {
 
 export const SYNC_CLIENTS: readonly SyncClient[] = [
   {
-    // Every shared folder has a `.stfolder` marker (a directory; a file in old versions).
+    // Every shared folder has a `.stfolder` marker (a directory; a file in old versions), and
+    // may have its ignore rules in `.stignore` (a file that exists only in a folder's root).
     // Files are downloaded to `.syncthing.NAME.tmp` (`~syncthing~NAME.tmp` on Windows).
     service: 'Syncthing',
-    markers: [{ kind: 'entry', name: '.stfolder' }],
+    markers: [
+      { kind: 'entry', name: '.stfolder' },
+      { kind: 'file', name: '.stignore' },
+    ],
     folderNames: [],
-    leftovers: ['.stignore', '.stversions', /^\.syncthing\..*\.tmp$/, /^~syncthing~.*\.tmp$/],
+    leftovers: ['.stversions', /^\.syncthing\..*\.tmp$/, /^~syncthing~.*\.tmp$/],
   },
   {
     // The desktop client keeps a `.dropbox` FILE (JSON with the namespace id) and a
