@@ -385,14 +385,14 @@ export class PlainFs {
     const contents = emptyDirContents(await cipherIo().readdirTypes(found.cipherPath));
     const notEmpty = (name: string, why: string) => {
       this.log(`not removing ${plainPath}: its cipher directory ${quotedForLog(found.cipherPath)} holds ${quotedForLog(name)}, ${why}`);
-      return errno('ENOTEMPTY', `${plainPath} is not empty (it holds ${JSON.stringify(name)})`);
+      return errno('ENOTEMPTY', `${plainPath} is not empty (it holds ${quotedForLog(name)})`);
     };
     if (!contents.empty) throw contents.blocker ? notEmpty(contents.blocker.name, contents.blocker.why) : errno('ENOTEMPTY', `${plainPath} is not empty`);
     for (const name of contents.dirs) {
       await cipherIo()
         .rmdir(join(found.cipherPath, name))
         .catch((err: NodeJS.ErrnoException) => {
-          throw err.code === 'ENOTEMPTY' || err.code === 'EEXIST' ? notEmpty(name, 'a folder a sync client placed, which is not empty') : err;
+          throw err.code === 'ENOTEMPTY' || err.code === 'EEXIST' ? notEmpty(name, "a folder the plaintext view hides (a sync client's), which is not empty") : err;
         });
     }
     for (const name of contents.files) await cipherIo().unlink(join(found.cipherPath, name));
