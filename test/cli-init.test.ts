@@ -394,6 +394,32 @@ describe.skipIf(!hasPython)('passphrase prompt on a terminal (python3 pty)', { t
     expect(exported.out).not.toContain('wrong');
   });
 
+  it('passwd, like every command that unlocks, lets a wrong current passphrase be retyped at the prompt', async () => {
+    const dir = await fresh();
+    const { cipherDir, keystore, recovery } = await makeVault(dir);
+    const changed = runInPty(['passwd', cipherDir, '--keystore', keystore, ...FAST], [
+      ['Enter current passphrase', 'wrong once\r'],
+      ['Enter current passphrase', 'wrong twice\r'],
+      ['Enter current passphrase', `${PASS1}\r`],
+      ['Enter new passphrase', 'the new passphrase\r'],
+      ['Repeat new passphrase', 'the new passphrase\r'],
+    ]);
+    expect(changed.code).toBe(EXIT.OK);
+    expect(changed.out.split('Wrong passphrase, try again.')).toHaveLength(3);
+    expect(changed.out).toContain('Passphrase changed');
+    const pw = await passFile(dir, 'new-pw', 'the new passphrase');
+    const exported = await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', pw]);
+    expect(exported.stdout.trim()).toBe(recovery);
+
+    const refused = runInPty(['passwd', cipherDir, '--keystore', keystore, ...FAST], [
+      ['Enter current passphrase', 'a\r'],
+      ['Enter current passphrase', 'b\r'],
+      ['Enter current passphrase', 'c\r'],
+    ]);
+    expect(refused.code).toBe(EXIT.KEY);
+    expect(refused.out).toContain('sealfs: wrong passphrase');
+  });
+
   it('Ctrl-C cancels and gives the terminal its echo back', async () => {
     const dir = await fresh();
     const { cipherDir, keystore } = await makeVault(dir);
