@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { isatty, ReadStream } from 'node:tty';
 import { Option, type Command } from 'commander';
 import { defaultKeystoreDir } from '../vault/keystore.js';
-import type { PassphraseAsker } from '../vault/unlock.js';
+import { PROMPT_ATTEMPTS, type PassphraseAsker } from '../vault/unlock.js';
 import { CliError, EXIT } from './exit.js';
 import type { CliIo, Terminal } from './io.js';
 
@@ -47,9 +47,6 @@ export function addPassphraseOptions(cmd: Command): Command {
 export function keystoreOf(options: VaultKeyOptions, io: CliIo): string {
   return options.keystore ?? defaultKeystoreDir(io.env);
 }
-
-/** Tries at the prompt to type a non-empty passphrase (twice alike, for a new one). */
-const MAX_ATTEMPTS = 3;
 
 /** Obtains a passphrase from --passphrase-file, --extpass, or the terminal, in that order. */
 export async function obtainPassphrase(options: ObtainOptions, io: CliIo): Promise<string> {
@@ -112,7 +109,7 @@ async function fromTerminal(purpose: string, confirm: boolean, io: CliIo): Promi
   const terminal = io.openTerminal();
   if (!terminal) throw new CliError('no passphrase: use --passphrase-file or --extpass, or run in a terminal', EXIT.USAGE);
   try {
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 1; attempt <= PROMPT_ATTEMPTS; attempt++) {
       const first = await readHidden(terminal, `Enter ${purpose}: `);
       if (first === '') {
         terminal.write('The passphrase must not be empty.\n');
@@ -123,7 +120,7 @@ async function fromTerminal(purpose: string, confirm: boolean, io: CliIo): Promi
       if (first === second) return first;
       terminal.write('The two entries differ; please try again.\n');
     }
-    throw new CliError(`no passphrase after ${MAX_ATTEMPTS} attempts`, EXIT.USAGE);
+    throw new CliError(`no passphrase after ${PROMPT_ATTEMPTS} attempts`, EXIT.USAGE);
   } finally {
     terminal.close();
   }

@@ -10,7 +10,7 @@ import { VaultError } from '../vault/errors.js';
 import { changeVaultPassphrase, DEFAULT_MAX_NAME_LENGTH, importKeyIntoKeystore, initVault, MAX_MAX_NAME_LENGTH, MIN_MAX_NAME_LENGTH, readKeyOrRecoveryFile } from '../vault/init.js';
 import { DEFAULT_KDF_TARGET_MS, KeyExistsError } from '../vault/keystore.js';
 import { encodeRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
-import { withPassphrase } from '../vault/unlock.js';
+import { PROMPT_ATTEMPTS, withPassphrase } from '../vault/unlock.js';
 import { CliError, EXIT } from './exit.js';
 import type { CliIo } from './io.js';
 import { addPassphraseOptions, keystoreOf, obtainPassphrase, passphraseAsker, promptSecret, tellTerminal, type VaultKeyOptions } from './passphrase.js';
@@ -54,7 +54,7 @@ async function loadKey(file: string | undefined, optionName: string, io: CliIo):
     try {
       return parseRecoveryKey(text);
     } catch (e) {
-      if (attempt < 3 && e instanceof VaultError) {
+      if (attempt < PROMPT_ATTEMPTS && e instanceof VaultError) {
         tellTerminal(`${e.message}\n`, io);
         continue;
       }

@@ -21,7 +21,7 @@ export interface PassphraseAsker {
   readonly onWrong?: () => void;
 }
 
-/** Tries at an interactive prompt, for every command that unlocks. */
+/** Tries at an interactive prompt: for a passphrase of every command that unlocks, and for any secret typed there. */
 export const PROMPT_ATTEMPTS = 3;
 
 /**
