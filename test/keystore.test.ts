@@ -14,10 +14,10 @@ import {
   KeyExistsError,
   keyFilePath,
   storeMasterKey,
-  SYNC_MARKERS,
   unlockMasterKey,
   type KeyStoreFile,
 } from '../src/vault/keystore.js';
+import { SYNC_MARKERS } from '../src/vault/syncclients.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { toHex } from './helpers.js';

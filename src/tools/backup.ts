@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
-import { isSyncClientFile } from '../vault/control.js';
+import { isSyncClientFile } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
 import { readVaultFile, VAULT_FILE, type StoredVaultFile } from '../vault/vaultfile.js';

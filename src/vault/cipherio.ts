@@ -15,7 +15,6 @@ export interface CipherIo {
   lstat(path: string): Promise<fs.Stats>;
   readdir(path: string): Promise<string[]>;
   readdirTypes(path: string): Promise<fs.Dirent[]>;
-  readText(path: string): Promise<string>;
   writeText(path: string, text: string): Promise<void>;
   open(path: string, flags: number, mode?: number): Promise<number>;
   fstat(fd: number): Promise<fs.Stats>;
@@ -39,7 +38,6 @@ const queued: CipherIo = {
   lstat: (p) => fsp.lstat(p),
   readdir: (p) => fsp.readdir(p),
   readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
-  readText: (p) => fsp.readFile(p, 'utf8'),
   writeText: (p, t) => fsp.writeFile(p, t),
   open: (p, flags, mode) => new Promise((resolve, reject) => fs.open(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))),
   fstat: (fd) => new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st)))),
@@ -63,7 +61,6 @@ const direct: CipherIo = {
   lstat: async (p) => fs.lstatSync(p),
   readdir: async (p) => fs.readdirSync(p),
   readdirTypes: async (p) => fs.readdirSync(p, { withFileTypes: true }),
-  readText: async (p) => fs.readFileSync(p, 'utf8'),
   writeText: async (p, t) => fs.writeFileSync(p, t),
   open: async (p, flags, mode) => fs.openSync(p, flags, mode),
   fstat: async (fd) => fs.fstatSync(fd),

@@ -12,6 +12,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES } from '../crypto/ciphers.js';
 import { VaultError } from './errors.js';
 import { isInside, isVaultId } from './paths.js';
+import { matchesName, SYNC_MARKERS } from './syncclients.js';
 
 export const KEYSTORE_FORMAT = 'sealfs-keystore';
 export const KEYSTORE_VERSION = 1;
@@ -96,62 +97,6 @@ export async function hasStoredKey(keystoreDir: string, vaultId: string): Promis
 // ---------------------------------------------------------------------------------------
 // Where a key may live
 
-/** How a sync client marks the folders it manages. */
-export interface SyncMarker {
-  readonly service: string;
-  /**
-   * 'file' / 'dir' / 'entry': an entry of that type (entry = either) whose name matches,
-   * found inside an ancestor of the key location. 'name': the ancestor itself is named so.
-   */
-  readonly kind: 'file' | 'dir' | 'entry' | 'name';
-  readonly match: string | RegExp;
-  /** For 'name' markers: only when the ancestor is directly in the home folder (a generic name). */
-  readonly inHomeOnly?: boolean;
-}
-
-/**
- * Markers of the folders sync clients manage: the names their clients write into the root
- * of a synced folder, and their default folder names. A match is a warning, not a refusal:
- * names can collide, and a missing marker proves nothing.
- */
-export const SYNC_MARKERS: readonly SyncMarker[] = [
-  // Dropbox: the desktop client keeps a `.dropbox` FILE (JSON with the namespace id) and a
-  // `.dropbox.cache` directory in the Dropbox root. (`~/.dropbox` is a DIRECTORY, the
-  // client's own settings in the home folder; it does not mark a synced folder.)
-  { service: 'Dropbox', kind: 'file', match: '.dropbox' },
-  { service: 'Dropbox', kind: 'dir', match: '.dropbox.cache' },
-  { service: 'Dropbox', kind: 'name', match: /^Dropbox( \(.+\))?$/ },
-  // OneDrive: the Windows and macOS clients write this hidden GUID-named file into the
-  // root; the default folder is `OneDrive` or `OneDrive - <organisation>` (also the
-  // default `sync_dir` of the Linux `onedrive` client).
-  { service: 'OneDrive', kind: 'file', match: '.849C9593-D756-4E56-8D6E-42412F2A707B' },
-  { service: 'OneDrive', kind: 'name', match: /^OneDrive( - .+)?$/ },
-  // Google Drive (Backup and Sync / Drive for desktop): transfer folders in the root, and
-  // the folders "Google Drive", "My Drive" and macOS's "GoogleDrive-<account>".
-  { service: 'Google Drive', kind: 'entry', match: '.tmp.drivedownload' },
-  { service: 'Google Drive', kind: 'entry', match: '.tmp.driveupload' },
-  { service: 'Google Drive', kind: 'name', match: /^(Google Drive|My Drive|GoogleDrive-.+)$/ },
-  // Box: Box Sync's default folder is "Box Sync", Box Drive's is "~/Box" (macOS File
-  // Provider mode: "Box-Box"). Box writes no marker file; "Box" counts only in the home folder.
-  { service: 'Box', kind: 'name', match: /^(Box Sync|Box-Box)$/ },
-  { service: 'Box', kind: 'name', match: 'Box', inHomeOnly: true },
-  // Nextcloud / ownCloud desktop clients: the sync journal `.sync_<hash>.db` (newer
-  // clients: `._sync_<hash>.db`, plus -wal/-shm) and the optional sync logs in the root.
-  { service: 'Nextcloud/ownCloud', kind: 'file', match: /^\._?sync_[0-9a-zA-Z_]*\.db$/ },
-  { service: 'Nextcloud/ownCloud', kind: 'file', match: '.owncloudsync.log' },
-  { service: 'Nextcloud/ownCloud', kind: 'file', match: '.nextcloudsync.log' },
-  // Syncthing: every shared folder has a `.stfolder` marker (a directory; a file in old versions).
-  { service: 'Syncthing', kind: 'entry', match: '.stfolder' },
-  // Resilio Sync: a `.sync` directory (holding ID, IgnoreList, StreamsList) in each shared folder.
-  { service: 'Resilio Sync', kind: 'dir', match: '.sync' },
-  // MEGA desktop app: the `.debris` rubbish folder in each synced folder.
-  { service: 'MEGA', kind: 'dir', match: '.debris' },
-];
-
-function matches(pattern: string | RegExp, name: string): boolean {
-  return typeof pattern === 'string' ? pattern === name : pattern.test(name);
-}
-
 /**
  * The real path of `path`: symlinks resolved in its nearest existing ancestor, the
  * not-yet-existing rest appended as it is.
@@ -193,13 +138,13 @@ export async function findSyncMarkers(path: string): Promise<{ service: string; 
     const name = basename(at);
     for (const marker of SYNC_MARKERS) {
       if (marker.kind === 'name') {
-        if (name && matches(marker.match, name) && (!marker.inHomeOnly || dirname(at) === home)) {
+        if (name && matchesName(marker.match, name) && (!marker.inHomeOnly || dirname(at) === home)) {
           found.push({ service: marker.service, folder: at, marker: `folder name "${name}"` });
         }
         continue;
       }
       for (const entry of entries) {
-        if (!matches(marker.match, entry.name)) continue;
+        if (!matchesName(marker.match, entry.name)) continue;
         const typeOk = marker.kind === 'entry' || (marker.kind === 'file' ? entry.isFile() : entry.isDirectory());
         if (typeOk) found.push({ service: marker.service, folder: at, marker: entry.name });
       }

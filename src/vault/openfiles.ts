@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import type { ContentContext } from '../crypto/context.js';
 import { SealedFile } from '../crypto/sealedfile.js';
 import { fdStore } from '../crypto/store.js';
-import { sealedSize } from '../crypto/layout.js';
+import { sealedSize } from '../crypto/geometry.js';
 import { cipherIo } from './cipherio.js';
 
 /**

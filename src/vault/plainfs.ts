@@ -1,12 +1,11 @@
 import { constants, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
-import { HEADER_BYTES } from '../crypto/header.js';
-import { plainSizeOf } from '../crypto/layout.js';
-import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
+import { plainSizeShown } from '../crypto/geometry.js';
 import { cipherIo } from './cipherio.js';
-import { isSyncClientFile } from './control.js';
-import { LONG_DATA_SUFFIX, LONG_HASH_CHARS } from './longnames.js';
+import { usesSidecar } from './ciphernames.js';
+import { isSyncClientFile } from './syncclients.js';
+import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
 import { closeDescriptor, OpenFile } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
@@ -141,12 +140,7 @@ export class PlainFs {
 
   /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
   private plainSize(size: number): number {
-    try {
-      return plainSizeOf(size, this.chunkSize);
-    } catch {
-      const stored = this.chunkSize + CHUNK_OVERHEAD;
-      return Math.max(0, Math.floor((size - HEADER_BYTES) / stored) * this.chunkSize);
-    }
+    return plainSizeShown(size, this.chunkSize);
   }
 
   private statOf(st: Stats | BigIntStats, _kind: string): PlainStat {
@@ -207,7 +201,7 @@ export class PlainFs {
     if ((await this.listing(parent)).entries.has(name)) throw errno('EEXIST', `${plainPath} exists`);
     const dirId = kind === 'dir' ? this.vault.names.deriveDirId(parent.dirId, name) : undefined;
     const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId);
-    if (sidecar) await cipherIo().writeText(join(parent.cipherPath, sidecar.name), sidecar.content + '\n');
+    if (sidecar) await cipherIo().writeText(join(parent.cipherPath, sidecar.name), sidecar.content);
     const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
     return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
   }
@@ -364,7 +358,7 @@ export class PlainFs {
   private async removeSidecar(parent: DirRef, entry: DirEntry): Promise<void> {
     if (!entry.sidecar) return;
     const hash = entry.sidecar.slice(0, LONG_HASH_CHARS);
-    const users = (await cipherIo().readdir(parent.cipherPath)).filter((name) => name.startsWith(hash) && name.includes(LONG_DATA_SUFFIX));
+    const users = (await cipherIo().readdir(parent.cipherPath)).filter((name) => usesSidecar(name, hash));
     if (users.length === 0) await cipherIo().remove(join(parent.cipherPath, entry.sidecar));
   }
 
@@ -421,7 +415,7 @@ export class PlainFs {
         }
       }
     }
-    if (sidecar) await cipherIo().writeText(join(toParent.cipherPath, sidecar.name), sidecar.content + '\n');
+    if (sidecar) await cipherIo().writeText(join(toParent.cipherPath, sidecar.name), sidecar.content);
     await cipherIo().rename(from.cipherPath, target);
     if (from.entry.sidecar && from.entry.sidecar !== sidecar?.name) await this.removeSidecar(from.parent, from.entry);
     this.tree.noteRemoved(from.parent, from.entry.name);
