@@ -75,7 +75,7 @@ export const TOOL_EXIT: Readonly<Record<ToolProblem, number>> = {
 };
 
 /** errno codes that mean "this file or folder could not be read or written". */
-export const IO_CODES: ReadonlySet<string> = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EBUSY']);
+const IO_CODES: ReadonlySet<string> = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EBUSY']);
 
 /** The one line (empty: print nothing) and exit code for any error that reaches the top of a command. */
 export function describeError(err: unknown): { line: string; code: number } {

@@ -13,7 +13,7 @@ import { registerVaultKeyCommands } from './vaultkeys.js';
 import { registerMountCommands } from './mount.js';
 import { registerMaintenanceCommands } from './maintenance.js';
 
-export function buildProgram(io: CliIo): Command {
+function buildProgram(io: CliIo): Command {
   const program = new Command('sealfs')
     .description('Transparent client-side encryption for folders that sync clients upload')
     .version('0.1.0')
