@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
+import { loadFuseBinding } from '../src/fs/kernel.js';
 import { fuseOptionList } from '../src/fs/mount.js';
 import { parseMountinfo, readMounts } from '../src/fs/mountinfo.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
@@ -338,6 +339,20 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
 });
 
 describe('mount options and mountinfo, without mounting', () => {
+  it('reads the opcode, stat, statfs and setattr tables from the FUSE addon, complete and consistent', () => {
+    const native = loadFuseBinding();
+    const isIndexTable = (table: Readonly<Record<string, number>>, size: number) =>
+      expect(Object.values(table).sort((a, b) => a - b)).toEqual(Array.from({ length: size }, (_, i) => i));
+    isIndexTable(native.opcodes, 23);
+    expect(native.opcodes).toMatchObject({ END: 0, LOOKUP: 1, FORGET: 2, CREATE: 22 });
+    isIndexTable(native.statFields, 15);
+    expect(Object.keys(native.statFields)).toEqual(expect.arrayContaining(['INO', 'MODE', 'SIZE', 'MTIME_S', 'MTIME_NS']));
+    isIndexTable(native.statfsFields, 8);
+    // fuse_lowlevel.h's FUSE_SET_ATTR_* and renameat2's flags, as the kernel's ABI fixes them.
+    expect(native.setattrBits).toEqual({ MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 });
+    expect(native.renameFlags).toEqual({ NOREPLACE: 1, EXCHANGE: 2 });
+  });
+
   it('builds the raw mount options and reads mountinfo', () => {
     const list = fuseOptionList({ cipherDir: '/home/me/Drop box/va,ult', readOnly: true, allowOther: true });
     expect(list).toEqual(expect.arrayContaining(['subtype=sealfs', 'ro', 'allow_other', 'default_permissions']));

@@ -32,12 +32,13 @@ import { parseRecoveryKey } from '../src/vault/recovery.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { forceUnmount, fuseProblem, initVault, Mounts, mountsUnder, SealfsCli, sleep, type VaultFiles } from './helpers-syncthing.js';
+import { SHORT_CACHE_ARGS, SHORT_CACHE_MS } from './mount-helpers.js';
 
 const FUSE = fuseProblem();
 if (FUSE) console.warn(`sync-live: skipped: ${FUSE}`);
 
 /** The mount's cache time (--cache-time): every cache of the mount expires after it. */
-const CACHE_MS = 250;
+const CACHE_MS = SHORT_CACHE_MS;
 /** The documented bound is twice the cache time; allow 0.5 s for the polling itself and a loaded machine. */
 const LIMIT_MS = 2 * CACHE_MS + 500;
 const POLL_MS = 50;
@@ -69,7 +70,7 @@ beforeAll(async () => {
   await copyFile(join(cipher, VAULT_FILE), join(replicaDir, VAULT_FILE));
   replicaVault = await openVault(replicaDir, parseRecoveryKey(recoveryKey), { backend: 'node' });
   replica = new PlainFs(replicaVault);
-  await mounts.mount(v, mnt, ['--cache-time', String(CACHE_MS / 1000)]);
+  await mounts.mount(v, mnt, [...SHORT_CACHE_ARGS]);
 }, 240_000);
 
 afterAll(async () => {
