@@ -9,12 +9,13 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
-import { quiet } from '../fs/fuseops.js';
 import { checkFuseAvailable, checkMountpoint, mountVault, type MountedVault } from '../fs/mount.js';
+import { quiet } from '../fs/log.js';
 import { unmountPath } from '../fs/unmount.js';
 import { isInside, stateDir } from '../vault/paths.js';
+import { DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, mountSettings } from '../vault/settings.js';
 import { openVault } from '../vault/vault.js';
 import { CliError, CliExit, describeError, EXIT } from './exit.js';
 import type { CliIo } from './io.js';
@@ -28,6 +29,7 @@ interface MountCliOptions extends VaultKeyOptions {
   pidFile?: string;
   logFile?: string;
   backend?: string;
+  cacheTime?: number;
   /** Internal: this process is the background server started by `sealfs mount`. */
   serve?: boolean;
 }
@@ -144,7 +146,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const log = quiet((line: string) => void writeSync(logFd, logLine(line)));
     let mounted: MountedVault;
     try {
-      const vault = await openVault(cipherDir, masterKey, { backend: opts.backend });
+      const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
       mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log });
     } finally {
       masterKey.fill(0);
@@ -160,6 +162,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   if (opts.allowOther) args.push('--allow-other');
   if (opts.pidFile !== undefined) args.push('--pid-file', resolve(opts.pidFile));
   if (opts.backend !== undefined) args.push('--backend', opts.backend);
+  if (opts.cacheTime !== undefined) args.push('--cache-time', String(opts.cacheTime));
   const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--inspect'));
   const child = spawn(process.execPath, [...execArgv, ...args], {
     detached: true,
@@ -222,7 +225,7 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const masterKey = new Uint8Array(Buffer.from(request.key, 'base64'));
     let mounted: MountedVault;
     try {
-      const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend });
+      const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
       mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log });
     } finally {
       masterKey.fill(0);
@@ -245,6 +248,15 @@ async function unmountCommand(mountpoint: string): Promise<void> {
   say(`Unmounted ${result.mountpoint}${how}.\n`);
 }
 
+/** `--cache-time`: seconds, fractions allowed (tests use 0.1). */
+function parseCacheTime(text: string): number {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || value > MAX_CACHE_SECONDS) {
+    throw new InvalidArgumentError(`expected seconds from 0 to ${MAX_CACHE_SECONDS}, such as 1 or 0.1`);
+  }
+  return value;
+}
+
 /** Registers `sealfs mount` and `sealfs unmount`. */
 export function registerMountCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
@@ -259,6 +271,10 @@ export function registerMountCommands(program: Command, io: CliIo): void {
       .option('--pid-file <file>', 'write the pid of the serving process to FILE')
       .option('--log-file <file>', 'log of the background server (default: $XDG_STATE_HOME/sealfs/VAULTID.log, else ~/.local/state/sealfs/VAULTID.log)')
       .addOption(new Option('--backend <name>', 'crypto backend (default: $SEALFS_BACKEND, else native, else node)').choices(BACKEND_NAMES))
+      .addOption(
+        new Option('--cache-time <seconds>', `expert: how long attributes, names, listings and gathered writes are cached (default ${DEFAULT_CACHE_SECONDS})`)
+          .argParser(parseCacheTime),
+      )
       .addOption(new Option('--serve', 'internal: run as the background server').hideHelp()),
   ).action((cipherDir: string, mountpoint: string, opts: MountCliOptions) => mountCommand(cipherDir, mountpoint, opts, io));
 
