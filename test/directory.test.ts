@@ -10,6 +10,7 @@ import { copyFile, cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, renam
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ERRNO, errnoOf } from '../src/fs/errno.js';
 import { scrubVault, type ScrubProblem } from '../src/tools/scrub.js';
 import { compareCipherNames, insertBeforeExtension, usesSidecar } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder, type Listing } from '../src/vault/directory.js';
@@ -275,6 +276,11 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
     expect(failure).toMatchObject({ code: 'EIO', syscall: 'read' });
     expect((failure as Error).message).toContain(join(replaced, entry.sidecar!));
     expect((failure as Error).message).toContain('ENOTDIR');
+    // The mount answers the request with EIO and logs it once (src/fs/errno.ts: a system call's EIO).
+    const lines: string[] = [];
+    expect(errnoOf(failure, 'readdir /', (line) => lines.push(line))).toBe(ERRNO.EIO);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(join(replaced, entry.sidecar!));
     // A sidecar that is read but wrong stays a placeholder.
     await writeFile(join(dir, entry.sidecar!), 'wrong\n');
     expect(await decoder.decode(dir, ROOT_DIR_ID, true, entry.cipherName, 'file')).toMatchObject({ undecryptable: true });

@@ -92,6 +92,12 @@ describe('defaultKeystoreDir', () => {
     process.env.XDG_CONFIG_HOME = 'relative/ignored';
     expect(defaultKeystoreDir()).toBe('/home/alice/.config/sealfs');
   });
+
+  it('reads a given environment instead of the process one (the CLI passes its own)', () => {
+    process.env.XDG_CONFIG_HOME = '/x/config';
+    expect(defaultKeystoreDir({ XDG_CONFIG_HOME: '/y/config', HOME: '/home/bob' })).toBe('/y/config/sealfs');
+    expect(defaultKeystoreDir({ HOME: '/home/bob' })).toBe('/home/bob/.config/sealfs');
+  });
 });
 
 describe('key store', () => {

@@ -22,7 +22,10 @@ import type { ByteStore } from './store.js';
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Contiguous writes are gathered up to this size and sealed in one run. */
 export const WRITE_BACK_BYTES = 2 * 1024 * 1024;
-/** Gathered writes reach the store at the latest this long after the first of them. */
+/**
+ * Gathered writes reach the store at the latest this long after the first of them, unless
+ * the caller says otherwise (a mount passes its MountSettings.writeBackMs).
+ */
 export const WRITE_BACK_DELAY_MS = 1000;
 /** A read decrypts at least this much ahead, so sequential reads cost one call per batch. */
 const READ_AHEAD_BYTES = 1024 * 1024;
@@ -69,13 +72,14 @@ export class SealedFile {
     private readonly store: ByteStore,
     private readonly cipher: FileCipher,
     private plainSize: number,
+    private readonly writeBackMs: number,
   ) {}
 
   /**
    * Starts a new, empty file in `store` (header plus one empty final chunk). `storeIsEmpty`
    * skips cutting the store to size, for a file that was just created.
    */
-  static async create(store: ByteStore, ctx: ContentContext, storeIsEmpty = false): Promise<SealedFile> {
+  static async create(store: ByteStore, ctx: ContentContext, storeIsEmpty = false, writeBackMs = WRITE_BACK_DELAY_MS): Promise<SealedFile> {
     const cipher = new FileCipher(ctx, newFileHeader(ctx));
     const empty = cipher.sealSync(0, true, new Uint8Array(0));
     const bytes = new Uint8Array(HEADER_BYTES + empty.length);
@@ -83,7 +87,7 @@ export class SealedFile {
     bytes.set(empty, HEADER_BYTES);
     await store.write(bytes, 0);
     if (!storeIsEmpty) await store.truncate(bytes.length);
-    return new SealedFile(store, cipher, 0);
+    return new SealedFile(store, cipher, 0, writeBackMs);
   }
 
   /**
@@ -91,7 +95,7 @@ export class SealedFile {
    * the store's size known, the header and the first chunks come in one read, kept (still
    * unverified, as they are stored) for the first read of the file.
    */
-  static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number, storeSize?: number): Promise<SealedFile> {
+  static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number, storeSize?: number, writeBackMs = WRITE_BACK_DELAY_MS): Promise<SealedFile> {
     const prefix = Buffer.allocUnsafe(storeSize === undefined ? HEADER_BYTES : Math.min(storeSize, HEADER_BYTES + PREFETCH_BYTES));
     const got = await store.read(prefix, 0);
     const header = parseHeader(prefix.subarray(0, got));
@@ -99,7 +103,7 @@ export class SealedFile {
       throw new FormatError('bad-header', `header says chunk size ${header.chunkSize}, the vault uses ${chunkSize}`);
     }
     const size = plainSizeOf(storeSize ?? (await store.size()), header.chunkSize);
-    const file = new SealedFile(store, new FileCipher(ctx, header), size);
+    const file = new SealedFile(store, new FileCipher(ctx, header), size, writeBackMs);
     if (got > HEADER_BYTES) file.prefetched = { bytes: prefix.subarray(HEADER_BYTES, got), at: Date.now() };
     return file;
   }
@@ -216,7 +220,7 @@ export class SealedFile {
       if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
         await this.startPending(position);
         this.gather(position, data);
-        this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), WRITE_BACK_DELAY_MS);
+        this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), this.writeBackMs);
         this.pendingTimer.unref();
         return;
       }

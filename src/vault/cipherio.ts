@@ -3,8 +3,8 @@ import * as fsp from 'node:fs/promises';
 
 /**
  * The file-system calls made on the cipher directory. By default they are Node's
- * asynchronous calls. The mount server switches to direct calls (synchronous system calls,
- * answered as settled promises): each asynchronous call pays a round trip through libuv's
+ * asynchronous calls. The mount server uses direct calls (MountSettings.directIo: synchronous
+ * system calls, answered as settled promises): each asynchronous call pays a round trip through libuv's
  * thread pool, which costs far more than a metadata call on a local disk, and a FUSE request
  * waits for several of them in a row. Direct calls are safe there because the cipher
  * directory is never inside the mount that the same process serves (the mount refuses it);
@@ -33,7 +33,7 @@ export interface CipherIo {
   statfs(path: string): Promise<fs.StatsFs>;
 }
 
-const queued: CipherIo = {
+export const queuedCipherIo: CipherIo = {
   direct: false,
   lstat: (p) => fsp.lstat(p),
   readdir: (p) => fsp.readdir(p),
@@ -56,7 +56,7 @@ const queued: CipherIo = {
   statfs: (p) => fsp.statfs(p),
 };
 
-const direct: CipherIo = {
+const directCipherIo: CipherIo = {
   direct: true,
   lstat: async (p) => fs.lstatSync(p),
   readdir: async (p) => fs.readdirSync(p),
@@ -85,13 +85,7 @@ const direct: CipherIo = {
   statfs: async (p) => fs.statfsSync(p),
 };
 
-let current: CipherIo = queued;
-
-export function cipherIo(): CipherIo {
-  return current;
-}
-
-/** For the mount server only (see CipherIo). */
-export function useDirectCipherIo(): void {
-  current = direct;
+/** The calls that `settings.directIo` asks for. */
+export function cipherIoFor(settings: { readonly directIo: boolean }): CipherIo {
+  return settings.directIo ? directCipherIo : queuedCipherIo;
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { cipherIo } from './cipherio.js';
+import { queuedCipherIo, type CipherIo } from './cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, sidecarContent, storedForm, undecryptableName } from './ciphernames.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import type { EntryKind, NameCipher } from './names.js';
@@ -35,6 +35,7 @@ export class DirectoryDecoder {
   constructor(
     private readonly names: NameCipher,
     private readonly maxNameLength: number,
+    private readonly io: CipherIo = queuedCipherIo,
   ) {}
 
   private decrypt(dirId: Uint8Array, encoded: string, kind: EntryKind) {
@@ -88,7 +89,7 @@ export class DirectoryDecoder {
 
   /** Lists and decodes a whole cipher directory. */
   async list(cipherDir: string, dirId: Uint8Array, atRoot: boolean): Promise<Listing> {
-    const raw = await cipherIo().readdirTypes(cipherDir);
+    const raw = await this.io.readdirTypes(cipherDir);
     raw.sort((a, b) => compareCipherNames(a.name, b.name));
     const entries = new Map<string, DirEntry>();
     const namer = new ListingNamer(entries);

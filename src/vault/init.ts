@@ -5,7 +5,7 @@
 import { mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { KEY_BYTES, type CipherName } from '../crypto/ciphers.js';
-import { generateMasterKey, KEY_FILE_PREFIX, readKeyFile } from '../crypto/keyfile.js';
+import { generateMasterKey, KEY_FILE_PREFIX, KeyFileError, readKeyFile } from '../crypto/keyfile.js';
 import { VaultError } from './errors.js';
 import {
   assertKeyLocationAllowed,
@@ -213,8 +213,8 @@ export async function readKeyOrRecoveryFile(path: string): Promise<Uint8Array> {
     try {
       return await readKeyFile(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code) throw err;
-      throw new VaultError('bad-recovery-key', (err as Error).message);
+      if (err instanceof KeyFileError) throw new VaultError('bad-recovery-key', err.message);
+      throw err;
     }
   }
   try {

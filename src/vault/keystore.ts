@@ -8,9 +8,10 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback
 import { constants as fsConstants, type Dirent } from 'node:fs';
 import { chmod, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES } from '../crypto/ciphers.js';
 import { VaultError } from './errors.js';
+import { isInside, isVaultId } from './paths.js';
 import { matchesName, SYNC_MARKERS } from './syncclients.js';
 
 export const KEYSTORE_FORMAT = 'sealfs-keystore';
@@ -61,21 +62,19 @@ export interface KeyStoreFile {
 }
 
 /** `$XDG_CONFIG_HOME/sealfs`, else `~/.config/sealfs`. */
-export function defaultKeystoreDir(): string {
-  const xdg = process.env.XDG_CONFIG_HOME;
+export function defaultKeystoreDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
   // The XDG spec says relative values are invalid and must be ignored.
   if (xdg && isAbsolute(xdg)) return join(xdg, 'sealfs');
-  return join(homedir(), '.config', 'sealfs');
+  return join(env.HOME || homedir(), '.config', 'sealfs');
 }
-
-const VAULT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The vault id comes from the vault file, which sits in the synced (untrusted) folder and
  * is read before its MAC can be checked, so it must never be able to name another path.
  */
 function checkVaultId(vaultId: string): void {
-  if (!VAULT_ID.test(vaultId)) {
+  if (!isVaultId(vaultId)) {
     throw new VaultError('vault-tampered', `invalid vault id ${JSON.stringify(vaultId)} (the vault file may have been tampered with)`);
   }
 }
@@ -119,11 +118,6 @@ export async function resolveLoosely(path: string): Promise<string> {
       at = parent;
     }
   }
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 async function entriesOf(dir: string): Promise<Dirent[]> {
