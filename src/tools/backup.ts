@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
-import { isSyncClientFile } from '../vault/syncclients.js';
+import { isSyncClientMarker } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
 import { readVaultFile, VAULT_FILE, type StoredVaultFile } from '../vault/vaultfile.js';
@@ -239,7 +239,7 @@ async function isEmptyFolder(dir: string): Promise<boolean | undefined> {
     throw err;
   }
   if (!st.isDirectory()) return false;
-  return (await readdir(dir)).every(isSyncClientFile);
+  return (await readdir(dir)).every(isSyncClientMarker);
 }
 
 /** Checks that `cipherDir` can receive a restore: absent (with an existing parent) or empty. */
@@ -274,7 +274,7 @@ export async function restoreCipherDir(remote: string, cipherDir: string, option
       const present = new Set(await readdir(target));
       for (const name of await readdir(staging)) {
         // The folder's own sync-client markers stay; everything else was checked absent.
-        if (present.has(name) && isSyncClientFile(name)) continue;
+        if (present.has(name) && isSyncClientMarker(name)) continue;
         await rename(join(staging, name), join(target, name));
       }
       await rm(staging, { recursive: true, force: true });
