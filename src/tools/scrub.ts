@@ -50,8 +50,6 @@ export type ProblemKind =
   | 'missing-vault-file'
   | 'bad-vault-file';
 
-export const CONTENT_KINDS: readonly ProblemKind[] = ['corrupt-chunk', 'truncated', 'bad-header', 'bad-size'];
-
 /** How a problem could be repaired from a backup copy of the same cipher path. */
 export type Remedy =
   | { readonly type: 'file' }
