@@ -35,20 +35,24 @@ class ByteQueue {
   }
 }
 
-/**
- * Encrypting stream: plaintext in, a sealed file out. It holds back one byte beyond each
- * batch so that the last chunk — and only it — carries the final flag.
- */
-export class EncryptStream extends Transform {
-  private readonly pending = new ByteQueue();
-  private cipher: FileCipher | undefined;
-  private nextIndex = 0;
-  private readonly ctx: ContentContext;
+/** What both stream directions keep: the unconsumed input, the file's cipher once known, the next chunk index. */
+abstract class ChunkStream extends Transform {
+  protected readonly pending = new ByteQueue();
+  protected cipher: FileCipher | undefined;
+  protected nextIndex = 0;
+  protected readonly ctx: ContentContext;
 
   constructor(masterKey: Uint8Array, options: ContentOptions = {}) {
     super();
     this.ctx = contentContext(masterKey, options);
   }
+}
+
+/**
+ * Encrypting stream: plaintext in, a sealed file out. It holds back one byte beyond each
+ * batch so that the last chunk — and only it — carries the final flag.
+ */
+export class EncryptStream extends ChunkStream {
 
   private begin(): FileCipher {
     if (!this.cipher) {
@@ -84,16 +88,7 @@ export class EncryptStream extends Transform {
  * tag verified; a chunk counts as final only when the input really ends after it, so a file
  * cut at any point fails instead of yielding a shorter plaintext.
  */
-export class DecryptStream extends Transform {
-  private readonly pending = new ByteQueue();
-  private cipher: FileCipher | undefined;
-  private nextIndex = 0;
-  private readonly ctx: ContentContext;
-
-  constructor(masterKey: Uint8Array, options: ContentOptions = {}) {
-    super();
-    this.ctx = contentContext(masterKey, options);
-  }
+export class DecryptStream extends ChunkStream {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.pending.push(chunk);
