@@ -1,6 +1,6 @@
 /**
  * The built CLI (dist/src/cli/main.js) as a user runs it: init, key export/import, passwd.
- * Builds with tsc first. Every run is detached (no controlling terminal), so a missing
+ * Every run is detached (no controlling terminal), so a missing
  * option can never hang on a prompt; the prompt itself is tested through a pseudo-terminal
  * (python3's pty module) when python3 is available.
  */
@@ -9,16 +9,14 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readKeyFile } from '../src/crypto/keyfile.js';
 import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
+import { CLI } from './build.js';
 import { runDetached, type Run } from './process.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const RECOVERY = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
 const PASS1 = 'Tr0ub4dor&3-first-passphrase';
 const PASS2 = 'correct horse battery staple second';
@@ -82,11 +80,6 @@ async function makeVault(dir: string): Promise<{ cipherDir: string; keystore: st
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-cli-init-'));
   await mkdir(join(root, 'home'));
-  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-    cwd: REPO,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
   await stat(CLI);
 }, 180_000);
 

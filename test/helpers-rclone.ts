@@ -8,40 +8,14 @@ import { constants } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initVault } from '../src/vault/init.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
+import { CLI } from './build.js';
 import { runDetached, type Run } from './process.js';
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 export const PASSPHRASE = 'scrub and backup test passphrase';
-
-/** Builds dist/ with tsc unless every compiled file is newer than its source. */
-export async function buildCli(): Promise<void> {
-  if (await upToDate()) return;
-  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: REPO, encoding: 'utf8' });
-  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
-}
-
-async function upToDate(): Promise<boolean> {
-  async function walk(dir: string): Promise<boolean> {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) {
-        if (!(await walk(path))) return false;
-      } else if (entry.name.endsWith('.ts')) {
-        const out = join(REPO, 'dist', relative(REPO, path)).replace(/\.ts$/, '.js');
-        const [src, js] = await Promise.all([stat(path), stat(out).catch(() => undefined)]);
-        if (!js || js.mtimeMs < src.mtimeMs) return false;
-      }
-    }
-    return true;
-  }
-  return (await walk(join(REPO, 'src'))) && (await walk(join(REPO, 'bench')));
-}
 
 /** Runs the built CLI detached (no terminal), with a bounded time. */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {

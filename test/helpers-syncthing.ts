@@ -1,8 +1,8 @@
 /**
  * Helpers for the sync tests (not a test file itself: vitest only collects *.test.ts).
  *
- * - SealfsCli: the CLI built by tsc into a folder of this run's own (other test files rebuild
- *   dist/ while we run), run as child processes with a private HOME, state and config folder.
+ * - SealfsCli: the CLI of test/build.ts, run as child processes with a private HOME, state and
+ *   config folder.
  *   Mounts are served by those child processes, never by the test process.
  * - Mounts: every `sealfs mount` a test makes, and the cleanup that always takes it down
  *   again: `sealfs unmount`, then `fusermount -u`, `fusermount -u -z`, then
@@ -10,20 +10,17 @@
  * - SyncthingPair: two real Syncthing instances on 127.0.0.1, each with its own home, driven
  *   only through the REST API, with bounded timeouts everywhere.
  *
- * Environment (for debugging): SEALFS_TEST_BUILD=DIR tests an existing `tsc --outDir DIR`
- * build instead of compiling one; SEALFS_SYNC_DEBUG=1 logs every Syncthing state poll.
+ * Environment (for debugging): SEALFS_SYNC_DEBUG=1 logs every Syncthing state poll.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readMounts } from '../src/fs/mountinfo.js';
+import { CLI, REPO } from './build.js';
 import { alive, runDetached, type Run } from './process.js';
-
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
 export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
@@ -106,48 +103,21 @@ export async function forceUnmount(mnt: string): Promise<void> {
   if (await isMounted(mnt)) await exec('umount', ['-l', mnt], 30_000);
 }
 
-/** The sealfs CLI, compiled by tsc into a private folder inside the repository. */
+/** The sealfs CLI (test/build.ts) with a private HOME, state and config folder. */
 export class SealfsCli {
   private constructor(
-    readonly build: string,
-    readonly cli: string,
     /** HOME, XDG_STATE_HOME and XDG_CONFIG_HOME of every command go below this folder. */
     readonly home: string,
-    private readonly owned = true,
   ) {}
 
-  /**
-   * Builds the CLI (tsc -p tsconfig.json) into node_modules/.cache/sealfs-<tag>-<pid>: inside
-   * the repository so that node_modules and the native addon resolve exactly as from dist/.
-   */
-  static async build(tag: string, home: string): Promise<SealfsCli> {
-    const reuse = process.env.SEALFS_TEST_BUILD;
-    if (reuse) {
-      // Expert/debugging: test an existing build (tsc --outDir) instead of compiling one.
-      await stat(join(reuse, 'src', 'cli', 'main.js'));
-      await mkdir(home, { recursive: true });
-      return new SealfsCli(reuse, join(reuse, 'src', 'cli', 'main.js'), home, false);
-    }
-    const build = join(REPO, 'node_modules', '.cache', `sealfs-${tag}-${process.pid}`);
-    const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', build], {
-      cwd: REPO,
-      encoding: 'utf8',
-      timeout: 170_000,
-    });
-    if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
-    const cli = join(build, 'src', 'cli', 'main.js');
-    await stat(cli);
+  static async create(home: string): Promise<SealfsCli> {
     await mkdir(home, { recursive: true });
-    return new SealfsCli(build, cli, home);
+    return new SealfsCli(home);
   }
 
   run(args: string[], timeoutMs = 60_000): Promise<Run> {
     const env = { ...process.env, HOME: join(this.home, 'home'), XDG_STATE_HOME: join(this.home, 'state'), XDG_CONFIG_HOME: join(this.home, 'config') };
-    return runDetached(process.execPath, [this.cli, ...args], env, timeoutMs);
-  }
-
-  async dispose(): Promise<void> {
-    if (this.owned) await rm(this.build, { recursive: true, force: true });
+    return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * A real FUSE mount through the built CLI (tsc -p tsconfig.json; `node …/src/cli/main.js` in
+ * A real FUSE mount through the built CLI (test/build.ts; `node …/src/cli/main.js` in
  * child processes), the way a user runs it: mount, use the plaintext view, check that only
  * ciphertext reaches the cipher folder, unmount; recover from a killed server; refuse a wrong
  * passphrase and a non-empty mount point; end the server when something else unmounts it.
@@ -26,17 +26,10 @@ import { NameError } from '../src/vault/errors.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault } from '../src/vault/vault.js';
 import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
+import { CLI } from './build.js';
 import { alive, runDetached, type Run } from './process.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-/**
- * The CLI as tsc builds it (tsconfig.json), into a folder of this run's own: other test files
- * rebuild dist/ while this one runs, and a file being rewritten must never be loaded half
- * written. It sits inside the repository so that node_modules and the native addon resolve
- * exactly as from dist/.
- */
-const BUILD = join(REPO, 'node_modules', '.cache', `sealfs-mount-smoke-${process.pid}`);
-const CLI = join(BUILD, 'src', 'cli', 'main.js');
 const PASSPHRASE = 'mount smoke test passphrase';
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
@@ -139,11 +132,6 @@ async function serverPid(s: Setup): Promise<number> {
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-mount-'));
   if (PROBLEM) return;
-  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', BUILD], {
-    cwd: REPO,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
   await stat(CLI);
 }, 180_000);
 
@@ -169,7 +157,6 @@ afterAll(async () => {
   // Never delete through a mount that is still there.
   for (const entry of await readMounts()) if (root && entry.mountpoint.startsWith(root + '/')) await forceUnmount(entry.mountpoint);
   if (root) await rm(root, { recursive: true, force: true });
-  await rm(BUILD, { recursive: true, force: true });
 });
 
 describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI)', { timeout: 90_000 }, () => {

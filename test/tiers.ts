@@ -1,0 +1,42 @@
+/**
+ * Which tier runs each test file (test/*.test.ts). vitest.config.ts makes one project of each
+ * tier; test/tiers.test.ts fails when a test file is in no tier or in more than one.
+ *
+ * - unit: in this process only: crypto, vectors, geometry, names, PlainFs; no FUSE, no other
+ *   program (`npm run test:unit`, well under a minute).
+ * - mount: real FUSE mounts through the built CLI (`npm run test:mount`).
+ * - integration: real third-party programs: rclone, Syncthing, fio (`npm run test:integration`).
+ */
+export const TIERS = {
+  unit: [
+    'bench-report',
+    'cli-init',
+    'directory',
+    'keystore',
+    'layout',
+    'names.independent',
+    'names',
+    'native',
+    'nativekeys',
+    'plainfs',
+    'plainfs-random',
+    'randomaccess',
+    'recovery',
+    'roundtrip',
+    'scrub',
+    'sync-names',
+    'tamper',
+    'tiers',
+    'vectors.independent',
+    'vectors',
+  ],
+  mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke'],
+  integration: ['backup', 'mount-fio', 'sync-live', 'sync-syncthing'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type Tier = keyof typeof TIERS;
+
+/** The test files of a tier, as paths relative to the repository. */
+export function tierFiles(tier: Tier): string[] {
+  return TIERS[tier].map((name) => `test/${name}.test.ts`);
+}
