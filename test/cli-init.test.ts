@@ -15,7 +15,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
-import { runDetached, type Run } from './process.js';
+import { runDetached, type Run } from '../bench/lib/proc.js';
 
 const RECOVERY = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
 const PASS1 = 'Tr0ub4dor&3-first-passphrase';

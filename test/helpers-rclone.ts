@@ -6,14 +6,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { join, relative } from 'node:path';
 import { initVault } from '../src/vault/init.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
 import { CLI } from './build.js';
-import { runDetached, type Run } from './process.js';
+import { endProcess, freePort, runDetached, sleep, type Run } from '../bench/lib/proc.js';
 
 export const PASSPHRASE = 'scrub and backup test passphrase';
 
@@ -177,18 +177,6 @@ export async function flipByte(path: string, offset: number): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // rclone
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
@@ -234,16 +222,12 @@ export async function startWebdav(root: string, configFile: string): Promise<Web
           port,
           configFile,
           stop: async () => {
-            if (child.exitCode === null) {
-              child.kill('SIGTERM');
-              const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-              await exited;
-              clearTimeout(timer);
-            }
+            if (child.exitCode === null && child.pid !== undefined) await endProcess(child.pid, 5_000);
+            await exited;
           },
         };
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     child.kill('SIGKILL');
     await exited;

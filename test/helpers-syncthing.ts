@@ -12,20 +12,19 @@
  *
  * Environment (for debugging): SEALFS_SYNC_DEBUG=1 logs every Syncthing state poll.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { readMounts } from '../src/fs/mountinfo.js';
 import { CLI, REPO } from './build.js';
-import { alive, runDetached, type Run } from './process.js';
+import { alive, endProcess, freePort, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
+
+export { sleep };
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
 export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Why FUSE mounts cannot be tested here, or undefined. */
 export function fuseProblem(): string | undefined {
@@ -42,46 +41,6 @@ export function syncthingProblem(): string | undefined {
   return undefined;
 }
 
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** Runs a program (not through a shell) with a time limit; never rejects. */
-export function exec(command: string, args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolvePromise) => {
-    execFile(command, args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
-}
-
-// ---------------------------------------------------------------- processes
-
-/** Ends one process this test started, by pid: SIGTERM, then SIGKILL after `graceMs`. */
-export async function endPid(pid: number, graceMs = 5000): Promise<void> {
-  if (!alive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  try {
-    await waitFor(`pid ${pid} to exit`, () => !alive(pid), graceMs);
-  } catch {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    await waitFor(`pid ${pid} to exit after SIGKILL`, () => !alive(pid), graceMs).catch(() => undefined);
-  }
-}
-
 // ---------------------------------------------------------------- mounts
 
 export async function isMounted(mnt: string): Promise<boolean> {
@@ -95,12 +54,12 @@ export async function mountsUnder(dir: string): Promise<string[]> {
 /** Takes a FUSE mount down whatever state it is in: -u, then -u -z, then fuse-unstick. */
 export async function forceUnmount(mnt: string): Promise<void> {
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount3', ['-u', mnt], 30_000);
+  await runDetached('fusermount3', ['-u', mnt], process.env, 30_000);
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount3', ['-u', '-z', mnt], 30_000);
+  await runDetached('fusermount3', ['-u', '-z', mnt], process.env, 30_000);
   if (!(await isMounted(mnt))) return;
-  if (UNSTICK) await exec(UNSTICK, [mnt], 30_000);
-  if (await isMounted(mnt)) await exec('umount', ['-l', mnt], 30_000);
+  if (UNSTICK) await runDetached(UNSTICK, [mnt], process.env, 30_000);
+  if (await isMounted(mnt)) await runDetached('umount', ['-l', mnt], process.env, 30_000);
 }
 
 /** The sealfs CLI (test/build.ts) with a private HOME, state and config folder. */
@@ -163,7 +122,7 @@ export class Mounts {
       const pid = Number.parseInt((await readFile(pidFile, 'utf8').catch(() => '')).trim(), 10);
       if (Number.isInteger(pid) && pid > 0) {
         await waitFor(`server ${pid} to exit after unmount`, () => !alive(pid), 5000).catch(() => undefined);
-        await endPid(pid);
+        await endProcess(pid, 5000);
       }
     }
     this.mounted.delete(mnt);
@@ -182,19 +141,6 @@ export class Mounts {
 }
 
 // ---------------------------------------------------------------- Syncthing
-
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePromise(port));
-    });
-  });
-}
 
 async function distinctPorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
@@ -464,7 +410,7 @@ export class SyncthingPair {
       if (!child?.pid || !alive(child.pid)) continue;
       await this.api(node, 'POST', '/rest/system/shutdown', undefined, 5000).catch(() => undefined);
       await waitFor(`Syncthing ${node.name} to exit`, () => !alive(child.pid!), 10_000).catch(() => undefined);
-      await endPid(child.pid);
+      await endProcess(child.pid, 5000);
     }
   }
 }
@@ -484,7 +430,7 @@ function tail(path: string): string {
 /** `syncthing generate`, then config.xml edited so that nothing but 127.0.0.1 is ever used. */
 async function generate(home: string, name: string, folderPath: string, guiPort: number, listenPort: number): Promise<SyncthingNode> {
   await mkdir(home, { recursive: true });
-  const gen = await exec('syncthing', ['generate', '--home', home, '--no-default-folder', '--skip-port-probing'], 60_000);
+  const gen = await runDetached('syncthing', ['generate', '--home', home, '--no-default-folder', '--skip-port-probing'], process.env, 60_000);
   const id = /Device ID:\s*([A-Z0-9-]{63})/.exec(gen.stdout + gen.stderr)?.[1];
   if (gen.code !== 0 || !id) throw new Error(`syncthing generate failed (${gen.code}): ${gen.stdout}${gen.stderr}`);
   const apiKey = randomBytes(18).toString('base64url');

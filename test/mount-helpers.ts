@@ -15,20 +15,20 @@
  * The test process never serves a mount itself, so it may use the mount freely; it still
  * uses only asynchronous calls on it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as osConstants, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { parseRecoveryKey } from '../src/vault/recovery.js';
 import { openVault } from '../src/vault/vault.js';
 import { readMounts, type MountEntry } from '../src/fs/mountinfo.js';
 import { CLI, REPO } from './build.js';
-import { alive } from './process.js';
+import { alive, endProcess, killGroup, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
 
-export { alive };
+export { alive, sleep, waitFor, type Run };
 
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
@@ -47,16 +47,6 @@ function fuseProblem(): string | undefined {
 /** Why FUSE tests cannot run here, or undefined. */
 export const FUSE_PROBLEM = fuseProblem();
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 50): Promise<number> {
-  const start = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(stepMs);
-  }
-  return Date.now() - start;
-}
 
 export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -80,17 +70,6 @@ export async function serversFor(cli: string, cipherDir: string): Promise<number
 }
 
 // ---- processes ----------------------------------------------------------------------
-
-export interface Run {
-  /** Exit code; 128 + n for a signal (as a shell reports it); -1 if it could not start. */
-  code: number;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  /** stdout as bytes. */
-  out: Buffer;
-  stderr: string;
-  timedOut: boolean;
-}
 
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
@@ -148,37 +127,16 @@ export class MountHarness {
 
   /** Runs a program; it is ended (its process group) when it runs out of time or the test ends. */
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Run> {
-    return new Promise((resolvePromise) => {
-      const child = spawn(command, args, {
-        // Own process group: no terminal to hang on, and the whole group can be ended.
-        detached: true,
-        cwd: options.cwd ?? this.root,
-        env: options.env ?? this.env(),
-        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      });
+    let started: ChildProcess | undefined;
+    const onSpawn = (child: ChildProcess) => {
+      started = child;
       this.children.add(child);
-      const out: Buffer[] = [];
-      let stderr = '';
-      let timedOut = false;
-      child.stdout!.on('data', (d: Buffer) => out.push(d));
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      if (options.input !== undefined) child.stdin!.end(options.input);
-      const timer = setTimeout(() => {
-        timedOut = true;
-        killGroup(child, 'SIGKILL');
-      }, options.timeoutMs ?? 60_000);
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        this.children.delete(child);
-        resolvePromise({ code: -1, signal: null, stdout: '', out: Buffer.alloc(0), stderr: err.message, timedOut });
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        this.children.delete(child);
-        const buf = Buffer.concat(out);
-        resolvePromise({ code: code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : -1), signal, stdout: buf.toString('utf8'), out: buf, stderr, timedOut });
-      });
-    });
+    };
+    return runDetached(command, args, options.env ?? this.env(), options.timeoutMs, {
+      cwd: options.cwd ?? this.root,
+      ...(options.input === undefined ? {} : { input: options.input }),
+      onSpawn,
+    }).finally(() => started && this.children.delete(started));
   }
 
   /** `sealfs ARGS` with this file's HOME/XDG folders. */
@@ -301,12 +259,7 @@ export class MountHarness {
       this.servers.delete(pid);
       if (!alive(pid) || !this.isOurServer(pid)) continue;
       await waitFor(`server ${pid} to end`, () => !alive(pid), 5000).catch(() => undefined);
-      if (alive(pid) && this.isOurServer(pid)) {
-        process.kill(pid, 'SIGTERM');
-        await waitFor(`server ${pid} to end after SIGTERM`, () => !alive(pid), 5000).catch(() => {
-          if (alive(pid)) process.kill(pid, 'SIGKILL');
-        });
-      }
+      if (alive(pid) && this.isOurServer(pid)) await endProcess(pid, 5000);
     }
   }
 
@@ -350,19 +303,6 @@ export class MountHarness {
     if (this.root && still.length === 0) await rm(this.root, { recursive: true, force: true });
     if (still.length > 0) throw new Error(`still mounted after cleanup: ${still.map((r) => r.mountpoint).join(', ')}`);
     if (left.length > 0) throw new Error(`a test left these mounted (cleared now): ${left.join(', ')}`);
-  }
-}
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // already gone
-    }
   }
 }
 

@@ -27,7 +27,7 @@ import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault } from '../src/vault/vault.js';
 import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
-import { alive, runDetached, type Run } from './process.js';
+import { alive, runDetached, type Run } from '../bench/lib/proc.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PASSPHRASE = 'mount smoke test passphrase';
@@ -54,7 +54,7 @@ function run(args: string[], timeoutMs = 60_000): Promise<Run> {
   return runDetached(process.execPath, [CLI, ...args], { ...process.env, HOME: join(root, 'home'), XDG_STATE_HOME: join(root, 'state'), XDG_CONFIG_HOME: join(root, 'config') }, timeoutMs);
 }
 
-function exec(command: string, args: string[]): Promise<Run> {
+function exec(command: string, args: string[]): Promise<Pick<Run, 'code' | 'stdout' | 'stderr'>> {
   return new Promise((resolvePromise) => {
     execFile(command, args, { encoding: 'buffer', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
