@@ -3,14 +3,15 @@
  * tier; test/tiers.test.ts fails when a test file is in no tier or in more than one.
  *
  * - unit: in this process only: crypto, vectors, geometry, names, PlainFs; no FUSE, no other
- *   program (`npm run test:unit`, well under a minute).
+ *   program started (`npm run test:unit`, well under a minute).
  * - mount: real FUSE mounts through the built CLI (`npm run test:mount`).
- * - integration: real third-party programs: rclone, Syncthing, fio (`npm run test:integration`).
+ * - integration: other programs: rclone, Syncthing, fio, and the built CLI run as a child
+ *   process without a mount (`npm run test:integration`). A CLI test that runs the CLI in
+ *   this process belongs in unit.
  */
 export const TIERS = {
   unit: [
     'bench-report',
-    'cli-init',
     'directory',
     'keystore',
     'layout',
@@ -23,7 +24,6 @@ export const TIERS = {
     'randomaccess',
     'recovery',
     'roundtrip',
-    'scrub',
     'sync-names',
     'tamper',
     'tiers',
@@ -31,7 +31,7 @@ export const TIERS = {
     'vectors',
   ],
   mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke'],
-  integration: ['backup', 'mount-fio', 'sync-live', 'sync-syncthing'],
+  integration: ['backup', 'cli-init', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Tier = keyof typeof TIERS;
