@@ -5,6 +5,8 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installSignalHandlers, mountsUnder, note, onAbort } from './lib/proc.js';
 import { sealfs, Unavailable, type Mounted } from './lib/systems.js';
+import { chunkIndexAt, chunksPlainRange, lastChunkIndex, runSealedLength, sealedSize, storedChunkBytes } from '../src/crypto/geometry.js';
+import { HEADER_BYTES as HEADER } from '../src/crypto/header.js';
 
 /**
  * Ciphertext churn: how many bytes of the ciphertext a sync client has to upload after
@@ -25,8 +27,6 @@ import { sealfs, Unavailable, type Mounted } from './lib/systems.js';
  */
 
 const MiB = 1 << 20;
-const HEADER = 24;
-const CHUNK_OVERHEAD = 28;
 
 interface Options {
   readonly mib: number;
@@ -60,7 +60,7 @@ interface Diff {
 }
 
 function diff(before: Buffer, after: Buffer, chunkSize: number): Diff {
-  const stored = chunkSize + CHUNK_OVERHEAD;
+  const stored = storedChunkBytes(chunkSize);
   let bytesDiffering = Math.abs(after.length - before.length);
   const common = Math.min(before.length, after.length);
   for (let i = 0; i < common; i++) if (before[i] !== after[i]) bytesDiffering++;
@@ -158,12 +158,15 @@ async function measure(mounted: Mounted, cipher: string, options: Options): Prom
     before = after;
   };
   /** Index of the last chunk of a file of `plainSize` bytes, and the stored size of chunk i in it. */
-  const lastIndex = (plainSize: number) => Math.max(0, Math.ceil(plainSize / chunkSize) - 1);
-  const storedBytes = (i: number, plainSize: number) => Math.min(chunkSize, plainSize - i * chunkSize) + CHUNK_OVERHEAD;
+  const lastIndex = (plainSize: number) => lastChunkIndex(plainSize, chunkSize);
+  const storedBytes = (i: number, plainSize: number) => {
+    const { start, end } = chunksPlainRange(i, i, plainSize, chunkSize);
+    return runSealedLength(end - start, chunkSize);
+  };
   const range = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, k) => first + k);
 
   const middle = Math.floor(size / 2) + 12_345;
-  const editChunk = Math.floor(middle / chunkSize);
+  const editChunk = chunkIndexAt(middle, chunkSize);
   await step('1-byte edit in the middle', `1 chunk, ${fmt(storedBytes(editChunk, size))} bytes`, 1, storedBytes(editChunk, size), async () => {
     const handle = await open(plain, 'r+');
     try {
@@ -201,7 +204,7 @@ async function measure(mounted: Mounted, cipher: string, options: Options): Prom
   // Editor-style save: write the whole new version to a temporary file, then rename it over.
   const beforeSave = await cipherListing(cipher);
   let duringSave = new Map<string, unknown>();
-  const wholeFile = HEADER + (lastIndex(size) + 1) * CHUNK_OVERHEAD + size;
+  const wholeFile = sealedSize(size, chunkSize);
   await step(
     'editor-style save (temp + rename)',
     `new file id: header + ${fmt(lastIndex(size) + 1)} chunks, ${fmt(wholeFile)} bytes`,
@@ -289,7 +292,7 @@ async function main(): Promise<void> {
   }
   if (options.json) {
     const { rows, chunkSize } = result;
-    process.stdout.write(`${JSON.stringify({ benchmark: 'churn', fileBytes: options.mib * MiB, chunkSize, storedChunkBytes: chunkSize + CHUNK_OVERHEAD, allWithinBound: rows.every((r) => r.withinBound), rows })}\n`);
+    process.stdout.write(`${JSON.stringify({ benchmark: 'churn', fileBytes: options.mib * MiB, chunkSize, storedChunkBytes: storedChunkBytes(chunkSize), allWithinBound: rows.every((r) => r.withinBound), rows })}\n`);
   } else {
     process.stdout.write(`${table(result.rows, options.mib, result.chunkSize)}\n`);
   }

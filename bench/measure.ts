@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ALL_VERIFIED, type AeadBackend, type BackendName, type ChunkRun } from '../src/crypto/backend.js';
 import { backendByName } from '../src/crypto/backends/index.js';
-import { CHUNK_OVERHEAD, KEY_BYTES, type CipherName } from '../src/crypto/ciphers.js';
+import { KEY_BYTES, type CipherName } from '../src/crypto/ciphers.js';
+import { runSealedLength } from '../src/crypto/geometry.js';
 import { newHeader } from '../src/crypto/header.js';
 
 /** Measuring one backend's seal/open over one ChunkRun, shared by the main thread and the workers. */
@@ -57,7 +58,7 @@ export function makeFixture({ backend: name, cipher, chunk }: Case, bufferBytes:
     endsFile: true,
   };
   const plain = randomBytes(chunks * chunk);
-  const sealed = new Uint8Array(plain.length + chunks * CHUNK_OVERHEAD);
+  const sealed = new Uint8Array(runSealedLength(plain.length, chunk));
   const opened = new Uint8Array(plain.length);
   backend.seal(run, plain, sealed);
   checkVerified(backend, backend.open(run, sealed, opened));

@@ -3,7 +3,7 @@
  *
  * Seals and opens runs of consecutive chunks of one file with OpenSSL's EVP AEAD
  * interface, using the libcrypto that Node itself links and exports (no separate
- * OpenSSL is loaded). The chunk format is the one of src/crypto/run.ts:
+ * OpenSSL is loaded). The chunk format is the one of src/crypto/run.ts and geometry.ts:
  *
  *   stored chunk k = nonce (12) || ciphertext (len_k) || tag (16)
  *   AAD of chunk k = header || uint64be(firstIndex + k) || final flag (1 byte)
@@ -17,6 +17,9 @@
  *   open(cipherId, key, header, chunkSize, firstIndex, endsFile, sealed, out) -> number
  *   sealAsync(..., plain, out, nonces | null, threads) -> Promise<void>
  *   openAsync(..., sealed, out, threads) -> Promise<number>
+ *   runGeometry(chunkSize, length, isSealed) -> { count, plainLength, sealedLength,
+ *     lastLength } | null: the run of `length` plaintext bytes, or of `length` stored bytes
+ *     (null: no run has that length); for test/geometry.native.test.ts
  *   opensslVersion: string
  *
  * open returns -1 when every chunk verified, else the run-relative index of the first
@@ -104,6 +107,44 @@ static void fetch_ciphers(void) {
   g_ciphers[CIPHER_AES_256_GCM] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
   g_ciphers[CIPHER_CHACHA20_POLY1305] = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
   ERR_clear_error();
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Run geometry (docs/FORMAT.md §4). The same rules as runOfPlain and runOfSealed in      */
+/* src/crypto/geometry.ts; test/geometry.native.test.ts checks that the two agree.       */
+
+typedef struct {
+  uint64_t count;      /* chunks in the run: all chunk_size plaintext bytes but the last */
+  uint64_t plain_len;  /* plaintext bytes of the run */
+  uint64_t sealed_len; /* stored bytes: plain_len + CHUNK_OVERHEAD per chunk */
+  uint64_t last_len;   /* plaintext bytes of the last chunk: 1..chunk_size, 0 if it is the only one */
+} geometry_t;
+
+/* The run that seals plain_len bytes; an empty run is one empty chunk. */
+static geometry_t geometry_of_plain(uint64_t chunk_size, uint64_t plain_len) {
+  geometry_t g;
+  g.count = plain_len == 0 ? 1 : (plain_len - 1) / chunk_size + 1;
+  g.plain_len = plain_len;
+  g.sealed_len = plain_len + CHUNK_OVERHEAD * g.count;
+  g.last_len = plain_len - (g.count - 1) * chunk_size;
+  return g;
+}
+
+/*
+ * The run stored in sealed_len bytes. False when no writer produces that length: no chunk
+ * at all, a last stored chunk shorter than nonce and tag, or an empty chunk after others.
+ */
+static bool geometry_of_sealed(uint64_t chunk_size, uint64_t sealed_len, geometry_t *g) {
+  const uint64_t stored = chunk_size + CHUNK_OVERHEAD;
+  if (sealed_len == 0) return false;
+  const uint64_t count = (sealed_len - 1) / stored + 1;
+  const uint64_t last_stored = sealed_len - (count - 1) * stored;
+  if (last_stored < CHUNK_OVERHEAD || (last_stored == CHUNK_OVERHEAD && count > 1)) return false;
+  g->count = count;
+  g->sealed_len = sealed_len;
+  g->plain_len = sealed_len - CHUNK_OVERHEAD * count;
+  g->last_len = last_stored - CHUNK_OVERHEAD;
+  return true;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -424,15 +465,14 @@ static bool parse_run_prefix(napi_env env, napi_value *argv, run_t *r) {
   return true;
 }
 
-/* Chunk count and the short-chunk rule of runChunkLengths (run.ts). */
-static bool set_geometry(napi_env env, run_t *r, size_t plain_len) {
+/* Takes the run's geometry; a short last chunk must end the file (checkRunEnd, geometry.ts). */
+static bool set_geometry(napi_env env, run_t *r, const geometry_t *g) {
   char message[160];
-  r->plain_len = plain_len;
-  r->count = plain_len == 0 ? 1 : (plain_len - 1) / r->chunk_size + 1;
-  const size_t last = plain_len - (r->count - 1) * r->chunk_size;
-  if (last < r->chunk_size && !r->ends_file) {
-    snprintf(message, sizeof message, "chunk %llu is short (%zu bytes) but not the file's final chunk",
-             (unsigned long long)(r->first_index + r->count - 1), last);
+  r->plain_len = (size_t)g->plain_len;
+  r->count = (size_t)g->count;
+  if (g->last_len < r->chunk_size && !r->ends_file) {
+    snprintf(message, sizeof message, "chunk %llu is short (%llu bytes) but not the file's final chunk",
+             (unsigned long long)(r->first_index + g->count - 1), (unsigned long long)g->last_len);
     return fail_range(env, message);
   }
   return true;
@@ -447,8 +487,9 @@ static bool parse_seal(napi_env env, napi_value *argv, run_t *r) {
   if (!get_bytes(env, argv[6], "plain", &plain, &plain_len)) return false;
   if (!get_bytes(env, argv[7], "out", &out, &out_len)) return false;
   if (!is_nullish(env, argv[8]) && !get_bytes(env, argv[8], "nonces", &nonces, &nonces_len)) return false;
-  if (!set_geometry(env, r, plain_len)) return false;
-  expected = plain_len + CHUNK_OVERHEAD * r->count;
+  const geometry_t g = geometry_of_plain(r->chunk_size, plain_len);
+  if (!set_geometry(env, r, &g)) return false;
+  expected = (size_t)g.sealed_len;
   if (out_len != expected) {
     snprintf(message, sizeof message, "output buffer is %zu bytes, expected %zu", out_len, expected);
     return fail_range(env, message);
@@ -476,18 +517,22 @@ static bool parse_seal(napi_env env, napi_value *argv, run_t *r) {
 static bool parse_open(napi_env env, napi_value *argv, run_t *r) {
   char message[160];
   uint8_t *sealed, *out;
-  size_t sealed_len, out_len, expected;
+  size_t sealed_len, out_len;
+  geometry_t g;
 
   if (!parse_run_prefix(env, argv, r)) return false;
   if (!get_bytes(env, argv[6], "sealed", &sealed, &sealed_len)) return false;
   if (!get_bytes(env, argv[7], "out", &out, &out_len)) return false;
-  if (!set_geometry(env, r, out_len)) return false;
-  expected = out_len + CHUNK_OVERHEAD * r->count;
-  if (sealed_len != expected) {
-    snprintf(message, sizeof message, "sealed run is %zu bytes, expected %zu for a %zu-byte output", sealed_len,
-             expected, out_len);
+  /* The same checks, in the same order, as openingGeometry (run.ts). */
+  if (!geometry_of_sealed(r->chunk_size, sealed_len, &g)) {
+    snprintf(message, sizeof message, "%zu bytes is not a whole run of stored chunks", sealed_len);
     return fail_range(env, message);
   }
+  if (out_len != g.plain_len) {
+    snprintf(message, sizeof message, "output buffer is %zu bytes, expected %llu", out_len, (unsigned long long)g.plain_len);
+    return fail_range(env, message);
+  }
+  if (!set_geometry(env, r, &g)) return false;
   if (overlaps(sealed, sealed_len, out, out_len)) {
     /* Chunk k's writes end at out + (k+1)C; chunk k+1 reads from sealed + (k+1)(C+28). */
     if (r->count > 1 && (uintptr_t)out > (uintptr_t)sealed + CHUNK_OVERHEAD) {
@@ -800,6 +845,49 @@ static napi_value js_open_async(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------------------------------ */
 
+static bool set_number(napi_env env, napi_value object, const char *name, uint64_t value) {
+  napi_value number;
+  return napi_create_double(env, (double)value, &number) == napi_ok &&
+         napi_set_named_property(env, object, name, number) == napi_ok;
+}
+
+/* runGeometry(chunkSize, length, isSealed): see the top of this file. */
+static napi_value js_run_geometry(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  double chunk, length;
+  bool is_sealed;
+  geometry_t g;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "runGeometry expects 3 arguments");
+    return NULL;
+  }
+  if (!get_integer(env, argv[0], "chunk size", 1, (double)MAX_CHUNK_SIZE, &chunk)) return NULL;
+  if (!get_integer(env, argv[1], "length", 0, MAX_SAFE_INTEGER, &length)) return NULL;
+  if (napi_get_value_bool(env, argv[2], &is_sealed) != napi_ok) {
+    napi_throw_type_error(env, NULL, "isSealed must be a boolean");
+    return NULL;
+  }
+  if (is_sealed) {
+    if (!geometry_of_sealed((uint64_t)chunk, (uint64_t)length, &g)) {
+      NAPI_CALL(env, napi_get_null(env, &result));
+      return result;
+    }
+  } else {
+    g = geometry_of_plain((uint64_t)chunk, (uint64_t)length);
+  }
+  NAPI_CALL(env, napi_create_object(env, &result));
+  if (!set_number(env, result, "count", g.count) || !set_number(env, result, "plainLength", g.plain_len) ||
+      !set_number(env, result, "sealedLength", g.sealed_len) || !set_number(env, result, "lastLength", g.last_len)) {
+    throw_pending_or(env, "sealfs native: could not build the geometry result");
+    return NULL;
+  }
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------ */
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value version;
   uv_once(&g_fetch_once, fetch_ciphers);
@@ -809,6 +897,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sealAsync", NULL, js_seal_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openAsync", NULL, js_open_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"runGeometry", NULL, js_run_geometry, NULL, NULL, NULL, napi_enumerable, NULL},
       {"opensslVersion", NULL, NULL, NULL, NULL, version, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -7,7 +7,7 @@ export { encrypt, decrypt } from './crypto/buffer.js';
 export { createEncryptStream, createDecryptStream, EncryptStream, DecryptStream } from './crypto/stream.js';
 export type { ContentOptions } from './crypto/context.js';
 export { FormatError, type FormatProblem } from './crypto/errors.js';
-export { generateMasterKey, readKeyFile, writeNewKeyFile, formatKeyFile } from './crypto/keyfile.js';
+export { generateMasterKey, readKeyFile, writeNewKeyFile, formatKeyFile, KeyFileError, type KeyFileProblem } from './crypto/keyfile.js';
 export { CIPHER_NAMES, type CipherName } from './crypto/ciphers.js';
 export { BACKEND_NAMES, type BackendName, type AeadBackend, type ChunkRun } from './crypto/backend.js';
 export { selectBackend, backendByName, BACKEND_ENV } from './crypto/backends/index.js';

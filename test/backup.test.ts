@@ -1,6 +1,7 @@
 /**
  * `sealfs backup|restore|repair` with the real rclone: a local-path remote and an
  * `rclone serve webdav` on 127.0.0.1 (the "different provider"), started and stopped here.
+ * The CLI runs in process, except a few runs of the built executable, end to end.
  */
 import { readFile, mkdir, mkdtemp, readdir, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import {
   plainFsOf,
   readsBackExactly,
   runCli,
+  runCliBinary,
   startWebdav,
   type WebdavServer,
 } from './helpers-rclone.js';
@@ -171,7 +173,7 @@ describe('backup, scrub, repair (real rclone)', { timeout: 90_000 }, () => {
     await fs.unlink('/docs/report.pdf');
     await fs.unlink('/one.txt');
 
-    const quiet = await runCli(['backup', v.cipherDir, remote, '--quiet'], env);
+    const quiet = await runCliBinary(['backup', v.cipherDir, remote, '--quiet'], env);
     expect([quiet.code, quiet.stdout, quiet.stderr]).toEqual([EXIT.OK, '', '']);
     const copy = await runCli(['backup', v.cipherDir, remote, '--json'], env);
     expect(copy.code).toBe(EXIT.OK);
@@ -209,9 +211,11 @@ describe('backup, scrub, repair (real rclone)', { timeout: 90_000 }, () => {
 
   it('rclone missing from PATH, an unknown remote and an unreachable one: exit 10 with one readable line', async () => {
     const v = await freshVault();
-    const noRclone = await runCli(['backup', v.cipherDir, join(root, 'never')], { ...env, PATH: join(root, 'empty-path') });
-    expect(noRclone.code).toBe(EXIT.REMOTE);
-    expect(noRclone.stderr).toMatch(/^sealfs: rclone is not installed or not on PATH .*apt install rclone.*\n$/);
+    for (const run of [runCli, runCliBinary]) {
+      const noRclone = await run(['backup', v.cipherDir, join(root, 'never')], { ...env, PATH: join(root, 'empty-path') });
+      expect(noRclone.code).toBe(EXIT.REMOTE);
+      expect(noRclone.stderr).toMatch(/^sealfs: rclone is not installed or not on PATH .*apt install rclone.*\n$/);
+    }
 
     const unknown = await runCli(['backup', v.cipherDir, 'nosuchremote:vault'], env);
     expect(unknown.code).toBe(EXIT.REMOTE);

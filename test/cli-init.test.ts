@@ -1,8 +1,9 @@
 /**
- * The built CLI (dist/src/cli/main.js) as a user runs it: init, key export/import, passwd.
- * Every run is detached (no controlling terminal), so a missing
- * option can never hang on a prompt; the prompt itself is tested through a pseudo-terminal
- * (python3's pty module) when python3 is available.
+ * The CLI as a user runs it: init, key export/import, passwd. Most runs are in process
+ * (runCli, with no terminal, so a missing option can never hang on a prompt); a few run the
+ * built executable (dist/src/cli/main.js, test/build.ts) detached, end to end, and the
+ * prompt itself is tested through a pseudo-terminal (python3's pty module) when python3 is
+ * available.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,6 +16,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
+import { runInProcess } from './helpers-cli.js';
 import { runDetached, type Run } from '../bench/lib/proc.js';
 
 const RECOVERY = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
@@ -27,16 +29,15 @@ let root: string;
 /** Everything any run printed, to check no passphrase ever shows. */
 const transcript: string[] = [];
 
-async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const result = await runDetached(
-    process.execPath,
-    [CLI, ...args],
-    { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env },
-    30_000,
-  );
+/** Runs sealfs in process; `binary` runs the built executable instead, as a detached process. */
+async function run(args: string[], env: NodeJS.ProcessEnv = {}, binary = false): Promise<Run> {
+  const fullEnv = { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env };
+  const result = binary ? await runDetached(process.execPath, [CLI, ...args], fullEnv, 30_000) : await runInProcess(args, fullEnv);
   transcript.push(result.stdout, result.stderr);
   return result;
 }
+
+const runBinary = (args: string[], env: NodeJS.ProcessEnv = {}) => run(args, env, true);
 
 let counter = 0;
 async function fresh(): Promise<string> {
@@ -66,12 +67,12 @@ async function treeHash(dir: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** A vault made with PASS1 in `dir/vault`, key store `dir/ks`. */
-async function makeVault(dir: string): Promise<{ cipherDir: string; keystore: string; pw: string; recovery: string; init: Run }> {
+/** A vault made with PASS1 in `dir/vault`, key store `dir/ks` (by the built executable when `binary`). */
+async function makeVault(dir: string, binary = false): Promise<{ cipherDir: string; keystore: string; pw: string; recovery: string; init: Run }> {
   const cipherDir = join(dir, 'vault');
   const keystore = join(dir, 'ks');
   const pw = await passFile(dir, 'pw', PASS1);
-  const init = await run(['init', cipherDir, '--keystore', keystore, '--passphrase-file', pw, ...FAST]);
+  const init = await run(['init', cipherDir, '--keystore', keystore, '--passphrase-file', pw, ...FAST], {}, binary);
   expect(init.stderr).not.toMatch(/error/i);
   expect(init.code).toBe(EXIT.OK);
   return { cipherDir, keystore, pw, recovery: init.stdout.trim(), init };
@@ -87,10 +88,10 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-describe('sealfs init / key / passwd (built CLI)', { timeout: 60_000 }, () => {
-  it('init prints the recovery key once on stdout, everything else on stderr; key export prints the same', async () => {
+describe('sealfs init / key / passwd', { timeout: 60_000 }, () => {
+  it('init prints the recovery key once on stdout, everything else on stderr; key export prints the same (built executable)', async () => {
     const dir = await fresh();
-    const { cipherDir, keystore, pw, recovery, init } = await makeVault(dir);
+    const { cipherDir, keystore, pw, recovery, init } = await makeVault(dir, true);
     expect(init.stdout).toMatch(/^[0-9A-Z-]+\n$/);
     expect(recovery).toMatch(RECOVERY);
     const [keyName] = await readdir(keystore);
@@ -100,7 +101,7 @@ describe('sealfs init / key / passwd (built CLI)', { timeout: 60_000 }, () => {
     expect(await readdir(cipherDir)).toEqual([VAULT_FILE]);
     expect((await stat(join(keystore, keyName!))).mode & 0o777).toBe(0o600);
 
-    const exported = await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', pw]);
+    const exported = await runBinary(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', pw]);
     expect(exported.code).toBe(EXIT.OK);
     expect(exported.stdout.trim()).toBe(recovery);
   });
@@ -166,14 +167,18 @@ describe('sealfs init / key / passwd (built CLI)', { timeout: 60_000 }, () => {
     expect(await readdir(keystore)).toHaveLength(2);
   });
 
-  it('a wrong passphrase exits 5', async () => {
+  it('a wrong passphrase exits 5, in process and from the built executable', async () => {
     const dir = await fresh();
     const { cipherDir, keystore } = await makeVault(dir);
     const bad = await passFile(dir, 'bad', 'not the passphrase');
-    const result = await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', bad]);
-    expect(result.code).toBe(EXIT.KEY);
-    expect(result.stdout).toBe('');
-    expect(result.stderr).toBe('sealfs: wrong passphrase\n');
+    for (const result of [
+      await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', bad]),
+      await runBinary(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', bad]),
+    ]) {
+      expect(result.code).toBe(EXIT.KEY);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toBe('sealfs: wrong passphrase\n');
+    }
   });
 
   it('init refuses a non-empty folder (exit 6) and an existing vault, writing nothing', async () => {
@@ -260,9 +265,11 @@ describe('sealfs init / key / passwd (built CLI)', { timeout: 60_000 }, () => {
   it('without a terminal and without options, says how to give the passphrase (exit 2)', async () => {
     const dir = await fresh();
     const { cipherDir, keystore } = await makeVault(dir);
-    const result = await run(['key', 'export', cipherDir, '--keystore', keystore]);
+    // The built executable, detached: no controlling terminal, stdin not a terminal.
+    const result = await runBinary(['key', 'export', cipherDir, '--keystore', keystore]);
     expect(result.code).toBe(EXIT.USAGE);
     expect(result.stderr).toBe('sealfs: no passphrase: use --passphrase-file or --extpass, or run in a terminal\n');
+    expect(await run(['key', 'export', cipherDir, '--keystore', keystore])).toEqual(result);
     const init = await run(['init', join(dir, 'v2'), '--keystore', keystore, ...FAST]);
     expect(init.code).toBe(EXIT.USAGE);
     await expect(stat(join(dir, 'v2'))).rejects.toMatchObject({ code: 'ENOENT' });
@@ -378,6 +385,32 @@ describe.skipIf(!hasPython)('passphrase prompt on a terminal (python3 pty)', { t
     expect(exported.out).toContain(recovery);
     expect(exported.out).not.toContain('pty-secret');
     expect(exported.out).not.toContain('wrong');
+  });
+
+  it('passwd, like every command that unlocks, lets a wrong current passphrase be retyped at the prompt', async () => {
+    const dir = await fresh();
+    const { cipherDir, keystore, recovery } = await makeVault(dir);
+    const changed = runInPty(['passwd', cipherDir, '--keystore', keystore, ...FAST], [
+      ['Enter current passphrase', 'wrong once\r'],
+      ['Enter current passphrase', 'wrong twice\r'],
+      ['Enter current passphrase', `${PASS1}\r`],
+      ['Enter new passphrase', 'the new passphrase\r'],
+      ['Repeat new passphrase', 'the new passphrase\r'],
+    ]);
+    expect(changed.code).toBe(EXIT.OK);
+    expect(changed.out.split('Wrong passphrase, try again.')).toHaveLength(3);
+    expect(changed.out).toContain('Passphrase changed');
+    const pw = await passFile(dir, 'new-pw', 'the new passphrase');
+    const exported = await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', pw]);
+    expect(exported.stdout.trim()).toBe(recovery);
+
+    const refused = runInPty(['passwd', cipherDir, '--keystore', keystore, ...FAST], [
+      ['Enter current passphrase', 'a\r'],
+      ['Enter current passphrase', 'b\r'],
+      ['Enter current passphrase', 'c\r'],
+    ]);
+    expect(refused.code).toBe(EXIT.KEY);
+    expect(refused.out).toContain('sealfs: wrong passphrase');
   });
 
   it('Ctrl-C cancels and gives the terminal its echo back', async () => {

@@ -4,12 +4,15 @@
  * files, broken long-name sidecars, conflict copies of every major client, duplicate
  * plaintext names, and two replicas merged into one folder.
  */
+import { spawnSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { copyFile, cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirectoryDecoder, insertBeforeExtension, type Listing } from '../src/vault/directory.js';
+import { scrubVault, type ScrubProblem } from '../src/tools/scrub.js';
+import { insertBeforeExtension, usesSidecar } from '../src/vault/ciphernames.js';
+import { DirectoryDecoder, type Listing } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
 import { ROOT_DIR_ID, validatePlainName } from '../src/vault/names.js';
 import { PlainFs } from '../src/vault/plainfs.js';
@@ -545,5 +548,145 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
       expect([...tree.keys()].sort()).toEqual([...expected].sort());
       expect(log.filter((line) => line.startsWith('undecryptable'))).toEqual([]);
     });
+  });
+});
+
+/**
+ * The mount (DirectoryDecoder) and scrub read one cipher directory through the same rules
+ * (src/vault/ciphernames.ts): fed the same tricky names and sidecar bytes, they agree on
+ * which entries decrypt, under which name each shows, and which names are not entries.
+ */
+describe('the mount and scrub read every cipher name alike', () => {
+  /** Sidecar contents (or replacements) for one long file each; only 'lf' is valid (FORMAT.md §10.3). */
+  const SIDECARS: [label: string, make: (path: string, E: string) => Promise<void>][] = [
+    ['lf', (p, E) => writeFile(p, `${E}\n`)],
+    ['no-line-end', (p, E) => writeFile(p, E)],
+    ['crlf', (p, E) => writeFile(p, `${E}\r\n`)],
+    ['leading-space', (p, E) => writeFile(p, ` ${E}\n`)],
+    ['trailing-space', (p, E) => writeFile(p, `${E} \n`)],
+    ['tab', (p, E) => writeFile(p, `${E}\t\n`)],
+    ['two-line-ends', (p, E) => writeFile(p, `${E}\n\n`)],
+    ['two-lines', (p, E) => writeFile(p, `${E}\n${E}\n`)],
+    ['bom', (p, E) => writeFile(p, `\ufeff${E}\n`)],
+    ['upper-case', (p, E) => writeFile(p, `${E.toUpperCase()}\n`)],
+    ['nul', (p, E) => writeFile(p, `${E}\n\0`)],
+    ['oversize', (p, E) => writeFile(p, `${E}\n${'a'.repeat(1 << 16)}`)],
+    ['empty', (p) => writeFile(p, '')],
+    ['missing', (p) => rm(p)],
+    ['directory', async (p) => {
+      await rm(p);
+      await mkdir(p);
+    }],
+    ['symlink-to-valid', async (p, E) => {
+      await writeFile(`${p}.target`, `${E}\n`);
+      await rm(p);
+      await symlink(`${p}.target`, p);
+    }],
+    ['fifo', async (p) => {
+      await rm(p);
+      expect(spawnSync('mkfifo', [p]).status).toBe(0);
+    }],
+  ];
+
+  /** cipher name → 'ok', 'undecryptable' or the '(duplicate n)' name it shows under. */
+  type View = Map<string, string>;
+
+  /** A shown name is a duplicate's when it differs from what the entry decodes to on its own. */
+  async function mountView(fs: PlainFs, listing: Listing): Promise<View> {
+    const decoder = new DirectoryDecoder(fs.vault.names, fs.vault.config.maxNameLength);
+    const view: View = new Map();
+    for (const entry of listing.entries.values()) {
+      const alone = await decoder.decode(fs.vault.cipherDir, ROOT_DIR_ID, true, entry.cipherName, entry.kind);
+      view.set(entry.cipherName, entry.undecryptable ? 'undecryptable' : alone?.name !== entry.name ? entry.name : 'ok');
+    }
+    return view;
+  }
+
+  function scrubView(entries: readonly string[], problems: readonly ScrubProblem[]): { view: View; others: string[] } {
+    const view: View = new Map(entries.map((name) => [name, 'ok']));
+    const others: string[] = [];
+    for (const p of problems) {
+      if (p.kind === 'undecryptable-name') view.set(p.rel, 'undecryptable');
+      else if (p.kind === 'missing-sidecar' || p.kind === 'bad-sidecar') {
+        for (const name of entries) if (usesSidecar(name, p.rel.slice(0, -'.sfn'.length))) view.set(name, 'undecryptable');
+      } else if (p.kind === 'duplicate-name' || p.kind === 'conflicting-identity') view.set(p.rel, p.plainPath!.slice(1));
+      else others.push(`${p.kind} ${p.rel}`);
+    }
+    return { view, others: others.sort() };
+  }
+
+  it('tricky sidecars, long-name and conflict texts, duplicates and sync-client files', async () => {
+    const { dir, fs } = await newVault({ maxNameLength: 64 });
+    const longOf = async (name: string) => {
+      const { entry } = await resolve(fs, `/${name}`);
+      const E = fs.vault.names.encrypt(ROOT_DIR_ID, name, entry.dirId);
+      return { h: longNameHash(E), E, cipherName: entry.cipherName };
+    };
+    const variants = new Map<string, { h: string; E: string }>();
+    for (const [label] of SIDECARS) {
+      const name = `sidecar-${label}-for-a-rather-long-name.txt`;
+      await put(fs, `/${name}`, label);
+      variants.set(label, await longOf(name));
+    }
+    await put(fs, '/short.txt', 'short');
+    const short = (await resolve(fs, '/short.txt')).entry.cipherName;
+    const good = variants.get('lf')!;
+    for (const [label, make] of SIDECARS) await make(join(dir, `${variants.get(label)!.h}.sfn`), variants.get(label)!.E);
+
+    // Names a sync client or a person may leave (all copies of real entries).
+    const copies: [name: string, shows: string][] = [
+      [`${good.h}.sfl.sfl`, 'sidecar-lf-for-a-rather-long-name (conflict sfl).txt'], // `.sfl` twice: the first is removed
+      [`${good.h}.sfn.sfl`, 'sidecar-lf-for-a-rather-long-name (conflict sfn).txt'], // `.sfl` wins over `.sfn`
+      [`${good.h} (conflicted copy 2026-11-22).sfl`, 'sidecar-lf-for-a-rather-long-name (conflict 2026-11-22).txt'],
+      [`${short}.sync-conflict-20261122-101010-ABCDEFG`, 'short (conflict 2026-11-22 101010 ABCDEFG).txt'],
+      [`${short} (Alice's conflicted copy 2026-11-22)`, 'short (conflict Alice 2026-11-22).txt'],
+      [`${short} (1)`, 'short (conflict 1).txt'],
+      [`${short}_(1)`, 'short (conflict 1) (duplicate 2).txt'], // the same marker: a duplicate, in cipher-name order
+      [`${short}~(1)`, 'short (conflict 1) (duplicate 3).txt'],
+    ];
+    for (const [name] of copies) await copyFile(join(dir, name.startsWith(good.h) ? `${good.h}.sfl` : short), join(dir, name));
+    // Copies of a sidecar (hidden; one without an entry is an orphan), junk, sync-client files.
+    await copyFile(join(dir, `${good.h}.sfn`), join(dir, `${good.h} (conflicted copy 2026-11-22).sfn`));
+    await writeFile(join(dir, `${'q'.repeat(26)} (1).sfn`), `${good.E}\n`);
+    await copyFile(join(dir, short), join(dir, 'junk name.txt'));
+    await copyFile(join(dir, short), join(dir, `${'r'.repeat(26)}.sfl`)); // a long entry with no sidecar
+    const syncFiles = ['.sync_0123abcd.db', '._sync_0123abcd.db', '._sync_0123abcd.db-wal', '.sync_0123abcd.db-shm', '.owncloudsync.log', '.nextcloudsync.log.1', '.sync-exclude.lst', '.stfolder', '.dropbox.attr', 'Icon\r'];
+    for (const name of syncFiles) await writeFile(join(dir, name), 'x');
+    await mkdir(join(dir, '.sync'));
+
+    const listing = await listFresh(fs);
+    const result = await scrubVault({ cipherDir: dir, masterKey: KEY });
+    const entries = [...listing.entries.values()].map((e) => e.cipherName);
+    const { view, others } = scrubView(entries, result.problems);
+    expect(view).toEqual(await mountView(fs, listing));
+    const fifo = variants.get('fifo')!.h;
+    expect(others).toEqual([`orphan-sidecar ${'q'.repeat(26)} (1).sfn`, `unexpected-type ${fifo}.sfn`]);
+
+    // What both read: only the exact sidecar decodes; hidden names are neither shown nor reported.
+    for (const [label, { h }] of variants) {
+      expect(listing.entries.get(`sidecar-${label}-for-a-rather-long-name.txt`)?.cipherName, label).toBe(label === 'lf' ? `${h}.sfl` : undefined);
+      expect(listing.undecryptable.includes(`${h}.sfl`), label).toBe(label !== 'lf');
+    }
+    for (const [name, shows] of copies) expect(listing.entries.get(shows)?.cipherName, shows).toBe(name);
+    for (const name of [...syncFiles, '.sync', `${good.h}.sfn`, `${good.h} (conflicted copy 2026-11-22).sfn`]) {
+      expect(entries.includes(name), JSON.stringify(name)).toBe(false);
+      expect(result.problems.filter((p) => p.rel === name), JSON.stringify(name)).toEqual([]);
+    }
+    expect(listing.entries.get('UNDECRYPTABLE junk name.txt')?.undecryptable).toBe(true);
+    expect(listing.entries.get(`UNDECRYPTABLE ${'r'.repeat(26)}.sfl`)?.undecryptable).toBe(true);
+  });
+
+  it('an undecryptable placeholder and a real name that equals it are told apart alike', async () => {
+    const { dir, fs } = await newVault();
+    await put(fs, '/UNDECRYPTABLE junk', 'a real file with that name');
+    await put(fs, '/UNDECRYPTABLE junk (duplicate 2)', 'and one more');
+    await copyFile((await resolve(fs, '/UNDECRYPTABLE junk')).cipherPath, join(dir, 'junk'));
+    const listing = await listFresh(fs);
+    const result = await scrubVault({ cipherDir: dir, masterKey: KEY });
+    const entries = [...listing.entries.values()].map((e) => e.cipherName);
+    expect(scrubView(entries, result.problems).view).toEqual(await mountView(fs, listing));
+    // Which of the three keeps the plain name depends on the cipher names' order; all three show.
+    expect(listing.entries.size).toBe(3);
+    expect(names(listing)[0]).toBe('UNDECRYPTABLE junk');
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Helpers for the scrub and backup suites (not a test file itself): test vaults populated
- * through PlainFs, the built CLI, and a real `rclone serve webdav` on 127.0.0.1 as the
- * "different provider".
+ * through PlainFs, the CLI (in process, or the built executable), and a real
+ * `rclone serve webdav` on 127.0.0.1 as the "different provider".
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -13,12 +13,18 @@ import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
 import { CLI } from './build.js';
+import { runInProcess } from './helpers-cli.js';
 import { endProcess, freePort, runDetached, sleep, type Run } from '../bench/lib/proc.js';
 
 export const PASSPHRASE = 'scrub and backup test passphrase';
 
-/** Runs the built CLI detached (no terminal), with a bounded time. */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
+/** Runs the CLI in process, with `env` as its environment and no terminal. */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return runInProcess(args, env);
+}
+
+/** Runs the built executable detached (no terminal), with a bounded time: the end-to-end check. */
+export function runCliBinary(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
   return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
 }
 

@@ -14,10 +14,10 @@ import {
   KeyExistsError,
   keyFilePath,
   storeMasterKey,
-  SYNC_MARKERS,
   unlockMasterKey,
   type KeyStoreFile,
 } from '../src/vault/keystore.js';
+import { SYNC_MARKERS } from '../src/vault/syncclients.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { toHex } from './helpers.js';
@@ -91,6 +91,12 @@ describe('defaultKeystoreDir', () => {
     expect(defaultKeystoreDir()).toBe('/home/alice/.config/sealfs');
     process.env.XDG_CONFIG_HOME = 'relative/ignored';
     expect(defaultKeystoreDir()).toBe('/home/alice/.config/sealfs');
+  });
+
+  it('reads a given environment instead of the process one (the CLI passes its own)', () => {
+    process.env.XDG_CONFIG_HOME = '/x/config';
+    expect(defaultKeystoreDir({ XDG_CONFIG_HOME: '/y/config', HOME: '/home/bob' })).toBe('/y/config/sealfs');
+    expect(defaultKeystoreDir({ HOME: '/home/bob' })).toBe('/home/bob/.config/sealfs');
   });
 });
 

@@ -18,7 +18,7 @@ const h = useMountHarness('mount-faults');
 if (FUSE_PROBLEM) console.warn(`mount-faults: skipped: ${FUSE_PROBLEM}`);
 
 const CHUNK = 64 * 1024;
-const EXIT = { VAULT: 6, KEY: 5, MOUNT: 7 };
+const EXIT = { USAGE: 2, VAULT: 6, KEY: 5, MOUNT: 7 };
 
 /** A refusal: the exit code, one line on stderr, nothing mounted, no server, no pid file. */
 async function expectRefused(v: TestVault, run: Run, code: number, message: RegExp, mnt = v.mnt): Promise<void> {
@@ -67,6 +67,13 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount refuses bad input: exi
     const m = await h.mount(v, { passFile: wrong });
     await expectRefused(v, m, EXIT.KEY, /wrong passphrase/i);
     expect(m.stderr).not.toContain('not the passphrase');
+  });
+
+  it('a --cache-time that is not a number of seconds from 0 to 3600: exit 2', async () => {
+    const v = await h.vault();
+    for (const bad of ['soon', '-1', '1e3', '3601']) {
+      await expectRefused(v, await h.mount(v, { args: ['--cache-time', bad] }), EXIT.USAGE, /cache-time.*expected seconds from 0 to 3600/);
+    }
   });
 
   it('a cipher folder that is missing, or is not a vault: exit 6 naming it', async () => {

@@ -37,6 +37,13 @@ export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), 
 /** The documented bounds: attribute/entry timeout 1 s, listing and open-file revalidation 1 s. */
 export const SYNC_VISIBLE_MS = 2000;
 
+/**
+ * Short cache times (`sealfs mount --cache-time`) for tests that wait for a cache to expire
+ * but are not about the default times: they wait SHORT_CACHE_MS instead of a second.
+ */
+export const SHORT_CACHE_MS = 200;
+export const SHORT_CACHE_ARGS: readonly string[] = ['--cache-time', String(SHORT_CACHE_MS / 1000)];
+
 function fuseProblem(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux';
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';

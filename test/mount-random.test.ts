@@ -13,9 +13,10 @@
  * of the server's log.
  *
  * One documented FUSE effect is allowed for, and nothing else: a hard link is a separate
- * kernel inode, whose cached attributes (and so its size) may lag by the 1 s attribute
- * timeout after a change made through another name: such names are compared once that time
- * passed (and everything is compared again at the end). An unlinked file that is still open
+ * kernel inode, whose cached attributes (and so its size) may lag by the attribute timeout
+ * after a change made through another name (the mount runs with short cache times,
+ * --cache-time, as this test is not about their default): such names are compared once that
+ * time passed (and everything is compared again at the end). An unlinked file that is still open
  * leaves nothing behind: its folder can be removed, as on a local disk.
  * Not compared: what a handle reads when its file has other names (hard links): the kernel
  * may serve pages it cached through that handle's name after a change through another name
@@ -25,7 +26,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EVERY_KIND, folderTree, runModel, sizesFor } from './fsmodel.js';
-import { FUSE_PROBLEM, useMountHarness } from './mount-helpers.js';
+import { FUSE_PROBLEM, SHORT_CACHE_ARGS, SHORT_CACHE_MS, useMountHarness } from './mount-helpers.js';
 
 const h = useMountHarness('mount-random');
 if (FUSE_PROBLEM) console.warn(`mount-random: skipped: ${FUSE_PROBLEM}`);
@@ -34,13 +35,13 @@ const SEED = Number(process.env.SEALFS_RANDOM_SEED ?? 0x5ea1f5);
 const STEPS = 300;
 /** The vault's chunk size (sealfs init's default). */
 const CHUNK = 64 * 1024;
-/** Attribute timeout of the mount (1 s) plus a margin. */
-const ATTR_SETTLE_MS = 1300;
+/** Attribute timeout of the mount (--cache-time: SHORT_CACHE_MS) plus a margin. */
+const ATTR_SETTLE_MS = SHORT_CACHE_MS + 300;
 
 describe.skipIf(FUSE_PROBLEM !== undefined)('randomized operations: a sealfs mount behaves like a plain folder', () => {
   it(`${STEPS} random steps, compared after every one (seed ${SEED})`, { timeout: 120_000 }, async () => {
     const v = await h.vault();
-    await h.mountOk(v);
+    await h.mountOk(v, { args: [...SHORT_CACHE_ARGS] });
     const roots = { mount: join(v.mnt, 'work'), plain: join(v.dir, 'plain') };
     await mkdir(roots.mount);
     await mkdir(roots.plain);

@@ -3,7 +3,7 @@
  * child processes), the way a user runs it: mount, use the plaintext view, check that only
  * ciphertext reaches the cipher folder, unmount; recover from a killed server; refuse a wrong
  * passphrase and a non-empty mount point; end the server when something else unmounts it.
- * Also the FUSE operations themselves on a PlainFs, without mounting.
+ * (The answers of PlainFs to each request, without mounting, are in plainfs.test.ts.)
  *
  * Every test unmounts whatever it mounted and ends whatever it started, also when it fails
  * (afterEach: `fusermount -u -z`, then shared/tools/fuse-unstick as a last resort). This test
@@ -18,14 +18,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
-import { generateMasterKey } from '../src/crypto/keyfile.js';
-import { E, fuseOps, scaleStatfs, toErrno, UTIME_NOW_MS, UTIME_OMIT_MS, utimensTime, type FuseCallback } from '../src/fs/fuseops.js';
+import { loadFuseBinding } from '../src/fs/kernel.js';
 import { fuseOptionList } from '../src/fs/mount.js';
 import { parseMountinfo, readMounts } from '../src/fs/mountinfo.js';
-import { NameError } from '../src/vault/errors.js';
-import { PlainFs } from '../src/vault/plainfs.js';
-import { openVault } from '../src/vault/vault.js';
-import { newVaultConfig, VAULT_FILE, writeVaultFile } from '../src/vault/vaultfile.js';
+import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
 import { alive, runDetached, type Run } from '../bench/lib/proc.js';
 
@@ -329,131 +325,19 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
   });
 });
 
-/** Calls one FUSE operation with a fake callback; checks it answers once, number first. */
-function call(op: (cb: FuseCallback) => void): Promise<[number, ...unknown[]]> {
-  return new Promise((resolvePromise, reject) => {
-    let calls = 0;
-    op((code, ...results) => {
-      calls++;
-      if (calls > 1) reject(new Error('callback called twice'));
-      if (typeof code !== 'number' || !Number.isInteger(code)) reject(new Error(`status ${String(code)} is not an integer`));
-      resolvePromise([code, ...results]);
-    });
-  });
-}
-
-describe('FUSE operations on PlainFs, without mounting', () => {
-  async function plainFs(readOnly = false) {
-    const dir = await mkdtemp(join(tmpdir(), 'sealfs-fuseops-'));
-    const key = generateMasterKey();
-    await writeVaultFile(dir, newVaultConfig({ cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: 255 }), key);
-    const fs = new PlainFs(await openVault(dir, key, { backend: 'node' }), { readOnly });
-    return { dir, fs };
-  }
-
-  it('answers every request with a number first: data, sizes, handles and negative errno values', async () => {
-    const { dir, fs } = await plainFs();
-    const logged: string[] = [];
-    const ops = fuseOps(fs, { log: (line) => logged.push(line) });
-    try {
-      const [rootCode, rootStat] = await call((cb) => ops.getattr('/', cb));
-      expect(rootCode).toBe(0);
-      expect(((rootStat as { mode: number }).mode & 0o170000) >>> 0).toBe(0o040000);
-
-      const [createCode, fh] = await call((cb) => ops.create('/a.txt', 0o100644, cb));
-      expect(createCode).toBe(0);
-      expect(fh).toBeGreaterThan(0);
-      const data = Buffer.from('hello, fuse');
-      expect(await call((cb) => ops.write('/a.txt', fh as number, data, data.length, 0, cb))).toEqual([data.length]);
-      const target = Buffer.alloc(100, 0xee);
-      expect(await call((cb) => ops.read('/a.txt', fh as number, target, 100, 0, cb))).toEqual([data.length]);
-      expect(target.subarray(0, data.length).toString()).toBe('hello, fuse');
-      expect(await call((cb) => ops.read('/a.txt', fh as number, target, 100, 1000, cb))).toEqual([0]);
-      expect(await call((cb) => ops.flush('/a.txt', fh as number, cb))).toEqual([0]);
-      expect(await call((cb) => ops.fsync('/a.txt', 0, fh as number, cb))).toEqual([0]);
-      expect(await call((cb) => ops.ftruncate('/a.txt', fh as number, 5, cb))).toEqual([0]);
-      expect(await call((cb) => ops.release('/a.txt', fh as number, cb))).toEqual([0]);
-      const [, st] = await call((cb) => ops.getattr('/a.txt', cb));
-      expect((st as { size: number }).size).toBe(5);
-      expect((st as { mode: number }).mode & 0o777).toBe(0o644);
-
-      expect(await call((cb) => ops.readdir('/', cb))).toEqual([0, ['.', '..', 'a.txt']]);
-      expect((await call((cb) => ops.getattr('/missing', cb)))[0]).toBe(E.ENOENT);
-      expect((await call((cb) => ops.mkdir('/d', 0o40755, cb)))[0]).toBe(0);
-      expect((await call((cb) => ops.mkdir('/d', 0o755, cb)))[0]).toBe(E.EEXIST);
-      expect((await call((cb) => ops.symlink('a.txt', '/d/l', cb)))[0]).toBe(0);
-      expect(await call((cb) => ops.readlink('/d/l', cb))).toEqual([0, 'a.txt']);
-      expect((await call((cb) => ops.rmdir('/d', cb)))[0]).toBe(E.ENOTEMPTY);
-      expect((await call((cb) => ops.unlink('/d', cb)))[0]).toBe(E.EISDIR);
-      expect((await call((cb) => ops.open('/d', 0, cb)))[0]).toBe(E.EISDIR);
-      expect((await call((cb) => ops.rmdir('/a.txt', cb)))[0]).toBe(E.ENOTDIR);
-      expect((await call((cb) => ops.readlink('/a.txt', cb)))[0]).toBe(E.EINVAL);
-      expect((await call((cb) => ops.read('/a.txt', 9999, target, 10, 0, cb)))[0]).toBe(E.EBADF);
-      expect((await call((cb) => ops.create('/' + 'x'.repeat(300), 0o100644, cb)))[0]).toBe(E.ENAMETOOLONG);
-      expect((await call((cb) => ops.rename('/a.txt', '/d/b.txt', cb)))[0]).toBe(0);
-      expect((await call((cb) => ops.truncate('/d/b.txt', 0, cb)))[0]).toBe(0);
-      expect((await call((cb) => ops.chmod('/d/b.txt', 0o100600, cb)))[0]).toBe(0);
-      expect(((await call((cb) => ops.getattr('/d/b.txt', cb)))[1] as { mode: number }).mode & 0o777).toBe(0o600);
-
-      // utimens: both times; then the modification time alone (atime UTIME_OMIT, as `tar x` does).
-      expect((await call((cb) => ops.utimens('/d/b.txt', 1_000_000_000_000, 1_100_000_000_000, cb)))[0]).toBe(0);
-      let times = (await call((cb) => ops.getattr('/d/b.txt', cb)))[1] as { atime: Date; mtime: Date };
-      expect(times.mtime.getTime()).toBe(1_100_000_000_000);
-      const atimeBefore = times.atime.getTime();
-      expect((await call((cb) => ops.utimens('/d/b.txt', UTIME_OMIT_MS, 1_200_000_000_000, cb)))[0]).toBe(0);
-      times = (await call((cb) => ops.getattr('/d/b.txt', cb)))[1] as { atime: Date; mtime: Date };
-      expect(times.mtime.getTime()).toBe(1_200_000_000_000);
-      expect(times.atime.getTime()).toBe(atimeBefore);
-
-      const [statfsCode, sfs] = await call((cb) => ops.statfs('/', cb));
-      expect(statfsCode).toBe(0);
-      for (const value of Object.values(sfs as Record<string, number>)) expect(value >= 0 && value < 2 ** 32).toBe(true);
-      expect(logged).toEqual([]);
-    } finally {
-      await fs.releaseAll();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('answers EROFS on a read-only file system', async () => {
-    const { dir, fs } = await plainFs(true);
-    const ops = fuseOps(fs);
-    try {
-      expect((await call((cb) => ops.create('/new', 0o100644, cb)))[0]).toBe(E.EROFS);
-      expect((await call((cb) => ops.mkdir('/new', 0o755, cb)))[0]).toBe(E.EROFS);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('maps errors to negative errno values, logging only the unexpected', () => {
-    const logged: string[] = [];
-    const log = (line: string) => logged.push(line);
-    const err = (code: string) => Object.assign(new Error(code), { code });
-    expect(toErrno(err('ENOENT'), 'x', log)).toBe(-2);
-    expect(toErrno(err('ENOTEMPTY'), 'x', log)).toBe(E.ENOTEMPTY);
-    expect(toErrno(err('EXDEV'), 'x', log)).toBe(E.EXDEV);
-    expect(toErrno(err('ENOSPC'), 'x', log)).toBe(E.ENOSPC);
-    expect(toErrno(new NameError('too-long', 'file name is longer than 255 bytes'), 'x', log)).toBe(E.ENAMETOOLONG);
-    expect(toErrno(new NameError('invalid', 'invalid file name "."'), 'x', log)).toBe(E.EINVAL);
-    expect(logged).toEqual([]);
-    expect(toErrno(new TypeError('boom'), 'write /f', log)).toBe(E.EIO);
-    expect(toErrno('not even an error', 'read /f', log)).toBe(E.EIO);
-    expect(logged).toHaveLength(2);
-    expect(logged[0]).toMatch(/^write \/f: unexpected error: TypeError: boom/);
-  });
-
-  it('turns special utimens values and large file systems into what the kernel expects', () => {
-    const now = new Date(5_000);
-    expect(utimensTime(UTIME_OMIT_MS, now)).toBeUndefined();
-    expect(utimensTime(UTIME_NOW_MS, now)).toBe(now);
-    expect(utimensTime(1_700_000_000_123, now)?.getTime()).toBe(1_700_000_000_123);
-    const small = scaleStatfs(4096, 1000, 500, 400);
-    expect(small).toEqual({ frsize: 4096, blocks: 1000, bfree: 500, bavail: 400 });
-    const huge = scaleStatfs(4096, 2 ** 40, 2 ** 39, 2 ** 38);
-    expect(huge.blocks).toBeLessThan(2 ** 32);
-    expect(huge.frsize * huge.blocks).toBe(4096 * 2 ** 40);
-    expect(huge.frsize * huge.bavail).toBe(4096 * 2 ** 38);
+describe('mount options and mountinfo, without mounting', () => {
+  it('reads the opcode, stat, statfs and setattr tables from the FUSE addon, complete and consistent', () => {
+    const native = loadFuseBinding();
+    const isIndexTable = (table: Readonly<Record<string, number>>, size: number) =>
+      expect(Object.values(table).sort((a, b) => a - b)).toEqual(Array.from({ length: size }, (_, i) => i));
+    isIndexTable(native.opcodes, 23);
+    expect(native.opcodes).toMatchObject({ END: 0, LOOKUP: 1, FORGET: 2, CREATE: 22 });
+    isIndexTable(native.statFields, 15);
+    expect(Object.keys(native.statFields)).toEqual(expect.arrayContaining(['INO', 'MODE', 'SIZE', 'MTIME_S', 'MTIME_NS']));
+    isIndexTable(native.statfsFields, 8);
+    // fuse_lowlevel.h's FUSE_SET_ATTR_* and renameat2's flags, as the kernel's ABI fixes them.
+    expect(native.setattrBits).toEqual({ MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 });
+    expect(native.renameFlags).toEqual({ NOREPLACE: 1, EXCHANGE: 2 });
   });
 
   it('builds the raw mount options and reads mountinfo', () => {
@@ -462,6 +346,6 @@ describe('FUSE operations on PlainFs, without mounting', () => {
     expect(list).toContain('fsname=sealfs:/home/me/Drop_box/va_ult');
     expect(list.join(',')).not.toMatch(/direct_io|hard_remove/);
     const [entry] = parseMountinfo('44 27 0:39 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:1 - fuse.sealfs sealfs:/c rw,user_id=0,group_id=0\n');
-    expect(entry).toEqual({ mountId: '44', device: '0:39', mountpoint: '/tmp/a b', fstype: 'fuse.sealfs', source: 'sealfs:/c' });
+    expect(entry).toEqual({ device: '0:39', mountpoint: '/tmp/a b', fstype: 'fuse.sealfs', source: 'sealfs:/c' });
   });
 });

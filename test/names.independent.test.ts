@@ -119,9 +119,11 @@ function readStored(NK: Uint8Array, P: Uint8Array, stored: string, kind: Kind, s
   if (prefix.length === 26) {
     if (rest.includes('.sfl')) {
       rest = rest.replace('.sfl', '');
+      // Exactly E (lower-case base32, at most 447 characters) and one line feed.
       const text = sidecarText(`${prefix}.sfn`);
-      if (text === undefined || !text.endsWith('\n')) return { kind: 'undecryptable' };
-      E = text.slice(0, -1);
+      const m = text === undefined || text.length > 448 ? null : /^([a-z2-7]+)\n$/.exec(text);
+      if (!m) return { kind: 'undecryptable' };
+      E = m[1]!;
       if (longHash(E) !== prefix) return { kind: 'undecryptable' };
     } else if (rest.includes('.sfn')) {
       return { kind: 'sidecar' };
@@ -311,13 +313,18 @@ describe('FORMAT.md §2, §10, §11 read independently', () => {
     }
   });
 
-  it('§10.3: a long name whose sidecar is missing, altered or unterminated does not read', () => {
+  it('§10.3: a long name whose sidecar is missing, altered, unterminated or not exactly E and one line feed does not read', () => {
     const t = N.longNameThresholds.find((x) => x.long)!;
     const P = unhex(t.parentId);
     const other = N.longNameThresholds.find((x) => x.long && x.encrypted !== t.encrypted)!;
     expect(readStored(NK, P, t.storedName, t.kind, noSidecars)).toEqual({ kind: 'undecryptable' });
     expect(readStored(NK, P, t.storedName, t.kind, () => other.sidecarContent)).toEqual({ kind: 'undecryptable' });
     expect(readStored(NK, P, t.storedName, t.kind, () => t.sidecarContent!.slice(0, -1))).toEqual({ kind: 'undecryptable' });
+    const E = t.sidecarContent!.slice(0, -1);
+    for (const content of [`${E}\r\n`, ` ${E}\n`, `${E} \n`, `${E}\n\n`, `${E}\n${E}\n`, `\ufeff${E}\n`, `${E.toUpperCase()}\n`]) {
+      expect(readStored(NK, P, t.storedName, t.kind, () => content), JSON.stringify(content)).toEqual({ kind: 'undecryptable' });
+    }
+    expect(readStored(NK, P, t.storedName, t.kind, () => t.sidecarContent)).toMatchObject({ kind: 'entry', name: t.name });
     expect(readStored(NK, P, t.sidecar!, 'file', noSidecars)).toEqual({ kind: 'sidecar' });
   });
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deriveSubkey } from '../src/crypto/kdf.js';
+import { classify, MAX_SIDECAR_BYTES, parseSidecar, sidecarContent, uniqueName, usesSidecar } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
 import { NameCipher, ROOT_DIR_ID, validatePlainName, type EntryKind } from '../src/vault/names.js';
@@ -83,7 +84,7 @@ describe('vault vectors reproduced by sealfs', () => {
     for (const [limit, stored] of Object.entries(e.stored)) {
       const { cipherName, sidecar } = decoderFor(Number(limit)).cipherNameFor(parent, e.name, ownId);
       expect(cipherName).toBe(stored.name);
-      expect(sidecar && { name: sidecar.name, content: sidecar.content + '\n' }).toEqual(stored.sidecar ? { name: stored.sidecar, content: stored.sidecarContent } : undefined);
+      expect(sidecar && { name: sidecar.name, content: sidecar.content }).toEqual(stored.sidecar ? { name: stored.sidecar, content: stored.sidecarContent } : undefined);
       if (stored.sidecar) expect(stored.name).toBe(`${longNameHash(e.encrypted)}.sfl`);
     }
   });
@@ -121,7 +122,7 @@ describe('vault vectors reproduced by sealfs', () => {
     if (t.long) {
       expect(longNameHash(E)).toBe(t.hash);
       expect(t.hash).toHaveLength(26);
-      expect(sidecar).toEqual({ name: t.sidecar, content: t.sidecarContent!.slice(0, -1) });
+      expect(sidecar).toEqual({ name: t.sidecar, content: t.sidecarContent });
     } else {
       expect(sidecar).toBeUndefined();
     }
@@ -186,5 +187,70 @@ describe('vault vectors reproduced by sealfs', () => {
     expect(() => verifyVaultFile({ ...stored, body: stored.body.replace('{', '{ ') }, MK, tmp)).toThrow(/MAC mismatch/);
     await writeFile(join(tmp, 'sealfs.vault'), c.file.replace(`"maxNameLength":${c.config.maxNameLength}`, '"maxNameLength":200'));
     await expect(readVaultFile(tmp).then((s) => verifyVaultFile(s, MK, tmp))).rejects.toThrow(/MAC mismatch/);
+  });
+});
+
+describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', () => {
+  const h = 'a'.repeat(26);
+  const E = 'b'.repeat(40);
+
+  it('classify: vault file, sync-client files, sidecars and their copies, long and short entries, conflict text', () => {
+    const cases: [name: string, atRoot: boolean, type: ReturnType<typeof classify>][] = [
+      ['sealfs.vault', true, { type: 'vault-file' }],
+      ['sealfs.vault', false, { type: 'short', encoded: 'sealfs', conflict: '.vault' }],
+      ['.stfolder', false, { type: 'sync-client' }],
+      [`${h}.sfn`, false, { type: 'sidecar', hash: h, conflict: '' }],
+      [`${h} (1).sfn`, false, { type: 'sidecar', hash: h, conflict: ' (1)' }],
+      [`${h}.sfn.sfn`, false, { type: 'sidecar', hash: h, conflict: '.sfn' }],
+      [`${h}.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '' }],
+      [`${h}.sfl.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '.sfl' }],
+      [`${h}.sfn.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '.sfn' }],
+      [`${h}.sync-conflict-20261122-101010-ABC.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '.sync-conflict-20261122-101010-ABC' }],
+      [`${h}x.sfl`, false, { type: 'short', encoded: `${h}x`, conflict: '.sfl' }], // a 27-character prefix is no hash
+      [`${h}`, false, { type: 'short', encoded: h, conflict: '' }],
+      [`${h}.txt`, false, { type: 'short', encoded: h, conflict: '.txt' }],
+      [`${E} (conflicted copy 2026-11-22)`, false, { type: 'short', encoded: E, conflict: ' (conflicted copy 2026-11-22)' }],
+      ['UPPER', false, { type: 'short', encoded: '', conflict: 'UPPER' }],
+    ];
+    for (const [name, atRoot, type] of cases) expect(classify(name, atRoot), name).toEqual(type);
+    expect(usesSidecar(`${h} (1).sfl`, h)).toBe(true);
+    expect(usesSidecar(`${h}.sfn`, h)).toBe(false);
+    expect(usesSidecar(`${h}b.sfl`, h)).toBe(false); // starts with the hash, but its prefix is longer
+  });
+
+  it('parseSidecar: exactly E and one line feed, hashing to the name; nothing else', () => {
+    const E = names.encrypt(ROOT_DIR_ID, 'x'.repeat(200));
+    const hash = longNameHash(E);
+    const bytes = (text: string) => new Uint8Array(Buffer.from(text, 'latin1'));
+    expect(sidecarContent(E)).toBe(`${E}\n`);
+    expect(parseSidecar(bytes(`${E}\n`), hash)).toEqual({ ok: true, encoded: E });
+    const bad: [content: string, fault: string][] = [
+      [E, 'malformed'],
+      [`${E}\r\n`, 'malformed'],
+      [` ${E}\n`, 'malformed'],
+      [`${E} \n`, 'malformed'],
+      [`${E}\n\n`, 'malformed'],
+      [`${E}\n${E}\n`, 'malformed'],
+      [`\xef\xbb\xbf${E}\n`, 'malformed'],
+      [`${E.toUpperCase()}\n`, 'malformed'],
+      ['', 'malformed'],
+      ['\n', 'malformed'],
+      [`${E}\n`.padEnd(MAX_SIDECAR_BYTES + 1, 'a'), 'malformed'],
+      [`${'a'.repeat(E.length)}\n`, 'mismatch'],
+    ];
+    for (const [content, fault] of bad) expect(parseSidecar(bytes(content), hash), JSON.stringify(content)).toMatchObject({ ok: false, fault });
+  });
+
+  it('the longest encoded name (a 255-byte directory name) fits MAX_SIDECAR_BYTES exactly', () => {
+    const E = names.encrypt(ROOT_DIR_ID, 'x'.repeat(255), new Uint8Array(8));
+    expect(sidecarContent(E).length).toBe(MAX_SIDECAR_BYTES);
+    expect(parseSidecar(new Uint8Array(Buffer.from(sidecarContent(E))), longNameHash(E))).toEqual({ ok: true, encoded: E });
+  });
+
+  it('uniqueName: "(duplicate n)" with the smallest free n ≥ 2, before the extension', () => {
+    const taken = new Set(['a.txt', 'a (duplicate 2).txt', 'b']);
+    expect(uniqueName(taken, 'c.txt')).toBe('c.txt');
+    expect(uniqueName(taken, 'a.txt')).toBe('a (duplicate 3).txt');
+    expect(uniqueName(taken, 'b')).toBe('b (duplicate 2)');
   });
 });

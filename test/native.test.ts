@@ -5,10 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ALL_VERIFIED, type AeadBackend, type ChunkRun } from '../src/crypto/backend.js';
-import { loadNativeBackend, NATIVE_SYNC_LIMIT, type NativeBackend } from '../src/crypto/backends/native.js';
+import { loadAddon, loadNativeBackend, NATIVE_SYNC_LIMIT, type NativeBackend } from '../src/crypto/backends/native.js';
 import { createNobleBackend } from '../src/crypto/backends/noble.js';
 import { createNodeBackend } from '../src/crypto/backends/node.js';
-import { CHUNK_OVERHEAD, CIPHER_NAMES, NONCE_BYTES, type CipherName } from '../src/crypto/ciphers.js';
+import { CIPHER_IDS, CIPHER_NAMES, NONCE_BYTES, type CipherName } from '../src/crypto/ciphers.js';
+import { chunkCount, isRunDefect, runChunkOffset, runOfSealed, runSealedLength } from '../src/crypto/geometry.js';
 import { newHeader } from '../src/crypto/header.js';
 
 let native: NativeBackend | undefined;
@@ -58,10 +59,6 @@ function expectZero(data: Uint8Array, what: string): void {
   if (i !== -1) expect.fail(`${what}: byte ${i} is ${data[i]}, expected all zeros`);
 }
 
-function chunkCount(plainLength: number, chunkSize: number): number {
-  return plainLength === 0 ? 1 : Math.ceil(plainLength / chunkSize);
-}
-
 function makeRun(cipher: CipherName, chunkSize: number, firstIndex = 5, endsFile = true): ChunkRun {
   return {
     cipher,
@@ -74,28 +71,32 @@ function makeRun(cipher: CipherName, chunkSize: number, firstIndex = 5, endsFile
 }
 
 function sealWith(backend: AeadBackend, run: ChunkRun, plain: Uint8Array, nonces?: Uint8Array): Uint8Array {
-  const out = new Uint8Array(plain.length + CHUNK_OVERHEAD * chunkCount(plain.length, run.chunkSize));
+  const out = new Uint8Array(runSealedLength(plain.length, run.chunkSize));
   backend.seal(run, plain, out, nonces);
   return out;
 }
 
+function plainLengthOf(run: ChunkRun, sealed: Uint8Array): number {
+  const geometry = runOfSealed(sealed.length, run.chunkSize);
+  if (isRunDefect(geometry)) throw new Error(`${sealed.length} bytes is no run`);
+  return geometry.plainLength;
+}
+
 /** Opens into a buffer pre-filled with garbage, so zeroing is really checked. */
 function openWith(backend: AeadBackend, run: ChunkRun, sealed: Uint8Array): { result: number; out: Uint8Array } {
-  const count = Math.max(1, Math.ceil(sealed.length / (run.chunkSize + CHUNK_OVERHEAD)));
-  const out = new Uint8Array(sealed.length - CHUNK_OVERHEAD * count).fill(0xa5);
+  const out = new Uint8Array(plainLengthOf(run, sealed)).fill(0xa5);
   return { result: backend.open(run, sealed, out), out };
 }
 
 async function openAsyncWith(run: ChunkRun, sealed: Uint8Array, threads: number): Promise<{ result: number; out: Uint8Array }> {
-  const count = Math.max(1, Math.ceil(sealed.length / (run.chunkSize + CHUNK_OVERHEAD)));
-  const out = new Uint8Array(sealed.length - CHUNK_OVERHEAD * count).fill(0xa5);
+  const out = new Uint8Array(plainLengthOf(run, sealed)).fill(0xa5);
   return { result: await nat().openAsync(run, sealed, out, threads), out };
 }
 
 /** Flips one bit of stored chunk `chunk` at `offset` within it (0 = first nonce byte). */
 function tamper(sealed: Uint8Array, run: ChunkRun, chunk: number, offset: number): Uint8Array {
   const copy = sealed.slice();
-  copy[chunk * (run.chunkSize + CHUNK_OVERHEAD) + offset]! ^= 0x10;
+  copy[runChunkOffset(chunk, run.chunkSize) + offset]! ^= 0x10;
   return copy;
 }
 
@@ -216,7 +217,7 @@ describe.skipIf(!native && allowMissing)('native backend', () => {
           await nat().sealAsync(run, plain, fresh, threads);
           const seen = new Set<string>();
           for (let k = 0; k < count; k++) {
-            const at = k * (chunkSize + CHUNK_OVERHEAD);
+            const at = runChunkOffset(k, chunkSize);
             seen.add(Buffer.from(fresh.subarray(at, at + NONCE_BYTES)).toString('hex'));
           }
           expect(seen.size).toBe(count);
@@ -327,6 +328,35 @@ describe.skipIf(!native && allowMissing)('native backend', () => {
         const expected = messageOf(() => fn(node));
         expect(expected, what).not.toBe('no error');
         expect(messageOf(() => fn(nat())), what).toBe(expected);
+      }
+    });
+
+    it("the addon's own checks, called directly, throw the same errors: its geometry is run.ts's", () => {
+      const raw = loadAddon();
+      const args = [CIPHER_IDS[run.cipher], run.key, run.header, run.chunkSize, run.firstIndex, run.endsFile] as const;
+      const cases: [string, Uint8Array, Uint8Array][] = [
+        ['short chunk not final', new Uint8Array(5000), new Uint8Array(5000 + 56)],
+        ['empty run not final', new Uint8Array(0), new Uint8Array(28)],
+        ['seal output too short', new Uint8Array(8192), new Uint8Array(8192 + 55)],
+        ['seal output too long', new Uint8Array(8192), new Uint8Array(8192 + 57)],
+      ];
+      for (const [what, plain, out] of cases) {
+        const expected = messageOf(() => node.seal(run, plain, out));
+        expect(expected, what).not.toBe('no error');
+        expect(messageOf(() => raw.seal(...args, plain, out, null)), what).toBe(expected);
+      }
+      const opens: [string, Uint8Array, Uint8Array][] = [
+        ['open output too long', new Uint8Array(8192 + 56), new Uint8Array(8193)],
+        ['open of a fragment', new Uint8Array(20), new Uint8Array(0)],
+        ['open of nothing', new Uint8Array(0), new Uint8Array(0)],
+        ['open of a cut run', new Uint8Array(4124 + 27), new Uint8Array(4096)],
+        ['open of a trailing empty chunk', new Uint8Array(4124 + 28), new Uint8Array(4096)],
+        ['open short chunk not final', new Uint8Array(5000 + 56), new Uint8Array(5000)],
+      ];
+      for (const [what, sealed, out] of opens) {
+        const expected = messageOf(() => node.open(run, sealed, out));
+        expect(expected, what).not.toBe('no error');
+        expect(messageOf(() => raw.open(...args, sealed, out)), what).toBe(expected);
       }
     });
 

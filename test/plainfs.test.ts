@@ -7,6 +7,11 @@ import { generateMasterKey } from '../src/crypto/keyfile.js';
 import { newVaultConfig, writeVaultFile } from '../src/vault/vaultfile.js';
 import { openVault } from '../src/vault/vault.js';
 import { PlainFs } from '../src/vault/plainfs.js';
+import { FormatError } from '../src/crypto/errors.js';
+import { ERRNO, errnoOf } from '../src/fs/errno.js';
+import { statfsFigures } from '../src/fs/kernel.js';
+import { NameError } from '../src/vault/errors.js';
+import { cacheTimes, DEFAULT_SETTINGS, mountSettings } from '../src/vault/settings.js';
 
 let dir: string;
 let fs: PlainFs;
@@ -62,5 +67,133 @@ describe('PlainFs without FUSE', () => {
     expect((await fs.fgetattr(fh)).size).toBe(3);
     await fs.release(fh);
     expect((await fs.getattr('/z.txt')).size).toBe(3);
+  });
+});
+
+/** The errno a kernel request gets for this PlainFs call (0 on success), as src/fs/kernel.ts answers. */
+function errnoFor(work: Promise<unknown>, log: (line: string) => void = () => {}): Promise<number> {
+  return work.then(
+    () => 0,
+    (err: unknown) => errnoOf(err, 'test', log),
+  );
+}
+
+describe('PlainFs as the mount answers it: results and errno values', () => {
+  it('answers data, sizes, handles and the errno of every failure, logging nothing ordinary', async () => {
+    const logged: string[] = [];
+    const log = (line: string) => logged.push(line);
+    const root = await fs.getattr('/');
+    expect((root.mode & 0o170000) >>> 0).toBe(0o040000);
+
+    const fh = await fs.create('/a.txt', 0o644, undefined, constants.O_RDWR);
+    expect(fh).toBeGreaterThan(0);
+    expect(await fs.write(fh, 0, enc('hello, fuse'))).toBe(11);
+    expect(dec(await fs.read(fh, 0, 100))).toBe('hello, fuse');
+    expect((await fs.read(fh, 1000, 100)).length).toBe(0);
+    await fs.flush(fh);
+    await fs.fsync(fh);
+    await fs.ftruncate(fh, 5);
+    await fs.release(fh);
+    const st = await fs.getattr('/a.txt');
+    expect(st.size).toBe(5);
+    expect(st.mode & 0o777).toBe(0o644);
+
+    expect(await fs.readdir('/')).toEqual(['a.txt']);
+    expect(await errnoFor(fs.getattr('/missing'), log)).toBe(ERRNO.ENOENT);
+    expect(await errnoFor(fs.mkdir('/d', 0o755), log)).toBe(0);
+    expect(await errnoFor(fs.mkdir('/d', 0o755), log)).toBe(ERRNO.EEXIST);
+    expect(await errnoFor(fs.symlink('a.txt', '/d/l'), log)).toBe(0);
+    expect(await fs.readlink('/d/l')).toBe('a.txt');
+    expect(await errnoFor(fs.rmdir('/d'), log)).toBe(ERRNO.ENOTEMPTY);
+    expect(await errnoFor(fs.unlink('/d'), log)).toBe(ERRNO.EISDIR);
+    expect(await errnoFor(fs.open('/d', 0), log)).toBe(ERRNO.EISDIR);
+    expect(await errnoFor(fs.rmdir('/a.txt'), log)).toBe(ERRNO.ENOTDIR);
+    expect(await errnoFor(fs.readlink('/a.txt'), log)).toBe(ERRNO.EINVAL);
+    expect(await errnoFor(fs.read(9999, 0, 10), log)).toBe(ERRNO.EBADF);
+    expect(await errnoFor(fs.create('/' + 'x'.repeat(300), 0o644), log)).toBe(ERRNO.ENAMETOOLONG);
+    expect(await errnoFor(fs.rename('/a.txt', '/d/b.txt'), log)).toBe(0);
+    expect(await errnoFor(fs.truncate('/d/b.txt', 0), log)).toBe(0);
+    expect(await errnoFor(fs.chmod('/d/b.txt', 0o600), log)).toBe(0);
+    expect((await fs.getattr('/d/b.txt')).mode & 0o777).toBe(0o600);
+
+    // utimens: both times; then the modification time alone (the access time omitted, as `tar x` does).
+    await fs.utimens('/d/b.txt', new Date(1_000_000_000_000), new Date(1_100_000_000_000));
+    let times = await fs.getattr('/d/b.txt');
+    expect(times.mtime.getTime()).toBe(1_100_000_000_000);
+    const atimeBefore = times.atime.getTime();
+    await fs.utimens('/d/b.txt', undefined, new Date(1_200_000_000_000));
+    times = await fs.getattr('/d/b.txt');
+    expect(times.mtime.getTime()).toBe(1_200_000_000_000);
+    expect(times.atime.getTime()).toBe(atimeBefore);
+
+    for (const value of Object.values(statfsFigures(await fs.statfs()))) expect(value >= 0 && value < 2 ** 32).toBe(true);
+    expect(logged).toEqual([]);
+  });
+
+  it('answers EROFS on a read-only file system', async () => {
+    const readOnly = new PlainFs(fs.vault, { readOnly: true });
+    expect(await errnoFor(readOnly.create('/new', 0o644))).toBe(ERRNO.EROFS);
+    expect(await errnoFor(readOnly.mkdir('/new', 0o755))).toBe(ERRNO.EROFS);
+  });
+
+  it('maps errors to errno values in one function, logging only the unexpected', () => {
+    const logged: string[] = [];
+    const log = (line: string) => logged.push(line);
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    expect(errnoOf(err('ENOENT'), 'x', log)).toBe(2);
+    expect(errnoOf(err('ENOTEMPTY'), 'x', log)).toBe(ERRNO.ENOTEMPTY);
+    expect(errnoOf(err('EXDEV'), 'x', log)).toBe(ERRNO.EXDEV);
+    expect(errnoOf(err('ENOSPC'), 'x', log)).toBe(ERRNO.ENOSPC);
+    expect(errnoOf(new NameError('too-long', 'file name is longer than 255 bytes'), 'x', log)).toBe(ERRNO.ENAMETOOLONG);
+    expect(errnoOf(new NameError('invalid', 'invalid file name "."'), 'x', log)).toBe(ERRNO.EINVAL);
+    // PlainFs's own EIO (an integrity failure it already logged) is not logged twice.
+    expect(errnoOf(err('EIO'), 'x', log)).toBe(ERRNO.EIO);
+    expect(logged).toEqual([]);
+    expect(errnoOf(new FormatError('corrupt-chunk', 'chunk 3 failed authentication', 3), 'read /f', log)).toBe(ERRNO.EIO);
+    expect(errnoOf(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', syscall: 'read' }), 'read /g', log)).toBe(ERRNO.EIO);
+    expect(errnoOf(new TypeError('boom'), 'write /f', log)).toBe(ERRNO.EIO);
+    expect(errnoOf('not even an error', 'read /f', log)).toBe(ERRNO.EIO);
+    expect(logged).toHaveLength(4);
+    expect(logged[0]).toMatch(/^read \/f: integrity: /);
+    expect(logged[1]).toMatch(/^read \/g: EIO/);
+    expect(logged[2]).toMatch(/^write \/f: unexpected error: TypeError: boom/);
+  });
+
+  it('reports large file systems in 32-bit block counts', () => {
+    const base = { bsize: 4096, files: 10, ffree: 5, namemax: 255 };
+    const small = statfsFigures({ ...base, blocks: 1000, bfree: 500, bavail: 400 });
+    expect(small).toMatchObject({ BSIZE: 4096, FRSIZE: 4096, BLOCKS: 1000, BFREE: 500, BAVAIL: 400, NAMEMAX: 255 });
+    const huge = statfsFigures({ ...base, blocks: 2 ** 40, bfree: 2 ** 39, bavail: 2 ** 38 });
+    expect(huge.BLOCKS).toBeLessThan(2 ** 32);
+    expect(huge.FRSIZE * huge.BLOCKS).toBe(4096 * 2 ** 40);
+    expect(huge.FRSIZE * huge.BAVAIL).toBe(4096 * 2 ** 38);
+  });
+});
+
+describe('settings passed to the vault, not switched globally', () => {
+  it('trusts a listing for listingTtlMs: a change made beside the vault shows after it, not before', async () => {
+    const other = new PlainFs(await openVault(dir, key, { backend: 'node' }));
+    const quick = new PlainFs(await openVault(dir, key, { backend: 'node', settings: { ...DEFAULT_SETTINGS, ...cacheTimes(0.05) } }));
+    expect(await other.readdir('/')).toEqual([]);
+    expect(await quick.readdir('/')).toEqual([]);
+    await fs.release(await fs.create('/new.txt', 0o644));
+    // The default (1 s) still serves its listing; 50 ms later the short setting has read again.
+    expect(await other.readdir('/')).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(await quick.readdir('/')).toEqual(['new.txt']);
+    expect(fs.vault.settings).toEqual(DEFAULT_SETTINGS);
+    expect(DEFAULT_SETTINGS).toMatchObject({ attrTimeoutMs: 1000, entryTimeoutMs: 1000, listingTtlMs: 1000, revalidateMs: 1000, writeBackMs: 1000, directIo: false });
+    expect(mountSettings(0.1)).toMatchObject({ attrTimeoutMs: 100, listingTtlMs: 100, writeBackMs: 100, directIo: true });
+  });
+
+  it('writes gathered data out within writeBackMs', async () => {
+    const quick = new PlainFs(await openVault(dir, key, { backend: 'node', settings: { ...DEFAULT_SETTINGS, ...cacheTimes(0.05) } }));
+    const fh = await quick.create('/w.txt', 0o644);
+    await quick.write(fh, 0, enc('x'.repeat(100)));
+    const reader = new PlainFs(await openVault(dir, key, { backend: 'node', settings: { ...DEFAULT_SETTINGS, ...cacheTimes(0) } }));
+    expect((await reader.getattr('/w.txt')).size).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await reader.getattr('/w.txt')).size).toBe(100);
+    await quick.release(fh);
   });
 });

@@ -14,7 +14,7 @@ import type { BackendName } from '../src/crypto/backend.js';
 import { CHUNK_OVERHEAD, CIPHER_NAMES, NONCE_BYTES } from '../src/crypto/ciphers.js';
 import { contentContext } from '../src/crypto/context.js';
 import { HEADER_BYTES } from '../src/crypto/header.js';
-import { sealedChunkOffset, sealedSize } from '../src/crypto/layout.js';
+import { sealedChunkOffset, sealedSize, storedChunkBytes } from '../src/crypto/geometry.js';
 import { decrypt, encrypt, fdStore, generateMasterKey, MemoryStore, SealedFile } from '../src/index.js';
 import { BACKENDS, expectBytes, isSlow, pattern, requireEveryBackend, same } from './helpers.js';
 
@@ -122,7 +122,7 @@ describe.each(BACKENDS)('backend %s', (backend: BackendName) => {
 /** The stored chunks of a sealed file, as copies. */
 function storedChunks(bytes: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let at = HEADER_BYTES; at < bytes.length; at += C + CHUNK_OVERHEAD) out.push(bytes.slice(at, at + C + CHUNK_OVERHEAD));
+  for (let at = HEADER_BYTES; at < bytes.length; at += storedChunkBytes(C)) out.push(bytes.slice(at, at + storedChunkBytes(C)));
   return out;
 }
 

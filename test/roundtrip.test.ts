@@ -7,9 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { ALL_VERIFIED, type ChunkRun } from '../src/crypto/backend.js';
 import { backendByName } from '../src/crypto/backends/index.js';
-import { CHUNK_OVERHEAD, CIPHER_IDS, CIPHER_NAMES } from '../src/crypto/ciphers.js';
+import { CIPHER_IDS, CIPHER_NAMES } from '../src/crypto/ciphers.js';
 import { HEADER_BYTES, newHeader, parseHeader } from '../src/crypto/header.js';
-import { sealedChunkOffset, sealedSize } from '../src/crypto/layout.js';
+import { runSealedLength, sealedChunkOffset, sealedSize } from '../src/crypto/geometry.js';
 import { createDecryptStream, createEncryptStream, decrypt, encrypt, generateMasterKey } from '../src/index.js';
 import { BACKENDS, expectBytes, pattern, requireEveryBackend, runStream } from './helpers.js';
 
@@ -98,7 +98,7 @@ describe.each(BACKENDS)('backend %s contract', (name) => {
     ] as const) {
       const run = runOf(cipher, firstIndex, endsFile);
       const plain = pattern(chunks * C - (tail ? C - tail : 0), firstIndex);
-      const sealedLength = plain.length + CHUNK_OVERHEAD * Math.max(1, Math.ceil(plain.length / C));
+      const sealedLength = runSealedLength(plain.length, C);
       const sync = new Uint8Array(sealedLength);
       backend.seal(run, plain, sync);
       // Threads only matter to the native backend; the JS ones ignore them.
@@ -127,7 +127,7 @@ describe.each(BACKENDS)('backend %s contract', (name) => {
     const chunks = 160;
     const run = runOf(cipher, 3, true);
     const plain = pattern(chunks * C - 10);
-    const sealed = new Uint8Array(plain.length + CHUNK_OVERHEAD * chunks);
+    const sealed = new Uint8Array(runSealedLength(plain.length, C));
     backend.seal(run, plain, sealed);
     for (const bad of [0, 1, 77, 150, chunks - 1]) {
       const damaged = sealed.slice();
@@ -146,6 +146,6 @@ describe.each(BACKENDS)('backend %s contract', (name) => {
 
   it('rejects a short chunk that is not the final one', () => {
     const plain = pattern(C + 1);
-    expect(() => backend.seal(runOf('aes-256-gcm', 0, false), plain, new Uint8Array(plain.length + 2 * CHUNK_OVERHEAD))).toThrow();
+    expect(() => backend.seal(runOf('aes-256-gcm', 0, false), plain, new Uint8Array(runSealedLength(plain.length, C)))).toThrow(/short/);
   });
 });

@@ -14,7 +14,7 @@ import { scrubVault, type ScrubProblem } from '../src/tools/scrub.js';
 import { openVault } from '../src/vault/vault.js';
 import { ROOT_DIR_ID } from '../src/vault/names.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
-import { bytesOf, cipherRel, flipByte, listTree, LONG_DIR, makeVaultIn, keyArgs, plainFsOf, runCli, TREE, writePlain } from './helpers-rclone.js';
+import { bytesOf, cipherRel, flipByte, listTree, LONG_DIR, makeVaultIn, keyArgs, plainFsOf, runCli, runCliBinary, TREE, writePlain } from './helpers-rclone.js';
 
 const STORED = 65_536 + 28;
 const chunkAt = (i: number) => 24 + i * STORED;
@@ -192,10 +192,10 @@ describe('scrub engine', { timeout: 60_000 }, () => {
   });
 });
 
-describe('sealfs scrub (built CLI)', { timeout: 60_000 }, () => {
-  it('--json prints one object {files, bytes, skipped, problems}; a clean vault exits 0 and is quiet without --json', async () => {
+describe('sealfs scrub (CLI)', { timeout: 60_000 }, () => {
+  it('--json prints one object {files, bytes, skipped, problems}; a clean vault exits 0 and is quiet without --json (built executable)', async () => {
     const v = await freshVault();
-    const json = await runCli(['scrub', v.cipherDir, ...keyArgs(v), '--json'], env);
+    const json = await runCliBinary(['scrub', v.cipherDir, ...keyArgs(v), '--json'], env);
     expect(json.stderr).toBe('');
     expect(json.code).toBe(EXIT.OK);
     expect(json.stdout.trim().split('\n')).toHaveLength(1);
@@ -204,8 +204,9 @@ describe('sealfs scrub (built CLI)', { timeout: 60_000 }, () => {
     expect(out).toMatchObject({ files: TREE.length, skipped: 0, problems: [] });
     expect(out.bytes).toBeGreaterThan(3_500_000);
 
-    const quiet = await runCli(['scrub', v.cipherDir, ...keyArgs(v)], env);
+    const quiet = await runCliBinary(['scrub', v.cipherDir, ...keyArgs(v)], env);
     expect([quiet.code, quiet.stdout, quiet.stderr]).toEqual([EXIT.OK, '', '']);
+    expect(await runCli(['scrub', v.cipherDir, ...keyArgs(v)], env)).toEqual(quiet);
   });
 
   it('exits 9 with each problem as {kind, cipherPath, plainPath, chunk}; prints them readably without --json', async () => {

@@ -1,13 +1,17 @@
 /**
- * docs/NAMES.md, checked by encrypting: the length formulas of encrypted names, the
+ * docs/FORMAT.md §10.4's sync-client table, checked against src/vault/syncclients.ts in both
+ * directions; and docs/NAMES.md, checked by encrypting: the length formulas of encrypted names, the
  * long-name thresholds for the default limit and for `--max-name-length 64`, the alphabet,
  * and several rows of the path tables (the longest plaintext names for which every path of a
  * given depth still fits a service's limit, and the first length that does not).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { classify } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { NameCipher, ROOT_DIR_ID } from '../src/vault/names.js';
+import { isSyncClientFile, SYNC_CLIENTS, type NamePattern } from '../src/vault/syncclients.js';
 
 const names = new NameCipher(new Uint8Array(randomBytes(64)), new Uint8Array(randomBytes(32)));
 const decoders = new Map<number, DirectoryDecoder>();
@@ -89,7 +93,7 @@ describe('encrypted name lengths (docs/NAMES.md)', () => {
         for (const dir of [false, true]) {
           const { cipherName, sidecar } = decoder(limit).cipherNameFor(ROOT_DIR_ID, name, dir ? names.deriveDirId(ROOT_DIR_ID, name) : undefined);
           expect(cipherName).toMatch(/^(?:[a-z2-7]{28,}|[a-z2-7]{26}\.sfl)$/);
-          if (sidecar) expect(sidecar.content).toMatch(/^[a-z2-7]+$/);
+          if (sidecar) expect(sidecar.content).toMatch(/^[a-z2-7]+\n$/);
           expect(cipherName.length).toBeLessThanOrEqual(limit);
           const folded = `${limit}:${cipherName.toLowerCase()}`;
           const other = seen.get(folded);
@@ -134,5 +138,75 @@ describe('path tables (docs/NAMES.md): longest names for which every path of a d
     // Long names only: 255-byte names at depth 5 cost 5·31 − 1 = 154 characters.
     expect(cipherPath(200, 5, 255, false)).toHaveLength(154);
     expect(cipherPath(200, 5, 85, true)).toHaveLength(154);
+  });
+});
+
+describe('sync-client files (docs/FORMAT.md §10.4 and src/vault/syncclients.ts)', () => {
+  /** One service's row: each cell as the sorted list of its `code` items with their notes. */
+  type Row = { markers: string[]; leftovers: string[]; folderNames: string[] };
+  const show = (pattern: NamePattern) => (typeof pattern === 'string' ? pattern : String(pattern));
+
+  function formatTable(): Map<string, Row> {
+    const text = readFileSync(new URL('../docs/FORMAT.md', import.meta.url), 'utf8');
+    const section = text.slice(text.indexOf('### 10.4'), text.indexOf('### 10.5'));
+    const lines = section.split('\n');
+    const header = lines.findIndex((line) => line.startsWith('| Service | Markers | Leftovers | Default folder names |'));
+    expect(header).toBeGreaterThan(0);
+    const rows = new Map<string, Row>();
+    for (const line of lines.slice(header + 2)) {
+      if (!line.startsWith('|')) break;
+      // Cells split at unescaped pipes; `\|` inside a cell is a pipe.
+      const cells = line.slice(1, -1).split(/(?<!\\)\|/).map((cell) => cell.trim().replaceAll('\\|', '|'));
+      expect(cells, line).toHaveLength(4);
+      const items = (cell: string) => {
+        const found = [...cell.matchAll(/`([^`]+)`( \((?:file|folder|in the home folder)\))?/g)].map((m) => m[1]! + (m[2] ?? ''));
+        // Nothing in a cell but its items, commas and spaces.
+        expect(cell.replace(/`[^`]+`( \((?:file|folder|in the home folder)\))?/g, '').replace(/[ ,]/g, ''), cell).toBe('');
+        return found.sort();
+      };
+      const [service, markers, leftovers, folderNames] = cells as [string, string, string, string];
+      expect(rows.has(service), service).toBe(false);
+      rows.set(service, { markers: items(markers), leftovers: items(leftovers), folderNames: items(folderNames) });
+    }
+    return rows;
+  }
+
+  function moduleTable(): Map<string, Row> {
+    const note = { file: ' (file)', dir: ' (folder)', entry: '' };
+    return new Map(
+      SYNC_CLIENTS.map((client) => [
+        client.service,
+        {
+          markers: client.markers.map((m) => show(m.name) + note[m.kind]).sort(),
+          leftovers: client.leftovers.map(show).sort(),
+          folderNames: client.folderNames.map((f) => show(f.name) + (f.inHomeOnly ? ' (in the home folder)' : '')).sort(),
+        },
+      ]),
+    );
+  }
+
+  it("FORMAT.md's table lists exactly the module's services, markers, leftovers and folder names", () => {
+    const doc = formatTable();
+    const code = moduleTable();
+    expect([...doc.keys()].sort()).toEqual([...code.keys()].sort());
+    for (const [service, row] of code) expect(doc.get(service), service).toEqual(row);
+    for (const [service, row] of doc) expect(code.get(service), service).toEqual(row);
+  });
+
+  it('every marker and leftover is a sync-client file, in any directory; folder names and sealfs names are not', () => {
+    const samples = [
+      '.stfolder', '.stignore', '.stversions', '.syncthing.report.txt.tmp', '~syncthing~report.txt.tmp',
+      '.dropbox', '.dropbox.cache', '.dropbox.attr', '.849C9593-D756-4E56-8D6E-42412F2A707B', '.tmp.drivedownload', '.tmp.driveupload',
+      '.sync_5a3b7c9d1e2f.db', '._sync_5a3b7c9d1e2f.db', '._sync_5A3B7C9D1E2F.db', '._sync_5a3b7c9d1e2f.db-wal', '.sync_5a3b7c9d1e2f.db-shm',
+      '.owncloudsync.log', '.nextcloudsync.log', '.owncloudsync.log.1', '.nextcloudsync.log.12', '.sync-exclude.lst',
+      '.sync', '.debris', 'desktop.ini', 'Desktop.ini', 'Thumbs.db', 'thumbs.db', '.DS_Store', 'Icon\r',
+    ];
+    for (const name of samples) {
+      expect(isSyncClientFile(name), JSON.stringify(name)).toBe(true);
+      expect(classify(name, false).type, JSON.stringify(name)).toBe('sync-client');
+      expect(classify(name, true).type, JSON.stringify(name)).toBe('sync-client');
+    }
+    const not = ['Dropbox', 'OneDrive', 'Box', 'sync_abc.db', '.sync_.db', '.sync_xyz.db', '.sync_abc.db-journal', '.owncloudsync.log.old', '.stfolder2', 'Icon', 'sealfs.vault', 'a'.repeat(28)];
+    for (const name of not) expect(isSyncClientFile(name), JSON.stringify(name)).toBe(false);
   });
 });

@@ -10,7 +10,7 @@ import { CHUNK_OVERHEAD, CIPHER_NAMES, NONCE_BYTES, TAG_BYTES, type CipherName }
 import { contentContext } from '../src/crypto/context.js';
 import type { FormatProblem } from '../src/crypto/errors.js';
 import { HEADER_BYTES } from '../src/crypto/header.js';
-import { sealedChunkOffset } from '../src/crypto/layout.js';
+import { sealedChunkOffset, storedChunkBytes } from '../src/crypto/geometry.js';
 import { createDecryptStream, decrypt, encrypt, FormatError, generateMasterKey, MemoryStore, SealedFile } from '../src/index.js';
 import {
   BACKENDS,
@@ -27,7 +27,7 @@ import {
 
 const KEY = generateMasterKey();
 const C = 4096;
-const STORED = C + CHUNK_OVERHEAD;
+const STORED = storedChunkBytes(C);
 
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 /** Stored chunk i of a sealed file (nonce ‖ ciphertext ‖ tag). */

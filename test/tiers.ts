@@ -12,13 +12,20 @@
 export const TIERS = {
   unit: [
     'bench-report',
+    'cli-filter',
     'directory',
+    'exit-codes',
+    'geometry',
+    'geometry.native',
     'keystore',
-    'layout',
-    'names.independent',
+    'keystore.independent',
+    'layers',
     'names',
+    'names.independent',
     'native',
     'nativekeys',
+    'nodetable',
+    'paths',
     'plainfs',
     'plainfs-random',
     'randomaccess',
@@ -27,11 +34,12 @@ export const TIERS = {
     'sync-names',
     'tamper',
     'tiers',
-    'vectors.independent',
+    'unlock',
     'vectors',
+    'vectors.independent',
   ],
-  mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke'],
-  integration: ['backup', 'cli-init', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing'],
+  mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  integration: ['backup', 'cli-init', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Tier = keyof typeof TIERS;

@@ -11,7 +11,7 @@ import { backendByName } from '../src/crypto/backends/index.js';
 import { FileCipher } from '../src/crypto/filecipher.js';
 import { HEADER_BYTES, newHeader, parseHeader } from '../src/crypto/header.js';
 import { deriveFileKey, deriveSubkey } from '../src/crypto/kdf.js';
-import { chunkCount, plainSizeOf, sealedSize } from '../src/crypto/layout.js';
+import { chunkCount, plainSizeOf, sealedSize } from '../src/crypto/geometry.js';
 import { createDecryptStream, decrypt, MemoryStore, SealedFile } from '../src/index.js';
 import { BACKENDS, expectBytes, fromHex, pattern, requireEveryBackend, runStream } from './helpers.js';
 

@@ -12,15 +12,18 @@
  * handler call (the low-level API answers lookup/create/setattr with attributes directly).
  *
  * This file only translates: requests become (opcode, request id, arguments...) calls of the
- * handler; reply functions take the request id. Paths, inodes and every policy live in
- * src/fs/kernel.ts.
+ * handler; reply functions take the request id. It exports its opcode, stat-layout and
+ * setattr-bit tables by name, so that src/fs/kernel.ts reads them instead of copying them.
+ * Paths and inodes live in src/fs (kernel.ts, nodetable.ts).
  */
+#define _GNU_SOURCE /* RENAME_NOREPLACE, RENAME_EXCHANGE (stdio.h) */
 #define FUSE_USE_VERSION 35
 #define NAPI_VERSION 8
 
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,21 +32,33 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <uv.h>
 
-/* Opcodes of the handler's first argument; src/fs/kernel.ts has the same table. */
-enum {
-  OP_END = 0,
-  OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_UNLINK, OP_RMDIR,
-  OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE, OP_FSYNC,
-  OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_CREATE,
-};
+/* Opcodes of the handler's first argument, exported as `opcodes` (name -> number). */
+#define OPCODES(X)                                                                                  \
+  X(END) X(LOOKUP) X(FORGET) X(GETATTR) X(SETATTR) X(READLINK) X(MKDIR) X(UNLINK) X(RMDIR) X(SYMLINK) \
+  X(RENAME) X(LINK) X(OPEN) X(READ) X(WRITE) X(FLUSH) X(RELEASE) X(FSYNC) X(OPENDIR) X(READDIR)      \
+  X(RELEASEDIR) X(STATFS) X(CREATE)
 
-/* The stat layout shared with JavaScript (a Float64Array). */
-enum {
-  ST_INO, ST_MODE, ST_NLINK, ST_UID, ST_GID, ST_RDEV, ST_SIZE, ST_BLKSIZE, ST_BLOCKS,
-  ST_ATIME_S, ST_ATIME_NS, ST_MTIME_S, ST_MTIME_NS, ST_CTIME_S, ST_CTIME_NS, ST_FIELDS,
-};
+/* The stat layout shared with JavaScript (a Float64Array), exported as `statFields`. */
+#define STAT_FIELDS(X)                                                                                  \
+  X(INO) X(MODE) X(NLINK) X(UID) X(GID) X(RDEV) X(SIZE) X(BLKSIZE) X(BLOCKS) X(ATIME_S) X(ATIME_NS) \
+  X(MTIME_S) X(MTIME_NS) X(CTIME_S) X(CTIME_NS)
+
+/* The statfs layout of replyStatfs's Float64Array, exported as `statfsFields`. */
+#define STATFS_FIELDS(X) X(BSIZE) X(FRSIZE) X(BLOCKS) X(BFREE) X(BAVAIL) X(FILES) X(FFREE) X(NAMEMAX)
+
+#define AS_OP(name) OP_##name,
+#define AS_ST(name) ST_##name,
+#define AS_SF(name) SF_##name,
+#define AS_NAME(name) #name,
+enum { OPCODES(AS_OP) OP_COUNT };
+enum { STAT_FIELDS(AS_ST) ST_FIELDS };
+enum { STATFS_FIELDS(AS_SF) SF_FIELDS };
+static const char *const OP_NAMES[] = {OPCODES(AS_NAME)};
+static const char *const ST_NAMES[] = {STAT_FIELDS(AS_NAME)};
+static const char *const SF_NAMES[] = {STATFS_FIELDS(AS_NAME)};
 
 /* Directory entries carry no inode number (as libfuse's high-level API without use_ino). */
 #define UNKNOWN_INO 0xffffffffu
@@ -251,16 +266,18 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   call_handler(s, OP_GETATTR, req, 2, a);
 }
 
-static double ts_ms(const struct timespec *ts, int now_flag, int set_flag, int to_set) {
-  /* src/fs/fuseops.ts's markers: 2^53-1 ms is "now", 2^53-2 ms "leave as it is". */
-  if (to_set & now_flag) return 9007199254740991.0;
-  if (!(to_set & set_flag)) return 9007199254740990.0;
+/* A setattr time in ms since the epoch: "now" is read here, a time not to set is NaN. */
+static double ts_ms(const struct timespec *ts, const struct timespec *now, int now_flag, int set_flag, int to_set) {
+  if (to_set & now_flag) ts = now;
+  else if (!(to_set & set_flag)) return NAN;
   return (double)ts->tv_sec * 1000.0 + (double)ts->tv_nsec / 1e6;
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
   session_t *s = S(req);
   napi_env env = s->env;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
   napi_value a[] = {
       num(env, (double)ino),
       num(env, (double)to_set),
@@ -268,8 +285,8 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
       num(env, (to_set & FUSE_SET_ATTR_UID) ? (double)attr->st_uid : -1),
       num(env, (to_set & FUSE_SET_ATTR_GID) ? (double)attr->st_gid : -1),
       num(env, (double)attr->st_size),
-      num(env, ts_ms(&attr->st_atim, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, to_set)),
-      num(env, ts_ms(&attr->st_mtim, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, to_set)),
+      num(env, ts_ms(&attr->st_atim, &now, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, to_set)),
+      num(env, ts_ms(&attr->st_mtim, &now, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, to_set)),
       num(env, fh_of(fi)),
   };
   call_handler(s, OP_SETATTR, req, 9, a);
@@ -804,7 +821,7 @@ static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   return boolean(env, true);
 }
 
-/* replyStatfs(id, [bsize, frsize, blocks, bfree, bavail, files, ffree, namemax]) */
+/* replyStatfs(id, numbers): numbers laid out as `statfsFields` says */
 static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_typedarray_type type;
@@ -813,22 +830,22 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   fuse_req_t req = reply_target(env, info, 2, argv);
   if (req == NULL) return boolean(env, false);
   if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array ||
-      length < 8) {
+      length < SF_FIELDS) {
     fuse_reply_err(req, EIO);
     return throw_error(env, "replyStatfs: bad numbers");
   }
   const double *f = data;
   struct statvfs st;
   memset(&st, 0, sizeof st);
-  st.f_bsize = (unsigned long)f[0];
-  st.f_frsize = (unsigned long)f[1];
-  st.f_blocks = (fsblkcnt_t)f[2];
-  st.f_bfree = (fsblkcnt_t)f[3];
-  st.f_bavail = (fsblkcnt_t)f[4];
-  st.f_files = (fsfilcnt_t)f[5];
-  st.f_ffree = (fsfilcnt_t)f[6];
-  st.f_favail = (fsfilcnt_t)f[6];
-  st.f_namemax = (unsigned long)f[7];
+  st.f_bsize = (unsigned long)f[SF_BSIZE];
+  st.f_frsize = (unsigned long)f[SF_FRSIZE];
+  st.f_blocks = (fsblkcnt_t)f[SF_BLOCKS];
+  st.f_bfree = (fsblkcnt_t)f[SF_BFREE];
+  st.f_bavail = (fsblkcnt_t)f[SF_BAVAIL];
+  st.f_files = (fsfilcnt_t)f[SF_FILES];
+  st.f_ffree = (fsfilcnt_t)f[SF_FFREE];
+  st.f_favail = (fsfilcnt_t)f[SF_FFREE];
+  st.f_namemax = (unsigned long)f[SF_NAMEMAX];
   fuse_reply_statfs(req, &st);
   return boolean(env, true);
 }
@@ -898,8 +915,29 @@ static napi_value js_caller(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* An object of name -> value, for the tables JavaScript reads instead of copying them. */
+static napi_value table(napi_env env, const char *const *names, const int *values, size_t count) {
+  napi_value object;
+  napi_create_object(env, &object);
+  for (size_t i = 0; i < count; i++) napi_set_named_property(env, object, names[i], num(env, values ? values[i] : (double)i));
+  return object;
+}
+
+static const char *const SETATTR_NAMES[] = {"MODE", "UID", "GID", "SIZE", "ATIME", "MTIME", "ATIME_NOW", "MTIME_NOW"};
+static const int SETATTR_BITS[] = {FUSE_SET_ATTR_MODE,  FUSE_SET_ATTR_UID,   FUSE_SET_ATTR_GID,       FUSE_SET_ATTR_SIZE,
+                                   FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_MTIME_NOW};
+static const char *const RENAME_NAMES[] = {"NOREPLACE", "EXCHANGE"};
+static const int RENAME_BITS[] = {RENAME_NOREPLACE, RENAME_EXCHANGE};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const napi_property_descriptor props[] = {
+      {"opcodes", NULL, NULL, NULL, NULL, table(env, OP_NAMES, NULL, OP_COUNT), napi_enumerable, NULL},
+      {"statFields", NULL, NULL, NULL, NULL, table(env, ST_NAMES, NULL, ST_FIELDS), napi_enumerable, NULL},
+      {"statfsFields", NULL, NULL, NULL, NULL, table(env, SF_NAMES, NULL, SF_FIELDS), napi_enumerable, NULL},
+      {"setattrBits", NULL, NULL, NULL, NULL, table(env, SETATTR_NAMES, SETATTR_BITS, COUNT(SETATTR_BITS)), napi_enumerable, NULL},
+      {"renameFlags", NULL, NULL, NULL, NULL, table(env, RENAME_NAMES, RENAME_BITS, COUNT(RENAME_BITS)), napi_enumerable, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"releaseWrite", NULL, js_release_write, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -915,6 +953,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"replyDirents", NULL, js_reply_dirents, NULL, NULL, NULL, napi_enumerable, NULL},
       {"caller", NULL, js_caller, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, COUNT(props), props) != napi_ok) return NULL;
   return exports;
 }

@@ -1,4 +1,12 @@
+/**
+ * The one place where errors become exit codes. Every layer throws its own typed errors
+ * (FormatError, KeyFileError, VaultError, ToolError, MountError, errno errors); only here
+ * are they given a code. EXIT is the README's table ("Exit codes"), checked by a test.
+ */
 import { FormatError } from '../crypto/errors.js';
+import { KeyFileError } from '../crypto/keyfile.js';
+import { MountError } from '../fs/errors.js';
+import { ToolError, type ToolProblem } from '../tools/errors.js';
 import { VaultError, type VaultProblem } from '../vault/errors.js';
 
 /** Exit codes of the sealfs command; documented in the README, stable for scripts. */
@@ -24,19 +32,30 @@ export const EXIT = {
   PROBLEMS: 9,
   /** The backup transport failed: rclone missing, remote unreachable or refusing, a transfer error. */
   REMOTE: 10,
+  /** Interrupted at a prompt (Ctrl-C), as a shell reports SIGINT. */
+  INTERRUPTED: 130,
 } as const;
 
-/** An error the CLI reports as one line with a chosen exit code. */
+/** An error the CLI itself reports (bad usage, a prompt cancelled…), with its exit code. */
 export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
   ) {
     super(message);
+    this.name = 'CliError';
   }
 }
 
-const VAULT_EXIT: Readonly<Record<VaultProblem, number>> = {
+/** Ends a command with an exit code and nothing more to say (it was already said, or another process said it). */
+export class CliExit extends CliError {
+  constructor(exitCode: number) {
+    super('', exitCode);
+    this.name = 'CliExit';
+  }
+}
+
+export const VAULT_EXIT: Readonly<Record<VaultProblem, number>> = {
   'not-a-vault': EXIT.VAULT,
   'vault-tampered': EXIT.VAULT,
   'vault-too-new': EXIT.VAULT,
@@ -47,13 +66,25 @@ const VAULT_EXIT: Readonly<Record<VaultProblem, number>> = {
   'key-location': EXIT.UNSAFE,
 };
 
-const IO_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EBUSY']);
+export const TOOL_EXIT: Readonly<Record<ToolProblem, number>> = {
+  remote: EXIT.REMOTE,
+  'keys-inside': EXIT.UNSAFE,
+  overlap: EXIT.USAGE,
+  target: EXIT.IO,
+  'no-vault': EXIT.VAULT,
+};
 
-/** The one line and exit code for any error that reaches the top of a command. */
+/** errno codes that mean "this file or folder could not be read or written". */
+const IO_CODES: ReadonlySet<string> = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EBUSY']);
+
+/** The one line (empty: print nothing) and exit code for any error that reaches the top of a command. */
 export function describeError(err: unknown): { line: string; code: number } {
   if (err instanceof CliError) return { line: err.message, code: err.exitCode };
   if (err instanceof FormatError) return { line: err.message, code: EXIT.INTEGRITY };
+  if (err instanceof KeyFileError) return { line: err.message, code: EXIT.KEY };
   if (err instanceof VaultError) return { line: err.message, code: VAULT_EXIT[err.kind] };
+  if (err instanceof ToolError) return { line: err.message, code: TOOL_EXIT[err.kind] };
+  if (err instanceof MountError) return { line: err.message, code: EXIT.MOUNT };
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && IO_CODES.has(e.code)) {
     const what = e.code === 'EEXIST' ? 'already exists (refusing to overwrite)' : (e.message.split(': ')[0] ?? e.code);

@@ -1,24 +1,16 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { access, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Readable, Transform, Writable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { generateMasterKey, readKeyFile, writeNewKeyFile } from '../crypto/keyfile.js';
 import { createDecryptStream, createEncryptStream } from '../crypto/stream.js';
 import type { ContentOptions } from '../crypto/context.js';
 import { CliError, EXIT } from './exit.js';
+import type { CliIo } from './io.js';
 
 export async function keygen(out: string): Promise<void> {
   await writeNewKeyFile(out, generateMasterKey());
-}
-
-async function loadKey(path: string): Promise<Uint8Array> {
-  try {
-    return await readKeyFile(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code) throw err;
-    throw new CliError((err as Error).message, EXIT.KEY);
-  }
 }
 
 /**
@@ -26,10 +18,10 @@ async function loadKey(path: string): Promise<Uint8Array> {
  * renamed into place only on success, so a failed decryption never leaves a partial file
  * that looks complete.
  */
-async function filter(transform: Transform, input: string | undefined, output: string | undefined, force: boolean) {
-  const source: Readable = input && input !== '-' ? createReadStream(input) : process.stdin;
+async function filter(transform: Transform, input: string | undefined, output: string | undefined, force: boolean, io: CliIo) {
+  const source: Readable = input && input !== '-' ? createReadStream(input) : io.stdin;
   if (!output || output === '-') {
-    await pipeline(source, transform, process.stdout as Writable);
+    await pipeline(source, transform, io.stdout);
     return;
   }
   const temp = join(dirname(output), `.${basename(output)}.sealfs-partial-${process.pid}`);
@@ -54,14 +46,14 @@ export interface FilterOptions extends ContentOptions {
   force?: boolean;
 }
 
-export async function encryptCommand(input: string | undefined, options: FilterOptions): Promise<void> {
+export async function encryptCommand(input: string | undefined, options: FilterOptions, io: CliIo): Promise<void> {
   if (options.output && !options.force) await assertAbsent(options.output);
-  const key = await loadKey(options.key);
-  await filter(createEncryptStream(key, options), input, options.output, options.force ?? false);
+  const key = await readKeyFile(options.key);
+  await filter(createEncryptStream(key, options), input, options.output, options.force ?? false, io);
 }
 
-export async function decryptCommand(input: string | undefined, options: FilterOptions): Promise<void> {
+export async function decryptCommand(input: string | undefined, options: FilterOptions, io: CliIo): Promise<void> {
   if (options.output && !options.force) await assertAbsent(options.output);
-  const key = await loadKey(options.key);
-  await filter(createDecryptStream(key, { backend: options.backend }), input, options.output, options.force ?? false);
+  const key = await readKeyFile(options.key);
+  await filter(createDecryptStream(key, { backend: options.backend }), input, options.output, options.force ?? false, io);
 }

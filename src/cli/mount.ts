@@ -8,16 +8,17 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { dirname, join, resolve } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
-import { MountError } from '../fs/errors.js';
-import { quiet } from '../fs/fuseops.js';
 import { checkFuseAvailable, checkMountpoint, mountVault, type MountedVault } from '../fs/mount.js';
+import { quiet } from '../fs/log.js';
 import { unmountPath } from '../fs/unmount.js';
+import { isInside, stateDir } from '../vault/paths.js';
+import { DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, mountSettings } from '../vault/settings.js';
 import { openVault } from '../vault/vault.js';
-import { CliError, describeError, EXIT } from './exit.js';
+import { CliError, CliExit, describeError, EXIT } from './exit.js';
+import type { CliIo } from './io.js';
 import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
 
@@ -28,6 +29,7 @@ interface MountCliOptions extends VaultKeyOptions {
   pidFile?: string;
   logFile?: string;
   backend?: string;
+  cacheTime?: number;
   /** Internal: this process is the background server started by `sealfs mount`. */
   serve?: boolean;
 }
@@ -61,42 +63,20 @@ const START_TIMEOUT_MS = 60_000;
 
 const say = (text: string) => void process.stderr.write(text);
 
-/** `$XDG_STATE_HOME/sealfs`, else `~/.local/state/sealfs`: where background servers log. */
-export function defaultStateDir(): string {
-  const xdg = process.env.XDG_STATE_HOME;
-  if (xdg && isAbsolute(xdg)) return join(xdg, 'sealfs');
-  return join(homedir(), '.local', 'state', 'sealfs');
-}
-
 function logLine(line: string): string {
   return `${new Date().toISOString()} sealfs[${process.pid}] ${line.replace(/\n/g, ' ')}\n`;
 }
 
-function inside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}
-
-/** MountError (and only it) becomes exit code 7; everything else keeps its own code. */
-async function mountErrors<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof MountError) throw new CliError(err.message, EXIT.MOUNT);
-    throw err;
-  }
-}
-
 /** Files the server writes must not be inside its own mount: it would deadlock on itself. */
 function checkSidePaths(mountpoint: string, cipherDir: string, opts: MountCliOptions): void {
-  if (inside(mountpoint, cipherDir)) {
+  if (isInside(mountpoint, cipherDir)) {
     throw new CliError(`${mountpoint} is inside the vault folder ${cipherDir}; choose a mount point outside it`, EXIT.MOUNT);
   }
-  if (inside(cipherDir, mountpoint)) {
+  if (isInside(cipherDir, mountpoint)) {
     throw new CliError(`the vault folder ${cipherDir} is inside the mount point ${mountpoint}; choose a mount point outside it`, EXIT.MOUNT);
   }
   for (const [name, path] of [['--pid-file', opts.pidFile], ['--log-file', opts.logFile]] as const) {
-    if (path !== undefined && inside(resolve(path), mountpoint)) throw new CliError(`${name} ${path} is inside the mount point`, EXIT.USAGE);
+    if (path !== undefined && isInside(resolve(path), mountpoint)) throw new CliError(`${name} ${path} is inside the mount point`, EXIT.USAGE);
   }
 }
 
@@ -123,9 +103,9 @@ async function removePidFile(path: string | undefined): Promise<void> {
 
 /**
  * Serves until the mount is gone. SIGINT/SIGTERM/SIGHUP unmount (detaching lazily when
- * programs still use the mount); an unmount from outside ends it too. Never returns.
+ * programs still use the mount); an unmount from outside ends it too.
  */
-async function serveUntilClosed(mounted: MountedVault, log: (line: string) => void, pidFile: string | undefined): Promise<never> {
+async function serveUntilClosed(mounted: MountedVault, log: (line: string) => void, pidFile: string | undefined): Promise<void> {
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) {
@@ -150,17 +130,15 @@ async function serveUntilClosed(mounted: MountedVault, log: (line: string) => vo
   await mounted.closed;
   await removePidFile(pidFile).catch(() => undefined);
   log('server exiting');
-  // Timers of work that no longer matters (write-back, watchers) must not keep a dead server alive.
-  process.exit(EXIT.OK);
 }
 
-async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: MountCliOptions): Promise<void> {
+async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: MountCliOptions, io: CliIo): Promise<void> {
   if (opts.serve) return serveCommand(cipherDirArg, mountpointArg, opts);
   const cipherDir = resolve(cipherDirArg);
-  const mountpoint = await mountErrors(() => checkMountpoint(mountpointArg));
+  const mountpoint = await checkMountpoint(mountpointArg);
   checkSidePaths(mountpoint, cipherDir, opts);
-  await mountErrors(() => checkFuseAvailable({ allowOther: opts.allowOther ?? false }));
-  const { config, masterKey } = await unlockFromOptions(cipherDir, opts);
+  await checkFuseAvailable({ allowOther: opts.allowOther ?? false });
+  const { config, masterKey } = await unlockFromOptions(cipherDir, opts, io);
 
   if (opts.foreground) {
     // Logs go to stderr, or to --log-file when one is named (a file outside the mount).
@@ -168,10 +146,8 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const log = quiet((line: string) => void writeSync(logFd, logLine(line)));
     let mounted: MountedVault;
     try {
-      const vault = await openVault(cipherDir, masterKey, { backend: opts.backend });
-      mounted = await mountErrors(() =>
-        mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log }),
-      );
+      const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
+      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log });
     } finally {
       masterKey.fill(0);
     }
@@ -179,13 +155,14 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     return serveUntilClosed(mounted, log, opts.pidFile);
   }
 
-  const logFile = resolve(opts.logFile ?? join(defaultStateDir(), `${config.vaultId}.log`));
+  const logFile = resolve(opts.logFile ?? join(stateDir(io.env), `${config.vaultId}.log`));
   const logFd = await openLogFile(logFile);
   const args = [process.argv[1]!, 'mount', cipherDir, mountpoint, '--serve'];
   if (opts.readOnly) args.push('--read-only');
   if (opts.allowOther) args.push('--allow-other');
   if (opts.pidFile !== undefined) args.push('--pid-file', resolve(opts.pidFile));
   if (opts.backend !== undefined) args.push('--backend', opts.backend);
+  if (opts.cacheTime !== undefined) args.push('--cache-time', String(opts.cacheTime));
   const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--inspect'));
   const child = spawn(process.execPath, [...execArgv, ...args], {
     detached: true,
@@ -248,10 +225,8 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const masterKey = new Uint8Array(Buffer.from(request.key, 'base64'));
     let mounted: MountedVault;
     try {
-      const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend });
-      mounted = await mountErrors(() =>
-        mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log }),
-      );
+      const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
+      mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log });
     } finally {
       masterKey.fill(0);
     }
@@ -263,18 +238,27 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const { line, code } = describeError(err);
     log(`could not mount: ${line}`);
     await reply({ type: 'error', line, code });
-    process.exit(code);
+    throw new CliExit(code); // said in the log and to the launcher already
   }
 }
 
 async function unmountCommand(mountpoint: string): Promise<void> {
-  const result = await mountErrors(() => unmountPath(mountpoint));
+  const result = await unmountPath(mountpoint);
   const how = result.state === 'alive' ? '' : ` (its server had ${result.state === 'dead' ? 'ended' : 'stopped answering'}${result.aborted ? '; connection aborted' : ''})`;
   say(`Unmounted ${result.mountpoint}${how}.\n`);
 }
 
+/** `--cache-time`: seconds, fractions allowed (tests use 0.1). */
+function parseCacheTime(text: string): number {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || value > MAX_CACHE_SECONDS) {
+    throw new InvalidArgumentError(`expected seconds from 0 to ${MAX_CACHE_SECONDS}, such as 1 or 0.1`);
+  }
+  return value;
+}
+
 /** Registers `sealfs mount` and `sealfs unmount`. */
-export function registerMountCommands(program: Command): void {
+export function registerMountCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('mount')
@@ -287,8 +271,12 @@ export function registerMountCommands(program: Command): void {
       .option('--pid-file <file>', 'write the pid of the serving process to FILE')
       .option('--log-file <file>', 'log of the background server (default: $XDG_STATE_HOME/sealfs/VAULTID.log, else ~/.local/state/sealfs/VAULTID.log)')
       .addOption(new Option('--backend <name>', 'crypto backend (default: $SEALFS_BACKEND, else native, else node)').choices(BACKEND_NAMES))
+      .addOption(
+        new Option('--cache-time <seconds>', `expert: how long attributes, names, listings and gathered writes are cached (default ${DEFAULT_CACHE_SECONDS})`)
+          .argParser(parseCacheTime),
+      )
       .addOption(new Option('--serve', 'internal: run as the background server').hideHelp()),
-  ).action((cipherDir: string, mountpoint: string, opts: MountCliOptions) => mountCommand(cipherDir, mountpoint, opts));
+  ).action((cipherDir: string, mountpoint: string, opts: MountCliOptions) => mountCommand(cipherDir, mountpoint, opts, io));
 
   program
     .command('unmount')

@@ -7,6 +7,7 @@ import { openVault } from '../vault/vault.js';
 import { PlainFs } from '../vault/plainfs.js';
 import { catFile, exportTree, listDirectory, type ListedEntry } from '../tools/offline.js';
 import { backendOption } from './args.js';
+import type { CliIo } from './io.js';
 import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
 
@@ -14,9 +15,9 @@ interface OfflineOptions extends VaultKeyOptions {
   backend?: string;
 }
 
-async function openPlainFs(cipherDir: string, opts: OfflineOptions): Promise<PlainFs> {
-  const { masterKey } = await unlockFromOptions(cipherDir, opts);
-  const warn = (line: string) => void process.stderr.write(`sealfs: ${line}\n`);
+async function openPlainFs(cipherDir: string, opts: OfflineOptions, io: CliIo): Promise<PlainFs> {
+  const { masterKey } = await unlockFromOptions(cipherDir, opts, io);
+  const warn = (line: string) => void io.stderr.write(`sealfs: ${line}\n`);
   return new PlainFs(await openVault(cipherDir, masterKey, { backend: opts.backend }), { readOnly: true, log: warn });
 }
 
@@ -34,7 +35,7 @@ function formatEntry(e: ListedEntry): string {
   return `${TYPE_CHAR[e.type]} ${mode} ${String(e.size).padStart(12)} ${when} ${e.name}${link}`;
 }
 
-export function registerOfflineCommands(program: Command): void {
+export function registerOfflineCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('ls')
@@ -44,9 +45,9 @@ export function registerOfflineCommands(program: Command): void {
       .option('--json', 'one JSON array of {name, type, size, mode, mtime, target?}')
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, opts: OfflineOptions & { json?: boolean }) => {
-    const fs = await openPlainFs(cipherDir, opts);
+    const fs = await openPlainFs(cipherDir, opts, io);
     const entries = await listDirectory(fs, plainPath(path));
-    process.stdout.write(opts.json ? JSON.stringify(entries) + '\n' : entries.map((e) => formatEntry(e) + '\n').join(''));
+    io.stdout.write(opts.json ? JSON.stringify(entries) + '\n' : entries.map((e) => formatEntry(e) + '\n').join(''));
   });
 
   addPassphraseOptions(
@@ -57,8 +58,8 @@ export function registerOfflineCommands(program: Command): void {
       .argument('<path>', 'file inside the vault')
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, opts: OfflineOptions) => {
-    const fs = await openPlainFs(cipherDir, opts);
-    await catFile(fs, plainPath(path), process.stdout);
+    const fs = await openPlainFs(cipherDir, opts, io);
+    await catFile(fs, plainPath(path), io.stdout);
   });
 
   addPassphraseOptions(
@@ -70,8 +71,8 @@ export function registerOfflineCommands(program: Command): void {
       .argument('<dest>', 'where to write the plaintext')
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, dest: string, opts: OfflineOptions) => {
-    const fs = await openPlainFs(cipherDir, opts);
+    const fs = await openPlainFs(cipherDir, opts, io);
     const s = await exportTree(fs, plainPath(path), dest);
-    process.stderr.write(`Exported ${s.files} files (${s.bytes} bytes), ${s.dirs} directories, ${s.symlinks} symlinks to ${dest}\n`);
+    io.stderr.write(`Exported ${s.files} files (${s.bytes} bytes), ${s.dirs} directories, ${s.symlinks} symlinks to ${dest}\n`);
   });
 }

@@ -8,7 +8,10 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isatty, ReadStream } from 'node:tty';
 import { Option, type Command } from 'commander';
+import { defaultKeystoreDir } from '../vault/keystore.js';
+import { PROMPT_ATTEMPTS, type PassphraseAsker } from '../vault/unlock.js';
 import { CliError, EXIT } from './exit.js';
+import type { CliIo, Terminal } from './io.js';
 
 export interface PassphraseOptions {
   /** Read the passphrase from the first line of this file. */
@@ -40,16 +43,28 @@ export function addPassphraseOptions(cmd: Command): Command {
     .addOption(new Option('--keystore <dir>', 'key store folder, outside the vault (default: $XDG_CONFIG_HOME/sealfs, else ~/.config/sealfs)'));
 }
 
-const MAX_ATTEMPTS = 3;
+/** The key store folder of a command: --keystore, else the default for its environment. */
+export function keystoreOf(options: VaultKeyOptions, io: CliIo): string {
+  return options.keystore ?? defaultKeystoreDir(io.env);
+}
 
 /** Obtains a passphrase from --passphrase-file, --extpass, or the terminal, in that order. */
-export async function obtainPassphrase(options: ObtainOptions): Promise<string> {
+export async function obtainPassphrase(options: ObtainOptions, io: CliIo): Promise<string> {
   if (options.passphraseFile !== undefined && options.extpass !== undefined) {
     throw new CliError('use either --passphrase-file or --extpass, not both', EXIT.USAGE);
   }
   if (options.passphraseFile !== undefined) return fromFile(options.passphraseFile);
-  if (options.extpass !== undefined) return fromCommand(options.extpass);
-  return fromTerminal(options.purpose, options.confirm ?? false);
+  if (options.extpass !== undefined) return fromCommand(options.extpass, io.env);
+  return fromTerminal(options.purpose, options.confirm ?? false, io);
+}
+
+/** The passphrase of a vault to unlock, as the vault layer asks for it (with retries at a prompt). */
+export function passphraseAsker(options: PassphraseOptions, purpose: string, io: CliIo): PassphraseAsker {
+  return {
+    ask: () => obtainPassphrase({ ...options, purpose }, io),
+    interactive: options.passphraseFile === undefined && options.extpass === undefined,
+    onWrong: () => tellTerminal('Wrong passphrase, try again.\n', io),
+  };
 }
 
 function firstLine(text: string): string {
@@ -66,10 +81,10 @@ async function fromFile(path: string): Promise<string> {
 /** Output beyond this is not a passphrase; stop collecting. */
 const MAX_EXTPASS_OUTPUT = 64 * 1024;
 
-function fromCommand(command: string): Promise<string> {
+function fromCommand(command: string, env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     // stdin and stderr are the user's, so an interactive helper can ask and explain.
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['inherit', 'pipe', 'inherit'] });
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['inherit', 'pipe', 'inherit'], env });
     const parts: Buffer[] = [];
     let size = 0;
     child.stdout.on('data', (chunk: Buffer) => {
@@ -90,11 +105,11 @@ function fromCommand(command: string): Promise<string> {
   });
 }
 
-async function fromTerminal(purpose: string, confirm: boolean): Promise<string> {
-  const terminal = openTerminal();
+async function fromTerminal(purpose: string, confirm: boolean, io: CliIo): Promise<string> {
+  const terminal = io.openTerminal();
   if (!terminal) throw new CliError('no passphrase: use --passphrase-file or --extpass, or run in a terminal', EXIT.USAGE);
   try {
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 1; attempt <= PROMPT_ATTEMPTS; attempt++) {
       const first = await readHidden(terminal, `Enter ${purpose}: `);
       if (first === '') {
         terminal.write('The passphrase must not be empty.\n');
@@ -105,7 +120,7 @@ async function fromTerminal(purpose: string, confirm: boolean): Promise<string> 
       if (first === second) return first;
       terminal.write('The two entries differ; please try again.\n');
     }
-    throw new CliError(`no passphrase after ${MAX_ATTEMPTS} attempts`, EXIT.USAGE);
+    throw new CliError(`no passphrase after ${PROMPT_ATTEMPTS} attempts`, EXIT.USAGE);
   } finally {
     terminal.close();
   }
@@ -115,8 +130,8 @@ async function fromTerminal(purpose: string, confirm: boolean): Promise<string> 
  * Reads one line from the terminal without echo; undefined when there is no terminal.
  * For other secrets than passphrases (e.g. a recovery key).
  */
-export async function promptSecret(prompt: string): Promise<string | undefined> {
-  const terminal = openTerminal();
+export async function promptSecret(prompt: string, io: CliIo): Promise<string | undefined> {
+  const terminal = io.openTerminal();
   if (!terminal) return undefined;
   try {
     return await readHidden(terminal, prompt);
@@ -126,24 +141,18 @@ export async function promptSecret(prompt: string): Promise<string | undefined> 
 }
 
 /** Writes a line to the terminal the prompts use (stderr if there is none). */
-export function tellTerminal(text: string): void {
-  const terminal = openTerminal();
+export function tellTerminal(text: string, io: CliIo): void {
+  const terminal = io.openTerminal();
   if (!terminal) {
-    process.stderr.write(text);
+    io.stderr.write(text);
     return;
   }
   terminal.write(text);
   terminal.close();
 }
 
-interface Terminal {
-  readonly input: ReadStream;
-  write(text: string): void;
-  close(): void;
-}
-
-/** The controlling terminal (/dev/tty), else stdin/stderr when stdin is a terminal. */
-function openTerminal(): Terminal | undefined {
+/** The process's controlling terminal (/dev/tty), else stdin/stderr when stdin is a terminal. */
+export function openProcessTerminal(): Terminal | undefined {
   let readFd: number | undefined;
   let writeFd: number | undefined;
   try {
@@ -213,7 +222,7 @@ function readHidden(terminal: Terminal, prompt: string): Promise<string> {
           case '\u0004': // Ctrl-D
             finish();
             chars = [];
-            reject(new CliError('cancelled', 130));
+            reject(new CliError('cancelled', EXIT.INTERRUPTED));
             return;
           case '\u007f':
           case '\b':

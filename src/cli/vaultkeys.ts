@@ -8,10 +8,12 @@ import type { CipherName } from '../crypto/ciphers.js';
 import { chunkSizeOption, cipherOption, integerArg } from './args.js';
 import { VaultError } from '../vault/errors.js';
 import { changeVaultPassphrase, DEFAULT_MAX_NAME_LENGTH, importKeyIntoKeystore, initVault, MAX_MAX_NAME_LENGTH, MIN_MAX_NAME_LENGTH, readKeyOrRecoveryFile } from '../vault/init.js';
-import { DEFAULT_KDF_TARGET_MS, defaultKeystoreDir, KeyExistsError } from '../vault/keystore.js';
+import { DEFAULT_KDF_TARGET_MS, KeyExistsError } from '../vault/keystore.js';
 import { encodeRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
+import { PROMPT_ATTEMPTS, withPassphrase } from '../vault/unlock.js';
 import { CliError, EXIT } from './exit.js';
-import { addPassphraseOptions, obtainPassphrase, promptSecret, tellTerminal, type VaultKeyOptions } from './passphrase.js';
+import type { CliIo } from './io.js';
+import { addPassphraseOptions, keystoreOf, obtainPassphrase, passphraseAsker, promptSecret, tellTerminal, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
 
 const kdfOption = () =>
@@ -23,38 +25,37 @@ const kdfOption = () =>
     .argParser(integerArg(1, 60_000))
     .default(DEFAULT_KDF_TARGET_MS);
 
-const err = (text: string) => void process.stderr.write(text);
-
-function warnKdf(ms: number): void {
+function warnKdf(ms: number, io: CliIo): void {
   if (ms < DEFAULT_KDF_TARGET_MS) {
-    err(`sealfs: warning: --kdf-target-ms ${ms} is below the default ${DEFAULT_KDF_TARGET_MS}; the passphrase is cheaper to guess\n`);
+    io.stderr.write(`sealfs: warning: --kdf-target-ms ${ms} is below the default ${DEFAULT_KDF_TARGET_MS}; the passphrase is cheaper to guess\n`);
   }
 }
 
-function printWarnings(warnings: readonly string[]): void {
-  for (const warning of warnings) err(`sealfs: warning: ${warning}\n`);
+function printWarnings(warnings: readonly string[], io: CliIo): void {
+  for (const warning of warnings) io.stderr.write(`sealfs: warning: ${warning}\n`);
 }
 
 /** Prints the recovery key (stdout) between instructions (stderr). */
-function printRecoveryKey(masterKey: Uint8Array, intro: string): void {
+function printRecoveryKey(masterKey: Uint8Array, intro: string, io: CliIo): void {
+  const err = (text: string) => void io.stderr.write(text);
   err(`\n${intro}\n`);
   err('Write it on paper now and keep the paper somewhere safe, away from this computer.\n');
   err('Anyone who has it can read the vault. Without it, losing this computer\'s key store loses the data.\n\n');
-  process.stdout.write(`${encodeRecoveryKey(masterKey)}\n`);
+  io.stdout.write(`${encodeRecoveryKey(masterKey)}\n`);
   err('\n');
 }
 
 /** A key to import: from a file (recovery key or key file), or a recovery key typed at the terminal. */
-async function loadKey(file: string | undefined, optionName: string): Promise<Uint8Array> {
+async function loadKey(file: string | undefined, optionName: string, io: CliIo): Promise<Uint8Array> {
   if (file !== undefined) return readKeyOrRecoveryFile(file);
   for (let attempt = 1; ; attempt++) {
-    const text = await promptSecret('Recovery key (not shown as you type): ');
+    const text = await promptSecret('Recovery key (not shown as you type): ', io);
     if (text === undefined) throw new CliError(`no recovery key: use ${optionName}, or run in a terminal`, EXIT.USAGE);
     try {
       return parseRecoveryKey(text);
     } catch (e) {
-      if (attempt < 3 && e instanceof VaultError) {
-        tellTerminal(`${e.message}\n`);
+      if (attempt < PROMPT_ATTEMPTS && e instanceof VaultError) {
+        tellTerminal(`${e.message}\n`, io);
         continue;
       }
       throw e;
@@ -71,32 +72,33 @@ interface InitCliOptions extends VaultKeyOptions {
   kdfTargetMs: number;
 }
 
-async function initCommand(cipherDir: string, opts: InitCliOptions): Promise<void> {
+async function initCommand(cipherDir: string, opts: InitCliOptions, io: CliIo): Promise<void> {
   if (opts.importKey && opts.importKeyFile !== undefined) throw new CliError('use either --import-key or --import-key-file, not both', EXIT.USAGE);
-  warnKdf(opts.kdfTargetMs);
+  warnKdf(opts.kdfTargetMs, io);
   const importing = opts.importKey || opts.importKeyFile !== undefined;
   const result = await initVault({
     cipherDir,
-    keystoreDir: opts.keystore ?? defaultKeystoreDir(),
-    passphrase: () => obtainPassphrase({ ...opts, purpose: 'a new passphrase for this vault', confirm: true }),
+    keystoreDir: keystoreOf(opts, io),
+    passphrase: () => obtainPassphrase({ ...opts, purpose: 'a new passphrase for this vault', confirm: true }, io),
     cipher: opts.cipher,
     chunkSize: opts.chunkSize,
     maxNameLength: opts.maxNameLength,
-    importKey: importing ? () => loadKey(opts.importKeyFile, '--import-key-file') : undefined,
+    importKey: importing ? () => loadKey(opts.importKeyFile, '--import-key-file', io) : undefined,
     kdfTargetMs: opts.kdfTargetMs,
   });
-  printWarnings(result.warnings);
+  printWarnings(result.warnings, io);
   const { config } = result;
+  const err = (text: string) => void io.stderr.write(text);
   err(`Created vault ${config.vaultId} in ${result.cipherDir} (${config.cipher}, ${config.chunkSize / 1024} KiB chunks${importing ? ', imported key' : ''}).\n`);
   err(`Its key is in the local key store: ${result.keyPath}\n`);
   err('Never copy the key store into the vault folder or any synced folder.\n');
-  printRecoveryKey(result.masterKey, 'RECOVERY KEY (shown once; `sealfs key export` shows it again after your passphrase):');
+  printRecoveryKey(result.masterKey, 'RECOVERY KEY (shown once; `sealfs key export` shows it again after your passphrase):', io);
   result.masterKey.fill(0);
 }
 
-async function keyExportCommand(cipherDir: string, opts: VaultKeyOptions): Promise<void> {
-  const { config, masterKey } = await unlockFromOptions(cipherDir, opts);
-  printRecoveryKey(masterKey, `RECOVERY KEY of vault ${config.vaultId}:`);
+async function keyExportCommand(cipherDir: string, opts: VaultKeyOptions, io: CliIo): Promise<void> {
+  const { config, masterKey } = await unlockFromOptions(cipherDir, opts, io);
+  printRecoveryKey(masterKey, `RECOVERY KEY of vault ${config.vaultId}:`, io);
   masterKey.fill(0);
 }
 
@@ -106,19 +108,19 @@ interface ImportCliOptions extends VaultKeyOptions {
   kdfTargetMs: number;
 }
 
-async function keyImportCommand(cipherDir: string, opts: ImportCliOptions): Promise<void> {
-  warnKdf(opts.kdfTargetMs);
-  const masterKey = await loadKey(opts.recoveryKeyFile, '--recovery-key-file');
+async function keyImportCommand(cipherDir: string, opts: ImportCliOptions, io: CliIo): Promise<void> {
+  warnKdf(opts.kdfTargetMs, io);
+  const masterKey = await loadKey(opts.recoveryKeyFile, '--recovery-key-file', io);
   try {
     const result = await importKeyIntoKeystore(
       cipherDir,
-      opts.keystore ?? defaultKeystoreDir(),
+      keystoreOf(opts, io),
       masterKey,
-      () => obtainPassphrase({ ...opts, purpose: 'a new passphrase for this vault', confirm: true }),
+      () => obtainPassphrase({ ...opts, purpose: 'a new passphrase for this vault', confirm: true }, io),
       { replace: opts.replace ?? false, kdfTargetMs: opts.kdfTargetMs },
     );
-    printWarnings(result.warnings);
-    err(`Key of vault ${result.config.vaultId} stored in ${result.keyPath}; the vault can be unlocked with the new passphrase.\n`);
+    printWarnings(result.warnings, io);
+    io.stderr.write(`Key of vault ${result.config.vaultId} stored in ${result.keyPath}; the vault can be unlocked with the new passphrase.\n`);
   } catch (e) {
     if (e instanceof KeyExistsError) {
       throw new CliError(`${e.path}: this vault already has a key in the key store; use --replace to overwrite it (its passphrase will stop working)`, EXIT.IO);
@@ -134,20 +136,22 @@ interface PasswdCliOptions extends VaultKeyOptions {
   kdfTargetMs: number;
 }
 
-async function passwdCommand(cipherDir: string, opts: PasswdCliOptions): Promise<void> {
-  warnKdf(opts.kdfTargetMs);
-  const keyPath = await changeVaultPassphrase({
-    cipherDir,
-    keystoreDir: opts.keystore ?? defaultKeystoreDir(),
-    oldPassphrase: () => obtainPassphrase({ ...opts, purpose: `current passphrase for ${cipherDir}` }),
-    newPassphrase: () => obtainPassphrase({ passphraseFile: opts.newPassphraseFile, purpose: 'new passphrase', confirm: true }),
-    kdfTargetMs: opts.kdfTargetMs,
-  });
-  err(`Passphrase changed (${keyPath}). The vault folder was not modified; the recovery key stays the same.\n`);
+async function passwdCommand(cipherDir: string, opts: PasswdCliOptions, io: CliIo): Promise<void> {
+  warnKdf(opts.kdfTargetMs, io);
+  const keyPath = await withPassphrase(passphraseAsker(opts, `current passphrase for ${cipherDir}`, io), (ask) =>
+    changeVaultPassphrase({
+      cipherDir,
+      keystoreDir: keystoreOf(opts, io),
+      oldPassphrase: ask,
+      newPassphrase: () => obtainPassphrase({ passphraseFile: opts.newPassphraseFile, purpose: 'new passphrase', confirm: true }, io),
+      kdfTargetMs: opts.kdfTargetMs,
+    }),
+  );
+  io.stderr.write(`Passphrase changed (${keyPath}). The vault folder was not modified; the recovery key stays the same.\n`);
 }
 
 /** Registers init, key export, key import and passwd on the sealfs program. */
-export function registerVaultKeyCommands(program: Command): void {
+export function registerVaultKeyCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('init')
@@ -165,7 +169,7 @@ export function registerVaultKeyCommands(program: Command): void {
     .option('--import-key', 'bring your own key: type its recovery key at a prompt')
     .option('--import-key-file <file>', 'bring your own key from FILE: a recovery key, or a key file from `sealfs keygen`')
     .addOption(kdfOption())
-    .action((cipherDir: string, opts: InitCliOptions) => initCommand(cipherDir, opts));
+    .action((cipherDir: string, opts: InitCliOptions) => initCommand(cipherDir, opts, io));
 
   const key = program.command('key').description('export or restore the key of a vault');
 
@@ -174,7 +178,7 @@ export function registerVaultKeyCommands(program: Command): void {
       .command('export')
       .description('print the recovery key of the vault in CIPHERDIR (asks for the passphrase)')
       .argument('<cipherdir>', 'the vault folder'),
-  ).action((cipherDir: string, opts: VaultKeyOptions) => keyExportCommand(cipherDir, opts));
+  ).action((cipherDir: string, opts: VaultKeyOptions) => keyExportCommand(cipherDir, opts, io));
 
   addPassphraseOptions(
     key
@@ -185,7 +189,7 @@ export function registerVaultKeyCommands(program: Command): void {
       .option('--replace', 'overwrite a key already in the key store for this vault'),
   )
     .addOption(kdfOption())
-    .action((cipherDir: string, opts: ImportCliOptions) => keyImportCommand(cipherDir, opts));
+    .action((cipherDir: string, opts: ImportCliOptions) => keyImportCommand(cipherDir, opts, io));
 
   addPassphraseOptions(
     program
@@ -195,5 +199,5 @@ export function registerVaultKeyCommands(program: Command): void {
       .option('--new-passphrase-file <file>', 'read the new passphrase from the first line of FILE instead of a prompt'),
   )
     .addOption(kdfOption())
-    .action((cipherDir: string, opts: PasswdCliOptions) => passwdCommand(cipherDir, opts));
+    .action((cipherDir: string, opts: PasswdCliOptions) => passwdCommand(cipherDir, opts, io));
 }

@@ -1,7 +1,7 @@
 import { contentContext, newFileHeader, type ContentOptions } from './context.js';
 import { FileCipher } from './filecipher.js';
 import { HEADER_BYTES, parseHeader } from './header.js';
-import { plainSizeOf } from './layout.js';
+import { plainSizeOf } from './geometry.js';
 
 /**
  * Seals a whole buffer in one call: the result is a complete sealed file (docs/FORMAT.md),

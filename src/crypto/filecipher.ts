@@ -1,7 +1,7 @@
 import { ALL_VERIFIED, type ChunkRun } from './backend.js';
-import { CHUNK_OVERHEAD } from './ciphers.js';
 import { fileRunBase, type ContentContext } from './context.js';
 import { FormatError } from './errors.js';
+import { isRunDefect, runChunkAt, runChunkOffset, runOfSealed, runSealedLength, storedChunkBytes } from './geometry.js';
 import type { FileHeader } from './header.js';
 
 /** Below this many bytes a run is sealed on the calling thread: a thread hop costs more. */
@@ -30,20 +30,15 @@ export class FileCipher {
     return { ...this.base, firstIndex, endsFile };
   }
 
-  static sealedLength(plainLength: number, chunkSize: number): number {
-    const chunks = plainLength === 0 ? 1 : Math.ceil(plainLength / chunkSize);
-    return plainLength + chunks * CHUNK_OVERHEAD;
-  }
-
   sealSync(firstIndex: number, endsFile: boolean, plain: Uint8Array, nonces?: Uint8Array): Uint8Array {
-    const out = Buffer.allocUnsafe(FileCipher.sealedLength(plain.length, this.chunkSize));
+    const out = Buffer.allocUnsafe(runSealedLength(plain.length, this.chunkSize));
     this.ctx.backend.seal(this.run(firstIndex, endsFile), plain, out, nonces);
     return out;
   }
 
   async seal(firstIndex: number, endsFile: boolean, plain: Uint8Array): Promise<Uint8Array> {
     if (plain.length < PARALLEL_THRESHOLD || this.ctx.threads <= 1) return this.sealSync(firstIndex, endsFile, plain);
-    const out = Buffer.allocUnsafe(FileCipher.sealedLength(plain.length, this.chunkSize));
+    const out = Buffer.allocUnsafe(runSealedLength(plain.length, this.chunkSize));
     await this.ctx.backend.sealAsync(this.run(firstIndex, endsFile), plain, out, this.ctx.threads);
     return out;
   }
@@ -64,14 +59,12 @@ export class FileCipher {
   }
 
   private plainLength(firstIndex: number, sealedLength: number): number {
-    const stored = this.chunkSize + CHUNK_OVERHEAD;
-    const chunks = Math.max(1, Math.ceil(sealedLength / stored));
-    const lastStored = sealedLength - (chunks - 1) * stored;
-    if (lastStored < CHUNK_OVERHEAD || (lastStored === CHUNK_OVERHEAD && chunks > 1)) {
-      const index = firstIndex + chunks - 1;
-      throw new FormatError('bad-size', `chunk ${index} is ${lastStored} bytes, not a valid stored chunk`, index);
+    const run = runOfSealed(sealedLength, this.chunkSize);
+    if (isRunDefect(run)) {
+      const index = firstIndex + run.chunk;
+      throw new FormatError('bad-size', `chunk ${index} is ${run.lastStored} bytes, not a valid stored chunk`, index);
     }
-    return sealedLength - chunks * CHUNK_OVERHEAD;
+    return run.plainLength;
   }
 
   /**
@@ -80,11 +73,10 @@ export class FileCipher {
    */
   private diagnose(firstIndex: number, endsFile: boolean, sealed: Uint8Array, failed: number): FormatError {
     const index = firstIndex + failed;
-    const stored = this.chunkSize + CHUNK_OVERHEAD;
-    const lastInRun = Math.max(1, Math.ceil(sealed.length / stored)) - 1;
-    const chunk = sealed.subarray(failed * stored);
-    if (endsFile && failed === lastInRun && chunk.length === stored) {
-      const probe = new Uint8Array(chunk.length - CHUNK_OVERHEAD);
+    const lastInRun = runChunkAt(sealed.length - 1, this.chunkSize);
+    const chunk = sealed.subarray(runChunkOffset(failed, this.chunkSize));
+    if (endsFile && failed === lastInRun && chunk.length === storedChunkBytes(this.chunkSize)) {
+      const probe = new Uint8Array(this.chunkSize);
       const asInner = this.ctx.backend.open(this.run(index, false), chunk, probe);
       probe.fill(0);
       if (asInner === ALL_VERIFIED) {

@@ -1,34 +1,37 @@
 import { randomFillSync } from 'node:crypto';
 import { ALL_VERIFIED, type ChunkRun } from './backend.js';
-import { CHUNK_OVERHEAD, NONCE_BYTES, TAG_BYTES } from './ciphers.js';
+import { NONCE_BYTES, TAG_BYTES } from './ciphers.js';
+import { checkRunEnd, chunkPlainStart, isRunDefect, runChunkLength, runChunkOffset, runOfPlain, runOfSealed, type RunGeometry } from './geometry.js';
 
 /**
- * Chunk bookkeeping shared by the JavaScript backends (the native addon does the same in C).
+ * Runs as every backend sees them: the checks a seal or open makes before any work (all
+ * backends, the native one included; the addon repeats them in C) and the chunk loop of
+ * the JavaScript backends. The arithmetic itself is geometry.ts's.
  */
 export const AAD_BYTES_AFTER_HEADER = 9;
 
-/** Plaintext length of each chunk of a run whose plaintext is `plainLength` bytes. */
-export function runChunkLengths(run: ChunkRun, plainLength: number): number[] {
-  const { chunkSize } = run;
-  const count = plainLength === 0 ? 1 : Math.ceil(plainLength / chunkSize);
-  const lengths = new Array<number>(count).fill(chunkSize);
-  lengths[count - 1] = plainLength - (count - 1) * chunkSize;
-  if (lengths[count - 1]! < chunkSize && !run.endsFile) {
-    throw new RangeError(`chunk ${run.firstIndex + count - 1} is short (${lengths[count - 1]} bytes) but not the file's final chunk`);
-  }
-  return lengths;
+/**
+ * The run that seals `plainLength` bytes into `outLength`; throws RangeError if it may not
+ * be sealed as `run` or the output is not exactly its stored length.
+ */
+export function sealingGeometry(run: ChunkRun, plainLength: number, outLength: number): RunGeometry {
+  const geometry = runOfPlain(plainLength, run.chunkSize);
+  checkRunEnd(geometry, run.firstIndex, run.endsFile);
+  if (outLength !== geometry.sealedLength) throw new RangeError(`output buffer is ${outLength} bytes, expected ${geometry.sealedLength}`);
+  return geometry;
 }
 
-/** Plaintext length of the run stored in `sealedLength` bytes. */
-export function runPlainLength(run: ChunkRun, sealedLength: number): number {
-  const stored = run.chunkSize + CHUNK_OVERHEAD;
-  const count = Math.max(1, Math.ceil(sealedLength / stored));
-  const lastStored = sealedLength - (count - 1) * stored;
-  // Only a run's sole chunk may be empty: a short tail after full chunks is never written.
-  if (lastStored < CHUNK_OVERHEAD || (lastStored === CHUNK_OVERHEAD && count > 1)) {
-    throw new RangeError(`${sealedLength} bytes is not a whole run of stored chunks`);
-  }
-  return sealedLength - count * CHUNK_OVERHEAD;
+/**
+ * The run stored in `sealedLength` bytes, opened into `outLength`; throws RangeError if that
+ * is no whole run, the output is not exactly its plaintext length, or it may not be opened
+ * as `run`.
+ */
+export function openingGeometry(run: ChunkRun, sealedLength: number, outLength: number): RunGeometry {
+  const geometry = runOfSealed(sealedLength, run.chunkSize);
+  if (isRunDefect(geometry)) throw new RangeError(`${sealedLength} bytes is not a whole run of stored chunks`);
+  if (outLength !== geometry.plainLength) throw new RangeError(`output buffer is ${outLength} bytes, expected ${geometry.plainLength}`);
+  checkRunEnd(geometry, run.firstIndex, run.endsFile);
+  return geometry;
 }
 
 export function chunkAad(run: ChunkRun, index: number, final: boolean): Uint8Array {
@@ -46,43 +49,33 @@ export type ChunkSealer = (nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array
 export type ChunkOpener = (nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array) => Uint8Array | null;
 
 export function sealRunWith(sealOne: ChunkSealer, run: ChunkRun, plain: Uint8Array, out: Uint8Array, nonces?: Uint8Array): void {
-  const lengths = runChunkLengths(run, plain.length);
-  if (out.length !== plain.length + CHUNK_OVERHEAD * lengths.length) {
-    throw new RangeError(`output buffer is ${out.length} bytes, expected ${plain.length + CHUNK_OVERHEAD * lengths.length}`);
-  }
-  let p = 0;
-  let o = 0;
-  lengths.forEach((len, k) => {
+  const geometry = sealingGeometry(run, plain.length, out.length);
+  for (let k = 0; k < geometry.count; k++) {
+    const p = chunkPlainStart(k, run.chunkSize);
+    const o = runChunkOffset(k, run.chunkSize);
     const nonce = out.subarray(o, o + NONCE_BYTES);
     if (nonces) nonce.set(nonces.subarray(k * NONCE_BYTES, (k + 1) * NONCE_BYTES));
     else randomFillSync(nonce);
-    const final = run.endsFile && k === lengths.length - 1;
-    const sealed = sealOne(nonce, chunkAad(run, run.firstIndex + k, final), plain.subarray(p, p + len));
+    const final = run.endsFile && k === geometry.count - 1;
+    const sealed = sealOne(nonce, chunkAad(run, run.firstIndex + k, final), plain.subarray(p, p + runChunkLength(geometry, k)));
     out.set(sealed, o + NONCE_BYTES);
-    p += len;
-    o += NONCE_BYTES + len + TAG_BYTES;
-  });
+  }
 }
 
 export function openRunWith(openOne: ChunkOpener, run: ChunkRun, sealed: Uint8Array, out: Uint8Array): number {
-  const plainLength = runPlainLength(run, sealed.length);
-  if (out.length !== plainLength) throw new RangeError(`output buffer is ${out.length} bytes, expected ${plainLength}`);
-  const lengths = runChunkLengths(run, plainLength);
-  let s = 0;
-  let p = 0;
-  for (let k = 0; k < lengths.length; k++) {
-    const len = lengths[k]!;
-    const final = run.endsFile && k === lengths.length - 1;
+  const geometry = openingGeometry(run, sealed.length, out.length);
+  for (let k = 0; k < geometry.count; k++) {
+    const p = chunkPlainStart(k, run.chunkSize);
+    const s = runChunkOffset(k, run.chunkSize);
+    const final = run.endsFile && k === geometry.count - 1;
     const nonce = sealed.subarray(s, s + NONCE_BYTES);
-    const body = sealed.subarray(s + NONCE_BYTES, s + NONCE_BYTES + len + TAG_BYTES);
+    const body = sealed.subarray(s + NONCE_BYTES, s + NONCE_BYTES + runChunkLength(geometry, k) + TAG_BYTES);
     const opened = openOne(nonce, chunkAad(run, run.firstIndex + k, final), body);
     if (!opened) {
       out.fill(0, p);
       return k;
     }
     out.set(opened, p);
-    s += NONCE_BYTES + len + TAG_BYTES;
-    p += len;
   }
   return ALL_VERIFIED;
 }

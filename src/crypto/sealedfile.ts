@@ -1,17 +1,31 @@
-import { CHUNK_OVERHEAD } from './ciphers.js';
 import type { ContentContext } from './context.js';
 import { newFileHeader } from './context.js';
 import { FormatError } from './errors.js';
 import { FileCipher } from './filecipher.js';
 import { HEADER_BYTES, parseHeader } from './header.js';
-import { plainSizeOf, sealedChunkOffset, sealedSize } from './layout.js';
+import {
+  chunkIndexAt,
+  chunkPlainStart,
+  chunksPerBatch,
+  chunksPlainRange,
+  lastChunkIndex,
+  plainSizeOf,
+  runChunkAt,
+  runChunkOffset,
+  runSealedLength,
+  sealedChunkOffset,
+  sealedSize,
+} from './geometry.js';
 import type { ByteStore } from './store.js';
 
 /** Plaintext bytes handled per backend call when a range spans many chunks. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Contiguous writes are gathered up to this size and sealed in one run. */
 export const WRITE_BACK_BYTES = 2 * 1024 * 1024;
-/** Gathered writes reach the store at the latest this long after the first of them. */
+/**
+ * Gathered writes reach the store at the latest this long after the first of them, unless
+ * the caller says otherwise (a mount passes its MountSettings.writeBackMs).
+ */
 export const WRITE_BACK_DELAY_MS = 1000;
 /** A read decrypts at least this much ahead, so sequential reads cost one call per batch. */
 const READ_AHEAD_BYTES = 1024 * 1024;
@@ -58,13 +72,14 @@ export class SealedFile {
     private readonly store: ByteStore,
     private readonly cipher: FileCipher,
     private plainSize: number,
+    private readonly writeBackMs: number,
   ) {}
 
   /**
    * Starts a new, empty file in `store` (header plus one empty final chunk). `storeIsEmpty`
    * skips cutting the store to size, for a file that was just created.
    */
-  static async create(store: ByteStore, ctx: ContentContext, storeIsEmpty = false): Promise<SealedFile> {
+  static async create(store: ByteStore, ctx: ContentContext, storeIsEmpty = false, writeBackMs = WRITE_BACK_DELAY_MS): Promise<SealedFile> {
     const cipher = new FileCipher(ctx, newFileHeader(ctx));
     const empty = cipher.sealSync(0, true, new Uint8Array(0));
     const bytes = new Uint8Array(HEADER_BYTES + empty.length);
@@ -72,7 +87,7 @@ export class SealedFile {
     bytes.set(empty, HEADER_BYTES);
     await store.write(bytes, 0);
     if (!storeIsEmpty) await store.truncate(bytes.length);
-    return new SealedFile(store, cipher, 0);
+    return new SealedFile(store, cipher, 0, writeBackMs);
   }
 
   /**
@@ -80,7 +95,7 @@ export class SealedFile {
    * the store's size known, the header and the first chunks come in one read, kept (still
    * unverified, as they are stored) for the first read of the file.
    */
-  static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number, storeSize?: number): Promise<SealedFile> {
+  static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number, storeSize?: number, writeBackMs = WRITE_BACK_DELAY_MS): Promise<SealedFile> {
     const prefix = Buffer.allocUnsafe(storeSize === undefined ? HEADER_BYTES : Math.min(storeSize, HEADER_BYTES + PREFETCH_BYTES));
     const got = await store.read(prefix, 0);
     const header = parseHeader(prefix.subarray(0, got));
@@ -88,7 +103,7 @@ export class SealedFile {
       throw new FormatError('bad-header', `header says chunk size ${header.chunkSize}, the vault uses ${chunkSize}`);
     }
     const size = plainSizeOf(storeSize ?? (await store.size()), header.chunkSize);
-    const file = new SealedFile(store, new FileCipher(ctx, header), size);
+    const file = new SealedFile(store, new FileCipher(ctx, header), size, writeBackMs);
     if (got > HEADER_BYTES) file.prefetched = { bytes: prefix.subarray(HEADER_BYTES, got), at: Date.now() };
     return file;
   }
@@ -118,27 +133,28 @@ export class SealedFile {
   }
 
   private lastIndex(size: number): number {
-    return size === 0 ? 0 : Math.floor((size - 1) / this.chunkSize);
+    return lastChunkIndex(size, this.chunkSize);
   }
 
   private batchChunks(): number {
-    return Math.max(1, Math.floor(BATCH_BYTES / this.chunkSize));
+    return chunksPerBatch(BATCH_BYTES, this.chunkSize);
   }
 
   /** Plaintext of chunks first..last of a file whose plaintext size is `size`. */
   private async readChunks(first: number, last: number, size: number): Promise<Uint8Array> {
     const C = this.chunkSize;
-    const plainLength = Math.min((last + 1) * C, size) - first * C;
-    const length = FileCipher.sealedLength(plainLength, C);
+    const range = chunksPlainRange(first, last, size, C);
+    const length = runSealedLength(range.end - range.start, C);
     const offset = sealedChunkOffset(first, C);
     const pre = this.prefetched;
-    if (pre && Date.now() - pre.at < READ_CACHE_MS && offset - HEADER_BYTES + length <= pre.bytes.length) {
-      return this.cipher.open(first, last === this.lastIndex(size), pre.bytes.subarray(offset - HEADER_BYTES, offset - HEADER_BYTES + length));
+    const prefetchedAt = runChunkOffset(first, C); // the prefetched bytes start after the header
+    if (pre && Date.now() - pre.at < READ_CACHE_MS && prefetchedAt + length <= pre.bytes.length) {
+      return this.cipher.open(first, last === this.lastIndex(size), pre.bytes.subarray(prefetchedAt, prefetchedAt + length));
     }
     const sealed = Buffer.allocUnsafe(length);
     const got = await this.store.read(sealed, offset);
     if (got < sealed.length) {
-      const chunk = first + Math.floor(got / (C + CHUNK_OVERHEAD));
+      const chunk = first + runChunkAt(got, C);
       throw new FormatError('truncated', `file ends inside chunk ${chunk}: it was cut short`, chunk);
     }
     return this.cipher.open(first, last === this.lastIndex(size), sealed);
@@ -150,11 +166,11 @@ export class SealedFile {
       const size = this.plainSize;
       const end = Math.min(size, position + length);
       if (position >= end) return new Uint8Array(0);
-      const C = this.chunkSize;
-      const first = Math.floor(position / C);
+      const first = chunkIndexAt(position, this.chunkSize);
       const last = this.lastIndex(end);
       const plain = await this.cachedChunks(first, last, size);
-      return plain.subarray(position - first * C, end - first * C);
+      const start = chunkPlainStart(first, this.chunkSize);
+      return plain.subarray(position - start, end - start);
     });
   }
 
@@ -167,10 +183,10 @@ export class SealedFile {
     const C = this.chunkSize;
     const ahead = this.readAhead;
     if (ahead && Date.now() - ahead.at < READ_CACHE_MS && ahead.first <= first) {
-      const cachedEnd = ahead.first * C + ahead.plain.length;
-      if (cachedEnd >= Math.min((last + 1) * C, size)) return ahead.plain.subarray((first - ahead.first) * C);
+      const cachedEnd = chunkPlainStart(ahead.first, C) + ahead.plain.length;
+      if (cachedEnd >= chunksPlainRange(first, last, size, C).end) return ahead.plain.subarray(chunkPlainStart(first - ahead.first, C));
     }
-    const wanted = Math.max(last, first + Math.floor(READ_AHEAD_BYTES / C) - 1);
+    const wanted = Math.max(last, first + chunksPerBatch(READ_AHEAD_BYTES, C) - 1);
     const until = Math.min(wanted, this.lastIndex(size));
     let plain: Uint8Array;
     try {
@@ -187,10 +203,11 @@ export class SealedFile {
   private async readRange(first: number, last: number, size: number): Promise<Uint8Array> {
     if (last - first < this.batchChunks()) return this.readChunks(first, last, size);
     const C = this.chunkSize;
-    const out = Buffer.allocUnsafe(Math.min((last + 1) * C, size) - first * C);
+    const range = chunksPlainRange(first, last, size, C);
+    const out = Buffer.allocUnsafe(range.end - range.start);
     for (let a = first; a <= last; a += this.batchChunks()) {
       const b = Math.min(last, a + this.batchChunks() - 1);
-      out.set(await this.readChunks(a, b, size), (a - first) * C);
+      out.set(await this.readChunks(a, b, size), chunkPlainStart(a - first, C));
     }
     return out;
   }
@@ -203,7 +220,7 @@ export class SealedFile {
       if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
         await this.startPending(position);
         this.gather(position, data);
-        this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), WRITE_BACK_DELAY_MS);
+        this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), this.writeBackMs);
         this.pendingTimer.unref();
         return;
       }
@@ -217,11 +234,11 @@ export class SealedFile {
    * fails at once rather than at the later write-back.
    */
   private async startPending(position: number): Promise<void> {
-    const C = this.chunkSize;
-    const chunk = Math.floor(position / C);
-    const head = chunk * C < position ? (await this.readChunks(chunk, chunk, this.plainSize)).subarray(0, position - chunk * C) : undefined;
-    this.pending = { start: chunk * C, data: Buffer.allocUnsafe(64 * 1024), length: 0 };
-    if (head) this.gather(chunk * C, head);
+    const chunk = chunkIndexAt(position, this.chunkSize);
+    const start = chunkPlainStart(chunk, this.chunkSize);
+    const head = start < position ? (await this.readChunks(chunk, chunk, this.plainSize)).subarray(0, position - start) : undefined;
+    this.pending = { start, data: Buffer.allocUnsafe(64 * 1024), length: 0 };
+    if (head) this.gather(start, head);
   }
 
   /** Adds a write to the gathered ones when it continues or overlaps them; false otherwise. */
@@ -273,13 +290,12 @@ export class SealedFile {
     const newLast = this.lastIndex(newSize);
     // Growing the file moves the final flag, so the old last chunk is re-sealed even
     // when the new bytes start in the chunk after it.
-    let first = Math.floor(Math.min(position, size) / C);
+    let first = chunkIndexAt(Math.min(position, size), C);
     if (newSize > size) first = Math.min(first, this.lastIndex(size));
     const last = this.lastIndex(end);
     for (let a = first; a <= last; a += this.batchChunks()) {
       const b = Math.min(last, a + this.batchChunks() - 1);
-      const regionStart = a * C;
-      const regionEnd = Math.min((b + 1) * C, newSize);
+      const { start: regionStart, end: regionEnd } = chunksPlainRange(a, b, newSize, C);
       const plain = new Uint8Array(regionEnd - regionStart);
       for (const c of new Set([a === first ? a : -1, b === last ? b : -1])) {
         if (c >= 0) await this.keepOldBytes(c, size, position, end, plain, regionStart);
@@ -295,9 +311,7 @@ export class SealedFile {
 
   /** Copies into `plain` the old bytes of chunk `c` that the write does not replace. */
   private async keepOldBytes(c: number, size: number, position: number, end: number, plain: Uint8Array, regionStart: number) {
-    const C = this.chunkSize;
-    const oldStart = c * C;
-    const oldEnd = Math.min((c + 1) * C, size);
+    const { start: oldStart, end: oldEnd } = chunksPlainRange(c, c, size, this.chunkSize);
     if (oldEnd <= oldStart) return;
     if (position <= oldStart && end >= oldEnd) return;
     const old = await this.readChunks(c, c, size);
@@ -314,7 +328,7 @@ export class SealedFile {
       if (newSize > size) return this.writeLocked(newSize, new Uint8Array(0));
       const C = this.chunkSize;
       const last = this.lastIndex(newSize);
-      const keep = newSize - last * C;
+      const keep = newSize - chunkPlainStart(last, C);
       const plain = newSize === 0 ? new Uint8Array(0) : (await this.readChunks(last, last, size)).subarray(0, keep);
       const sealed = await this.cipher.seal(last, true, plain);
       await this.store.write(sealed, sealedChunkOffset(last, C));

@@ -1,8 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { CHUNK_OVERHEAD } from './ciphers.js';
 import { contentContext, newFileHeader, type ContentContext, type ContentOptions } from './context.js';
 import { FormatError } from './errors.js';
 import { FileCipher } from './filecipher.js';
+import { batchesToRelease, finalTailDefect, runSealedLength } from './geometry.js';
 import { HEADER_BYTES, parseHeader } from './header.js';
 
 /** Chunks sealed or opened per backend call while streaming (bounds memory, amortises calls). */
@@ -63,7 +63,7 @@ export class EncryptStream extends Transform {
     this.pending.push(chunk);
     const batch = cipher.chunkSize * STREAM_BATCH_CHUNKS;
     const work = async () => {
-      while (this.pending.length > batch) {
+      while (batchesToRelease(this.pending.length, batch) > 0) {
         this.push(await cipher.seal(this.nextIndex, false, this.pending.take(batch)));
         this.nextIndex += STREAM_BATCH_CHUNKS;
       }
@@ -102,8 +102,8 @@ export class DecryptStream extends Transform {
         if (this.pending.length < HEADER_BYTES) return;
         this.cipher = new FileCipher(this.ctx, parseHeader(this.pending.take(HEADER_BYTES)));
       }
-      const batch = (this.cipher.chunkSize + CHUNK_OVERHEAD) * STREAM_BATCH_CHUNKS;
-      while (this.pending.length > batch) {
+      const batch = runSealedLength(this.cipher.chunkSize * STREAM_BATCH_CHUNKS, this.cipher.chunkSize);
+      while (batchesToRelease(this.pending.length, batch) > 0) {
         this.push(await this.cipher.open(this.nextIndex, false, this.pending.take(batch)));
         this.nextIndex += STREAM_BATCH_CHUNKS;
       }
@@ -118,19 +118,16 @@ export class DecryptStream extends Transform {
         throw new FormatError('truncated', 'input ends inside the header');
       }
       const rest = this.pending.take(this.pending.length);
-      const stored = this.cipher.chunkSize + CHUNK_OVERHEAD;
-      const lastLength = rest.length % stored;
-      if (rest.length === 0) {
-        const where = this.nextIndex === 0 ? 'right after the header' : `after chunk ${this.nextIndex - 1}`;
-        throw new FormatError('truncated', `input ends ${where} with no final chunk: it was cut short`, this.nextIndex);
-      }
-      if (lastLength !== 0 && lastLength < CHUNK_OVERHEAD) {
-        const index = this.nextIndex + Math.floor(rest.length / stored);
-        throw new FormatError('truncated', `chunk ${index} is ${lastLength} bytes, shorter than nonce and tag: input was cut short`, index);
-      }
-      if (lastLength === CHUNK_OVERHEAD && (rest.length > stored || this.nextIndex > 0)) {
-        const index = this.nextIndex + Math.floor(rest.length / stored);
-        throw new FormatError('bad-size', `chunk ${index} is an empty chunk after full ones, which sealfs never writes`, index);
+      const defect = finalTailDefect(this.nextIndex, rest.length, this.cipher.chunkSize);
+      switch (defect?.defect) {
+        case 'no-chunk': {
+          const where = this.nextIndex === 0 ? 'right after the header' : `after chunk ${this.nextIndex - 1}`;
+          throw new FormatError('truncated', `input ends ${where} with no final chunk: it was cut short`, defect.chunk);
+        }
+        case 'short-chunk':
+          throw new FormatError('truncated', `chunk ${defect.chunk} is ${defect.lastStored} bytes, shorter than nonce and tag: input was cut short`, defect.chunk);
+        case 'empty-chunk':
+          throw new FormatError('bad-size', `chunk ${defect.chunk} is an empty chunk after full ones, which sealfs never writes`, defect.chunk);
       }
       return this.cipher.open(this.nextIndex, true, rest);
     };

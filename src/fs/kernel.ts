@@ -1,68 +1,52 @@
 /**
  * The kernel side of a mount: requests of libfuse3's low-level API (native/fuse), which name
- * files by node id, turned into the path-based FuseOps calls of src/fs/fuseops.ts.
- *
- * The node table is what libfuse's high-level API keeps in C: one node per name the kernel
- * has looked up, holding its parent and name (so renaming a directory moves everything below
- * it at once) and the kernel's lookup count (a node lives until the kernel forgets it). A
- * node whose name was unlinked or renamed over stays usable through its open file handles.
+ * files by node id, each answered by one PlainFs call and one reply. Nodes are tracked in
+ * src/fs/nodetable.ts, errors become errno values in src/fs/errno.ts; the opcode, stat and
+ * statfs layouts come from the addon itself.
  */
-import { existsSync } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../packageroot.js';
-import type { Owner, PlainStat } from '../vault/plainfs.js';
-import { E, type FuseCallback, type FuseOps } from './fuseops.js';
+import type { Owner, PlainFs, PlainStat, PlainStatfs } from '../vault/plainfs.js';
+import type { MountSettings } from '../vault/settings.js';
+import { errno } from '../vault/tree.js';
+import { ERRNO, errnoOf } from './errno.js';
+import { NodeTable, type Node } from './nodetable.js';
 
-/** Opcodes, as native/fuse/sealfs_fuse.c numbers them. */
-const OP = {
-  END: 0,
-  LOOKUP: 1,
-  FORGET: 2,
-  GETATTR: 3,
-  SETATTR: 4,
-  READLINK: 5,
-  MKDIR: 6,
-  UNLINK: 7,
-  RMDIR: 8,
-  SYMLINK: 9,
-  RENAME: 10,
-  LINK: 11,
-  OPEN: 12,
-  READ: 13,
-  WRITE: 14,
-  FLUSH: 15,
-  RELEASE: 16,
-  FSYNC: 17,
-  OPENDIR: 18,
-  READDIR: 19,
-  RELEASEDIR: 20,
-  STATFS: 21,
-  CREATE: 22,
-} as const;
-
-/** setattr's to_set bits (fuse_lowlevel.h). */
-const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8 } as const;
-const RENAME_NOREPLACE = 1;
-
-/** How long the kernel may trust attributes and names before asking again (seconds). */
-const ATTR_TIMEOUT_S = 1;
-const ENTRY_TIMEOUT_S = 1;
-const ROOT_ID = 1;
 /** Writes in flight that get a slot of the write arena; more get buffers of their own. */
 const WRITE_SLOTS = 16;
-/** Reads up to this size get a reused buffer (the kernel asks for 128 KiB at a time). */
-const POOLED_READ_BYTES = 128 * 1024;
+
+type OpName =
+  | 'END' | 'LOOKUP' | 'FORGET' | 'GETATTR' | 'SETATTR' | 'READLINK' | 'MKDIR' | 'UNLINK' | 'RMDIR' | 'SYMLINK' | 'RENAME'
+  | 'LINK' | 'OPEN' | 'READ' | 'WRITE' | 'FLUSH' | 'RELEASE' | 'FSYNC' | 'OPENDIR' | 'READDIR' | 'RELEASEDIR' | 'STATFS'
+  | 'CREATE';
+type StatField =
+  | 'INO' | 'MODE' | 'NLINK' | 'UID' | 'GID' | 'RDEV' | 'SIZE' | 'BLKSIZE' | 'BLOCKS'
+  | 'ATIME_S' | 'ATIME_NS' | 'MTIME_S' | 'MTIME_NS' | 'CTIME_S' | 'CTIME_NS';
+type StatfsField = 'BSIZE' | 'FRSIZE' | 'BLOCKS' | 'BFREE' | 'BAVAIL' | 'FILES' | 'FFREE' | 'NAMEMAX';
+type SetattrBit = 'MODE' | 'UID' | 'GID' | 'SIZE' | 'ATIME' | 'MTIME' | 'ATIME_NOW' | 'MTIME_NOW';
 
 type Session = object;
 type Handler = (op: number, id: number, ...args: unknown[]) => void;
 
 /** native/fuse/sealfs_fuse.c. Reply functions return false when the request is no longer outstanding. */
 interface Binding {
+  /** The handler's first argument, by name. */
+  readonly opcodes: Readonly<Record<OpName, number>>;
+  /** Index of each field in the Float64Array of a stat reply. */
+  readonly statFields: Readonly<Record<StatField, number>>;
+  /** Index of each field in the Float64Array of a statfs reply. */
+  readonly statfsFields: Readonly<Record<StatfsField, number>>;
+  /** setattr's to_set bits (fuse_lowlevel.h). */
+  readonly setattrBits: Readonly<Record<SetattrBit, number>>;
+  /** rename's flags (renameat2). */
+  readonly renameFlags: Readonly<Record<'NOREPLACE' | 'EXCHANGE', number>>;
   /** `arena`: whole maxWrite-sized slots that hold write data until releaseWrite. */
   mount(mountpoint: string, options: string, maxWrite: number, handler: Handler, arena: ArrayBuffer): Session;
   close(session: Session): void;
   releaseWrite(session: Session, slot: number): void;
+  /** `errno` positive; 0 answers success for operations without data. */
   replyErr(id: number, errno: number): boolean;
   replyEntry(id: number, node: number, generation: number, stat: Float64Array, attrTimeout: number, entryTimeout: number): boolean;
   replyCreate(id: number, node: number, generation: number, stat: Float64Array, attrTimeout: number, entryTimeout: number, fh: number): boolean;
@@ -86,103 +70,55 @@ export function loadFuseBinding(): Binding {
   if (binding) return binding;
   const path = join(packageRoot(), FUSE_ADDON_PATH);
   if (!existsSync(path)) throw new Error(`${path} is not built: install libfuse3-dev, then run \`npm run build\``);
-  binding = createRequire(import.meta.url)(path) as Binding;
+  const loaded = createRequire(import.meta.url)(path) as Partial<Binding>;
+  for (const table of ['opcodes', 'statFields', 'statfsFields', 'setattrBits', 'renameFlags'] as const) {
+    if (typeof loaded[table] !== 'object') throw new Error(`${path} is an older build without its ${table} table: run \`npm run build\``);
+  }
+  binding = loaded as Binding;
   return binding;
 }
 
-// ---------------------------------------------------------------------------- nodes
+// ---------------------------------------------------------------------------- attributes
 
-interface Node {
-  readonly id: number;
-  /** undefined for the root and for a node whose name is gone (unlinked or replaced). */
-  parent: Node | undefined;
-  name: string;
-  lookups: number;
-  /** Where a node whose name is gone last was: for log lines of its open handles. */
-  lastPath?: string;
-  /** Open file handles: a node whose name is gone is still reached through them. */
-  handles?: Set<number>;
+const UINT32 = 2 ** 32;
+const clamp32 = (n: number) => Math.max(0, Math.min(UINT32 - 1, Math.floor(n)));
+
+/**
+ * What statfs reports: block counts stay within 32 bits (what older statfs callers handle), so
+ * the fragment size grows until they fit.
+ */
+export function statfsFigures(st: PlainStatfs): Record<StatfsField, number> {
+  let frsize = st.bsize;
+  let scale = 1;
+  while (st.blocks / scale >= UINT32 && frsize * 2 < UINT32) {
+    scale *= 2;
+    frsize *= 2;
+  }
+  const fit = (n: number) => Math.min(UINT32 - 1, Math.floor(n / scale));
+  return {
+    BSIZE: clamp32(st.bsize),
+    FRSIZE: clamp32(frsize),
+    BLOCKS: fit(st.blocks),
+    BFREE: fit(st.bfree),
+    BAVAIL: fit(st.bavail),
+    FILES: clamp32(st.files),
+    FFREE: clamp32(st.ffree),
+    NAMEMAX: st.namemax,
+  };
 }
 
-class NodeTable {
-  private readonly byId = new Map<number, Node>();
-  private readonly byName = new Map<string, Node>();
-  private nextId = ROOT_ID + 1;
-  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1 };
-
-  constructor() {
-    this.byId.set(ROOT_ID, this.root);
-  }
-
-  private static key(parent: Node, name: string): string {
-    return `${parent.id}/${name}`;
-  }
-
-  get(id: number): Node | undefined {
-    return this.byId.get(id);
-  }
-
-  /** The node's plaintext path, or undefined when its name (or an ancestor's) is gone. */
-  path(node: Node): string | undefined {
-    if (node === this.root) return '/';
-    const parts: string[] = [];
-    for (let n: Node | undefined = node; n !== this.root; n = n.parent) {
-      if (!n) return undefined;
-      parts.push(n.name);
-    }
-    return '/' + parts.reverse().join('/');
-  }
-
-  childPath(parent: Node, name: string): string | undefined {
-    const base = this.path(parent);
-    return base === undefined ? undefined : base === '/' ? `/${name}` : `${base}/${name}`;
-  }
-
-  /** The node for parent/name, created if needed, with one more kernel lookup. */
-  remember(parent: Node, name: string): Node {
-    const key = NodeTable.key(parent, name);
-    let node = this.byName.get(key);
-    if (!node) {
-      node = { id: this.nextId++, parent, name, lookups: 0 };
-      this.byName.set(key, node);
-      this.byId.set(node.id, node);
-    }
-    node.lookups++;
-    return node;
-  }
-
-  forget(id: number, lookups: number): void {
-    const node = this.byId.get(id);
-    if (!node || node === this.root) return;
-    node.lookups -= lookups;
-    if (node.lookups > 0) return;
-    this.byId.delete(id);
-    if (node.parent && this.byName.get(NodeTable.key(node.parent, node.name)) === node) {
-      this.byName.delete(NodeTable.key(node.parent, node.name));
-    }
-  }
-
-  /** parent/name no longer exists: its node (if any) keeps serving open handles only. */
-  detach(parent: Node, name: string): void {
-    const key = NodeTable.key(parent, name);
-    const node = this.byName.get(key);
-    if (!node) return;
-    node.lastPath = this.path(node);
-    this.byName.delete(key);
-    node.parent = undefined;
-  }
-
-  move(parent: Node, name: string, newParent: Node, newName: string): void {
-    this.detach(newParent, newName);
-    const key = NodeTable.key(parent, name);
-    const node = this.byName.get(key);
-    if (!node) return;
-    this.byName.delete(key);
-    node.parent = newParent;
-    node.name = newName;
-    this.byName.set(NodeTable.key(newParent, newName), node);
-  }
+/** A table's fields laid out in a Float64Array as the addon numbers them. */
+function laidOut<K extends string>(fields: Readonly<Record<K, number>>, values: Readonly<Record<K, number>>): Float64Array {
+  const out = new Float64Array(Object.keys(fields).length);
+  for (const name of Object.keys(fields) as K[]) out[fields[name]] = values[name];
+  return out;
 }
+
+const seconds = (time: Date) => Math.floor(time.getTime() / 1000);
+const nanoseconds = (time: Date) => Math.round((time.getTime() - seconds(time) * 1000) * 1e6);
+
+/** A setattr time from the addon: ms since the epoch, or NaN for a time to leave as it is. */
+const setTime = (ms: number): Date | undefined => (Number.isNaN(ms) ? undefined : new Date(ms));
 
 // ---------------------------------------------------------------------------- replies
 
@@ -193,90 +129,77 @@ type Reply =
   | { readonly kind: 'attr'; readonly stat: Float64Array }
   | { readonly kind: 'open'; readonly fh: number }
   | { readonly kind: 'write'; readonly count: number }
-  | { readonly kind: 'buf'; readonly bytes: Buffer; readonly length: number }
+  | { readonly kind: 'buf'; readonly bytes: Uint8Array; readonly length: number }
   | { readonly kind: 'readlink'; readonly target: string }
   | { readonly kind: 'statfs'; readonly numbers: Float64Array }
   | { readonly kind: 'dirents'; readonly names: readonly string[]; readonly start: number; readonly size: number };
 
 const OK: Reply = { kind: 'err', errno: 0 };
-const fail = (code: number): Reply => ({ kind: 'err', errno: -code });
-
-/** A FuseOps call as a promise of its status and results. */
-type Call = (cb: FuseCallback) => void;
-function call(fn: Call): Promise<[number, ...unknown[]]> {
-  return new Promise((resolvePromise) => fn((code, ...results) => resolvePromise([code, ...results])));
-}
-
-function setTime(out: Float64Array, at: number, time: Date): void {
-  const ms = time.getTime();
-  const seconds = Math.floor(ms / 1000);
-  out[at] = seconds;
-  out[at + 1] = Math.round((ms - seconds * 1000) * 1e6);
-}
-
-/** The stat layout of sealfs_fuse.c, from what FuseOps' getattr answers. */
-function statArray(st: PlainStat): Float64Array {
-  const out = new Float64Array(15);
-  out[0] = st.ino;
-  out[1] = st.mode;
-  out[2] = st.nlink;
-  out[3] = st.uid;
-  out[4] = st.gid;
-  out[5] = 0; // rdev: sealfs holds no device files
-  out[6] = st.size;
-  out[7] = st.blksize;
-  out[8] = st.blocks;
-  setTime(out, 9, st.atime);
-  setTime(out, 11, st.mtime);
-  setTime(out, 13, st.ctime);
-  return out;
-}
+const fail = (code: number): Reply => ({ kind: 'err', errno: code });
 
 export interface KernelOptions {
   /** Options for libfuse, e.g. ['fsname=x', 'allow_other']. */
   readonly options: readonly string[];
   readonly maxWrite: number;
-  /** One line per unexpected error. */
+  /** st_blksize reported to programs: their preferred I/O size (cp, dd, stdio buffers). */
+  readonly blockSize: number;
+  /** How long the kernel may trust attributes and names. */
+  readonly settings: Pick<MountSettings, 'attrTimeoutMs' | 'entryTimeoutMs'>;
+  /**
+   * A secret name that getattr answers (as the root) and nothing lists: the server stats it
+   * to tell its own mount from a later one at the same place.
+   */
+  readonly probeName?: string;
+  /** One line per unexpected error (never file contents, never keys); must not throw. */
   readonly log: (line: string) => void;
   /** The kernel ended the connection: unmounted, or aborted. */
   readonly onEnd: () => void;
 }
 
+/** Requests that have not been answered yet; the mount waits for them before it lets go of files. */
+export interface Inflight {
+  readonly count: number;
+  /** Resolves once no request is being served. */
+  idle(): Promise<void>;
+}
+
 export interface KernelSession {
+  readonly inflight: Inflight;
   /** Stops serving and frees the session (detaching the mount if it is still there). */
   close(): void;
 }
 
 /**
- * Mounts `mountpoint` and serves its requests with `ops` on this thread's event loop until
+ * Mounts `mountpoint` and serves its requests from `fs` on this thread's event loop until
  * the kernel ends the connection or close() is called.
  */
-export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOptions): KernelSession {
+export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOptions): KernelSession {
   const native = loadFuseBinding();
+  const { log } = options;
+  const SET = native.setattrBits;
+  const RENAME = native.renameFlags;
+  const attrTimeout = options.settings.attrTimeoutMs / 1000;
+  const entryTimeout = options.settings.entryTimeoutMs / 1000;
   const nodes = new NodeTable();
   const dirs = new Map<number, readonly string[]>();
-  const readBuffers: Buffer[] = [];
   let nextDir = 1;
   let closed = false;
 
-  /** An error that serve() answers as ENOENT without a log line. */
-  const gone = (what: string) => Object.assign(new Error(what), { errno: E.ENOENT });
+  /** An error answered as ENOENT without a log line. */
   const node = (id: number): Node => {
     const n = nodes.get(id);
-    if (!n) throw gone(`unknown node ${id}`);
+    if (!n) throw errno('ENOENT', `unknown node ${id}`);
     return n;
   };
   /** The path of a node that still has its name; ENOENT otherwise. */
   const pathOf = (n: Node): string => {
     const p = nodes.path(n);
-    if (p === undefined) throw gone('no longer exists');
+    if (p === undefined) throw errno('ENOENT', `${n.lastPath ?? `node ${n.id}`} no longer exists`);
     return p;
   };
-  /** For handle operations: a node without a name is still served through its handle. */
-  const handlePath = (n: Node): string => nodes.path(n) ?? n.lastPath ?? '(deleted)';
   const childPath = (parent: Node, name: string): string => {
     const p = nodes.childPath(parent, name);
-    if (p === undefined) throw gone('parent no longer exists');
+    if (p === undefined) throw errno('ENOENT', `the parent of ${name} no longer exists`);
     return p;
   };
 
@@ -289,190 +212,199 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
     return { uid: caller[0], gid: caller[1] };
   };
 
-  const opened = (n: Node, fh: number): void => {
-    (n.handles ??= new Set()).add(fh);
-  };
-  const anyHandle = (n: Node): number | undefined => n.handles?.values().next().value;
+  const statArray = (st: PlainStat): Float64Array =>
+    laidOut(native.statFields, {
+      INO: st.ino,
+      MODE: st.mode,
+      NLINK: st.nlink,
+      UID: st.uid,
+      GID: st.gid,
+      RDEV: 0, // sealfs holds no device files
+      SIZE: st.size,
+      BLKSIZE: options.blockSize,
+      BLOCKS: st.blocks,
+      ATIME_S: seconds(st.atime),
+      ATIME_NS: nanoseconds(st.atime),
+      MTIME_S: seconds(st.mtime),
+      MTIME_NS: nanoseconds(st.mtime),
+      CTIME_S: seconds(st.ctime),
+      CTIME_NS: nanoseconds(st.ctime),
+    });
 
-  const stat = async (path: string, fh?: number): Promise<[number, Float64Array?]> => {
-    const [code, st] = await call((cb) => (fh !== undefined && fh >= 0 ? ops.fgetattr(path, fh, cb) : ops.getattr(path, cb)));
-    return code < 0 ? [code] : [0, statArray(st as PlainStat)];
-  };
+  const probe = options.probeName === undefined ? undefined : `/${options.probeName}`;
+  /** Attributes by path; the probe name answers as the root. */
+  const statPath = (path: string): Promise<PlainStat> => fs.getattr(path === probe ? '/' : path);
 
   /**
    * A node's attributes, through `fh` when the request names a handle. fstat() reaches the
    * kernel without one: a file whose name is gone is then reached through any handle of it.
    */
   const attrs = async (n: Node, fh: number): Promise<Reply> => {
-    const via = fh >= 0 ? fh : nodes.path(n) === undefined ? anyHandle(n) : undefined;
-    const [code, st] = await stat(via !== undefined ? handlePath(n) : pathOf(n), via);
-    return code < 0 || !st ? fail(code) : { kind: 'attr', stat: st };
+    const via = fh >= 0 ? fh : nodes.path(n) === undefined ? nodes.anyHandle(n) : undefined;
+    const st = via !== undefined ? await fs.fgetattr(via) : await statPath(pathOf(n));
+    return { kind: 'attr', stat: statArray(st) };
   };
 
   /** Attributes of a new or found entry, answered as an entry (one more kernel lookup). */
   const entry = async (parent: Node, name: string, path: string): Promise<Reply> => {
-    const [code, st] = await stat(path);
-    if (code < 0 || !st) return fail(code);
-    return { kind: 'entry', node: nodes.remember(parent, name), stat: st };
+    const stat = statArray(await statPath(path));
+    return { kind: 'entry', node: nodes.remember(parent, name), stat };
   };
 
-  const status = async (fn: Call): Promise<Reply> => {
-    const [code] = await call(fn);
-    return code < 0 ? fail(code) : OK;
-  };
-
-  const handlers: Record<number, (...args: never[]) => Promise<Reply>> = {
-    [OP.LOOKUP]: async (parentId: number, name: string) => {
+  const handlers: { readonly [K in OpName]?: (...args: never[]) => Promise<Reply> } = {
+    LOOKUP: async (parentId: number, name: string) => {
       const parent = node(parentId);
       return entry(parent, name, childPath(parent, name));
     },
 
-    [OP.GETATTR]: async (id: number, fh: number) => attrs(node(id), fh),
+    GETATTR: async (id: number, fh: number) => attrs(node(id), fh),
 
-    [OP.SETATTR]: async (id: number, toSet: number, mode: number, uid: number, gid: number, size: number, atime: number, mtime: number, fh: number) => {
+    SETATTR: async (id: number, toSet: number, mode: number, uid: number, gid: number, size: number, atime: number, mtime: number, fh: number) => {
       const n = node(id);
-      const hasHandle = fh >= 0;
-      const steps: Call[] = [];
-      if (toSet & SET.MODE) steps.push((cb) => ops.chmod(pathOf(n), mode, cb));
-      if (toSet & (SET.UID | SET.GID)) steps.push((cb) => ops.chown(pathOf(n), uid, gid, cb));
-      if (toSet & SET.SIZE) steps.push((cb) => (hasHandle ? ops.ftruncate(handlePath(n), fh, size, cb) : ops.truncate(pathOf(n), size, cb)));
-      if (toSet & (SET.ATIME | SET.MTIME | SET.ATIME_NOW | SET.MTIME_NOW)) steps.push((cb) => ops.utimens(pathOf(n), atime, mtime, cb));
-      for (const step of steps) {
-        const [code] = await call(step);
-        if (code < 0) return fail(code);
-      }
+      if (toSet & SET.MODE) await fs.chmod(pathOf(n), mode & 0o7777);
+      if (toSet & (SET.UID | SET.GID)) await fs.chown(pathOf(n), uid, gid);
+      if (toSet & SET.SIZE) await (fh > 0 ? fs.ftruncate(fh, size) : fs.truncate(pathOf(n), size));
+      if (toSet & (SET.ATIME | SET.MTIME | SET.ATIME_NOW | SET.MTIME_NOW)) await fs.utimens(pathOf(n), setTime(atime), setTime(mtime));
       return attrs(n, fh);
     },
 
-    [OP.READLINK]: async (id: number) => {
-      const [code, target] = await call((cb) => ops.readlink(pathOf(node(id)), cb));
-      return code < 0 ? fail(code) : { kind: 'readlink', target: target as string };
-    },
+    READLINK: async (id: number) => ({ kind: 'readlink', target: await fs.readlink(pathOf(node(id))) }),
 
-    [OP.MKDIR]: async (parentId: number, name: string, mode: number, request: number) => {
+    MKDIR: async (parentId: number, name: string, mode: number, request: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code] = await call((cb) => ops.mkdir(path, mode, cb, ownerOf(request)));
-      return code < 0 ? fail(code) : entry(parent, name, path);
+      await fs.mkdir(path, mode & 0o7777, ownerOf(request));
+      return entry(parent, name, path);
     },
 
-    [OP.UNLINK]: async (parentId: number, name: string) => {
+    UNLINK: async (parentId: number, name: string) => {
       const parent = node(parentId);
-      const reply = await status((cb) => ops.unlink(childPath(parent, name), cb));
-      if (reply === OK) nodes.detach(parent, name);
-      return reply;
+      await fs.unlink(childPath(parent, name));
+      nodes.detach(parent, name);
+      return OK;
     },
 
-    [OP.RMDIR]: async (parentId: number, name: string) => {
+    RMDIR: async (parentId: number, name: string) => {
       const parent = node(parentId);
-      const reply = await status((cb) => ops.rmdir(childPath(parent, name), cb));
-      if (reply === OK) nodes.detach(parent, name);
-      return reply;
+      await fs.rmdir(childPath(parent, name));
+      nodes.detach(parent, name);
+      return OK;
     },
 
-    [OP.SYMLINK]: async (target: string, parentId: number, name: string, request: number) => {
+    SYMLINK: async (target: string, parentId: number, name: string, request: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      const [code] = await call((cb) => ops.symlink(target, path, cb, ownerOf(request)));
-      return code < 0 ? fail(code) : entry(parent, name, path);
+      await fs.symlink(target, path, ownerOf(request));
+      return entry(parent, name, path);
     },
 
-    [OP.RENAME]: async (parentId: number, name: string, newParentId: number, newName: string, flags: number) => {
+    RENAME: async (parentId: number, name: string, newParentId: number, newName: string, flags: number) => {
       const parent = node(parentId);
       const newParent = node(newParentId);
       const from = childPath(parent, name);
       const to = childPath(newParent, newName);
-      if (flags & ~RENAME_NOREPLACE) return fail(E.EINVAL); // RENAME_EXCHANGE, RENAME_WHITEOUT
-      if (flags & RENAME_NOREPLACE) {
-        const [code] = await call((cb) => ops.getattr(to, cb));
-        if (code === 0) return fail(E.EEXIST);
-      }
-      const reply = await status((cb) => ops.rename(from, to, cb));
-      if (reply === OK) nodes.move(parent, name, newParent, newName);
-      return reply;
+      if (flags & ~RENAME.NOREPLACE) return fail(ERRNO.EINVAL!); // RENAME_EXCHANGE, RENAME_WHITEOUT
+      if (flags & RENAME.NOREPLACE && (await fs.getattr(to).then(() => true, () => false))) return fail(ERRNO.EEXIST!);
+      await fs.rename(from, to);
+      nodes.move(parent, name, newParent, newName);
+      return OK;
     },
 
-    [OP.LINK]: async (id: number, newParentId: number, newName: string) => {
+    LINK: async (id: number, newParentId: number, newName: string) => {
       const newParent = node(newParentId);
       const path = childPath(newParent, newName);
-      const [code] = await call((cb) => ops.link(pathOf(node(id)), path, cb));
-      return code < 0 ? fail(code) : entry(newParent, newName, path);
+      await fs.link(pathOf(node(id)), path);
+      return entry(newParent, newName, path);
     },
 
-    [OP.OPEN]: async (id: number, flags: number) => {
+    OPEN: async (id: number, flags: number) => {
       const n = node(id);
-      const [code, fh] = await call((cb) => ops.open(pathOf(n), flags, cb));
-      if (code < 0) return fail(code);
-      opened(n, fh as number);
-      return { kind: 'open', fh: fh as number };
+      const fh = await fs.open(pathOf(n), flags);
+      nodes.opened(n, fh);
+      return { kind: 'open', fh };
     },
 
-    [OP.CREATE]: async (parentId: number, name: string, mode: number, _flags: number, request: number) => {
+    // Opened read-write whatever the caller asked: the kernel checks the caller's access mode itself.
+    CREATE: async (parentId: number, name: string, mode: number, _flags: number, request: number) => {
       const parent = node(parentId);
-      const path = childPath(parent, name);
-      const [code, fh] = await call((cb) => ops.create(path, mode, cb, ownerOf(request)));
-      if (code < 0) return fail(code);
-      const [statCode, st] = await stat(path, fh as number);
-      if (statCode < 0 || !st) {
-        await call((cb) => ops.release(path, fh as number, cb));
-        return fail(statCode);
+      const fh = await fs.create(childPath(parent, name), mode & 0o7777, ownerOf(request), fsConstants.O_RDWR);
+      let stat: Float64Array;
+      try {
+        stat = statArray(await fs.fgetattr(fh));
+      } catch (err) {
+        await fs.release(fh);
+        throw err;
       }
       const created = nodes.remember(parent, name);
-      opened(created, fh as number);
-      return { kind: 'create', node: created, stat: st, fh: fh as number };
+      nodes.opened(created, fh);
+      return { kind: 'create', node: created, stat, fh };
     },
 
-    [OP.READ]: async (id: number, size: number, offset: number, fh: number) => {
-      const bytes = size <= POOLED_READ_BYTES ? (readBuffers.pop() ?? Buffer.allocUnsafe(POOLED_READ_BYTES)) : Buffer.allocUnsafe(size);
-      const [code] = await call((cb) => ops.read(handlePath(node(id)), fh, bytes, size, offset, cb));
-      return code < 0 ? fail(code) : { kind: 'buf', bytes, length: code };
+    // The reply copies the bytes to the kernel before it returns: no buffer of our own needed.
+    READ: async (_id: number, size: number, offset: number, fh: number) => {
+      const bytes = await fs.read(fh, offset, size);
+      return { kind: 'buf', bytes, length: Math.min(bytes.length, size) };
     },
 
-    [OP.WRITE]: async (id: number, data: Uint8Array, offset: number, fh: number, slot: number) => {
+    WRITE: async (_id: number, data: Uint8Array, offset: number, fh: number, slot: number) => {
       try {
-        const [code] = await call((cb) => ops.write(handlePath(node(id)), fh, data, data.length, offset, cb));
-        return code < 0 ? fail(code) : { kind: 'write', count: code };
+        return { kind: 'write', count: await fs.write(fh, offset, data) };
       } finally {
         // PlainFs keeps no reference to written data once the write has resolved.
         if (slot >= 0 && !closed) native.releaseWrite(session, slot);
       }
     },
 
-    [OP.FLUSH]: async (id: number, fh: number) => status((cb) => ops.flush(handlePath(node(id)), fh, cb)),
-
-    [OP.RELEASE]: async (id: number, fh: number) => {
-      const n = nodes.get(id);
-      n?.handles?.delete(fh);
-      return status((cb) => ops.release(n ? handlePath(n) : '(forgotten)', fh, cb));
+    // Writes gathered in memory reach the cipher directory at every close().
+    FLUSH: async (_id: number, fh: number) => {
+      await fs.flush(fh);
+      return OK;
     },
 
-    [OP.FSYNC]: async (id: number, datasync: number, fh: number) => status((cb) => ops.fsync(handlePath(node(id)), datasync, fh, cb)),
+    RELEASE: async (id: number, fh: number) => {
+      const n = nodes.get(id);
+      if (n) nodes.closed(n, fh);
+      await fs.release(fh);
+      return OK;
+    },
 
-    [OP.OPENDIR]: async (id: number) => {
-      const [code, names] = await call((cb) => ops.readdir(pathOf(node(id)), cb));
-      if (code < 0) return fail(code);
+    FSYNC: async (_id: number, _datasync: number, fh: number) => {
+      await fs.fsync(fh);
+      return OK;
+    },
+
+    OPENDIR: async (id: number) => {
+      // '.' and '..' as every POSIX directory lists them (they can never be plaintext names).
+      const names = ['.', '..', ...(await fs.readdir(pathOf(node(id))))];
       const dh = nextDir++;
-      dirs.set(dh, names as string[]);
+      dirs.set(dh, names);
       return { kind: 'open', fh: dh };
     },
 
-    [OP.READDIR]: async (_id: number, size: number, offset: number, dh: number) => {
+    READDIR: async (_id: number, size: number, offset: number, dh: number) => {
       const names = dirs.get(dh);
-      return names ? { kind: 'dirents', names, start: offset, size } : fail(E.EBADF);
+      return names ? { kind: 'dirents', names, start: offset, size } : fail(ERRNO.EBADF!);
     },
 
-    [OP.RELEASEDIR]: async (_id: number, dh: number) => {
+    RELEASEDIR: async (_id: number, dh: number) => {
       dirs.delete(dh);
       return OK;
     },
 
-    [OP.STATFS]: async () => {
-      const [code, st] = await call((cb) => ops.statfs('/', cb));
-      if (code < 0) return fail(code);
-      const s = st as { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number };
-      return { kind: 'statfs', numbers: Float64Array.of(s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.namemax) };
-    },
+    STATFS: async () => ({ kind: 'statfs', numbers: laidOut(native.statfsFields, statfsFigures(await fs.statfs())) }),
   };
+
+  /** For log lines: the request and the path it is about. */
+  const describe = (name: string, args: readonly unknown[]): string => {
+    const at = typeof args[0] === 'number' ? 0 : 1; // symlink's target comes before its parent
+    const n = nodes.get(args[at] as number);
+    const child = args[at + 1];
+    const what = !n ? `node ${String(args[at])}` : typeof child === 'string' ? (nodes.childPath(n, child) ?? child) : nodes.describe(n);
+    return `${name.toLowerCase()} ${what}`;
+  };
+
+  let pending = 0;
+  let waiters: (() => void)[] = [];
 
   const send = (id: number, reply: Reply): void => {
     switch (reply.kind) {
@@ -480,16 +412,17 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
         native.replyErr(id, reply.errno);
         return;
       case 'entry':
-        native.replyEntry(id, reply.node.id, 0, reply.stat, ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S);
+        native.replyEntry(id, reply.node.id, 0, reply.stat, attrTimeout, entryTimeout);
         return;
       case 'create':
-        if (!native.replyCreate(id, reply.node.id, 0, reply.stat, ATTR_TIMEOUT_S, ENTRY_TIMEOUT_S, reply.fh)) {
+        if (!native.replyCreate(id, reply.node.id, 0, reply.stat, attrTimeout, entryTimeout, reply.fh)) {
           // The caller was interrupted before it got the file: nobody will close this handle.
-          void call((cb) => ops.release(handlePath(reply.node), reply.fh, cb));
+          nodes.closed(reply.node, reply.fh);
+          fs.release(reply.fh).catch((err: unknown) => log(`release ${nodes.describe(reply.node)}: ${(err as Error).message}`));
         }
         return;
       case 'attr':
-        native.replyAttr(id, reply.stat, ATTR_TIMEOUT_S);
+        native.replyAttr(id, reply.stat, attrTimeout);
         return;
       case 'open':
         native.replyOpen(id, reply.fh);
@@ -499,8 +432,6 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
         return;
       case 'buf':
         native.replyBuf(id, reply.bytes, reply.length);
-        // The reply copied the bytes to the kernel: the buffer can serve the next read.
-        if (reply.bytes.length === POOLED_READ_BYTES && readBuffers.length < WRITE_SLOTS) readBuffers.push(reply.bytes);
         return;
       case 'readlink':
         native.replyReadlink(id, reply.target);
@@ -514,39 +445,56 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
     }
   };
 
+  /** Exactly one answer per request, whatever happens, and never an exception out to the addon. */
+  const answer = (id: number, reply: Reply, name: string): void => {
+    try {
+      send(id, reply);
+    } catch (err) {
+      log(`${name.toLowerCase()}: answering the kernel failed: ${(err as Error).message}`);
+    }
+    if (--pending === 0 && waiters.length) {
+      const ready = waiters;
+      waiters = [];
+      for (const resolve of ready) resolve();
+    }
+  };
+
+  type Run = (...args: unknown[]) => Promise<Reply>;
+  const byOpcode: { readonly name: OpName; readonly run: Run }[] = [];
+  for (const [name, run] of Object.entries(handlers) as [OpName, Run][]) {
+    const code = native.opcodes[name];
+    if (typeof code !== 'number') throw new Error(`the FUSE addon has no opcode ${name}: run \`npm run build\``);
+    byOpcode[code] = { name, run };
+  }
+
   const serve = (op: number, id: number, args: unknown[]): void => {
-    const handler = handlers[op] as ((...a: unknown[]) => Promise<Reply>) | undefined;
+    const handler = byOpcode[op];
     if (!handler) {
-      native.replyErr(id, -E.ENOSYS);
+      native.replyErr(id, ERRNO.ENOSYS!);
       return;
     }
+    pending++;
     let promise: Promise<Reply>;
     try {
       // The request id comes last: operations that create entries ask whose they are.
-      promise = handler(...args, id);
+      promise = handler.run(...args, id);
     } catch (err) {
       promise = Promise.reject(err);
     }
     promise.then(
-      (reply) => send(id, reply),
-      (err: unknown) => {
-        const errno = (err as { errno?: unknown }).errno;
-        if (typeof errno === 'number' && errno < 0) {
-          send(id, fail(errno));
-          return;
-        }
-        options.log(`request ${op}: ${(err as Error).message}`);
-        send(id, fail(E.EIO));
-      },
+      (reply) => answer(id, reply, handler.name),
+      (err: unknown) => answer(id, fail(errnoOf(err, describe(handler.name, args), log)), handler.name),
     );
   };
 
+  const END = native.opcodes.END;
+  const FORGET = native.opcodes.FORGET;
   const handler: Handler = (op, id, ...args) => {
-    if (op === OP.END) {
+    if (op === END) {
       options.onEnd();
       return;
     }
-    if (op === OP.FORGET) {
+    if (op === FORGET) {
       nodes.forget(args[0] as number, args[1] as number);
       return;
     }
@@ -555,6 +503,12 @@ export function serveKernel(mountpoint: string, ops: FuseOps, options: KernelOpt
 
   const session: Session = native.mount(mountpoint, options.options.join(','), options.maxWrite, handler, new ArrayBuffer(WRITE_SLOTS * options.maxWrite));
   return {
+    inflight: {
+      get count() {
+        return pending;
+      },
+      idle: () => (pending === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
+    },
     close: () => {
       if (closed) return;
       closed = true;

@@ -1,6 +1,6 @@
 /**
- * Mounting a vault (libfuse3, served on this event loop by kernel.ts): the mount point is checked first, the
- * operations come from fuseops.ts, and the mount is watched so that an unmount from outside
+ * Mounting a vault (libfuse3, served on this event loop by kernel.ts straight from PlainFs):
+ * the mount point is checked first, and the mount is watched so that an unmount from outside
  * (`fusermount -u`, `umount`) ends the server cleanly too.
  */
 import { constants } from 'node:fs';
@@ -8,11 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PlainFs } from '../vault/plainfs.js';
-import { useDirectCipherIo } from '../vault/cipherio.js';
 import type { Vault } from '../vault/vault.js';
 import { MountError } from './errors.js';
-import { fuseOps, quiet } from './fuseops.js';
 import { loadFuseBinding, serveKernel, type KernelSession } from './kernel.js';
+import { quiet } from './log.js';
 import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, type MountEntry } from './mountinfo.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
 
@@ -26,6 +25,10 @@ const DRAIN_MS = 10_000;
 const PROBE_MS = 3000;
 
 export interface MountOptions {
+  /**
+   * The vault, opened with the mount's settings (cache times; direct cipher-directory calls,
+   * safe because the cipher directory is outside this mount: the CLI refuses otherwise).
+   */
   readonly vault: Vault;
   readonly mountpoint: string;
   readonly readOnly?: boolean;
@@ -129,17 +132,16 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const log = quiet(options.log);
   const mountpoint = await checkMountpoint(options.mountpoint, { nonEmpty: options.nonEmpty });
   await checkFuseAvailable(options);
-  // The cipher directory is outside this mount (the CLI refuses otherwise), so this
-  // process may make direct system calls there without ever waiting on itself.
-  useDirectCipherIo();
   const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log });
   const probeName = `.sealfs-probe-${randomBytes(16).toString('hex')}`;
-  const ops = fuseOps(fs, { log, blockSize: MAX_WRITE, probeName });
   let session: KernelSession;
   try {
-    session = serveKernel(mountpoint, ops, {
+    session = serveKernel(mountpoint, fs, {
       options: fuseOptionList({ cipherDir: options.vault.cipherDir, ...options }),
       maxWrite: MAX_WRITE,
+      blockSize: MAX_WRITE,
+      settings: options.vault.settings,
+      probeName,
       log,
       onEnd: () => void check(),
     });
@@ -162,8 +164,8 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
     if (finished) return;
     finished = true;
     clearInterval(timer);
-    const drained = await Promise.race([ops.inflight.idle().then(() => true), delay(DRAIN_MS).then(() => false)]);
-    if (!drained) log(`${ops.inflight.count} request(s) still unanswered after ${DRAIN_MS / 1000} s; closing files anyway`);
+    const drained = await Promise.race([session.inflight.idle().then(() => true), delay(DRAIN_MS).then(() => false)]);
+    if (!drained) log(`${session.inflight.count} request(s) still unanswered after ${DRAIN_MS / 1000} s; closing files anyway`);
     try {
       await fs.releaseAll();
     } catch (err) {

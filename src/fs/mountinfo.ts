@@ -7,8 +7,6 @@ import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export interface MountEntry {
-  /** The kernel's id of this mount: unlike the device number, not handed to the next mount. */
-  readonly mountId: string;
   /** Mount point, unescaped. */
   readonly mountpoint: string;
   /** "major:minor" of the mounted device; for FUSE the minor is the connection number. */
@@ -32,7 +30,6 @@ export function parseMountinfo(text: string): MountEntry[] {
     const separator = fields.indexOf('-', 6);
     if (separator < 0 || fields.length < separator + 3) continue;
     entries.push({
-      mountId: fields[0]!,
       device: fields[2]!,
       mountpoint: unescape(fields[4]!),
       fstype: fields[separator + 1]!,

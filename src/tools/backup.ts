@@ -8,13 +8,14 @@ import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { chmod, copyFile, lchown, lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { CliError, EXIT } from '../cli/exit.js';
+import { basename, dirname, join, resolve } from 'node:path';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
-import { isSyncClientFile } from '../vault/control.js';
+import { isSyncClientFile } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
-import { VAULT_FILE } from '../vault/vaultfile.js';
+import { isInside, stateDir } from '../vault/paths.js';
+import { readVaultFile, VAULT_FILE, type StoredVaultFile } from '../vault/vaultfile.js';
+import { ToolError } from './errors.js';
 import { remoteJoin, runRclone, type RcloneOptions, type RcloneStats } from './rclone.js';
 import {
   scrubVault,
@@ -27,7 +28,6 @@ import {
   type ScrubProblem,
   type ScrubResult,
 } from './scrub.js';
-import { stateDir } from './scrubstate.js';
 
 // ---------------------------------------------------------------------------------------
 // Keys must never travel with the backup
@@ -38,11 +38,6 @@ const RECOVERY_KEY = /\b[0-9A-HJKMNP-TV-Z]{5}(?:-[0-9A-HJKMNP-TV-Z]{5}){10}\b/i;
 const KEYGEN_FILE = new RegExp(`${KEY_FILE_PREFIX}\\s*[0-9a-fA-F]{64}`);
 const KEYSTORE_FILE = new RegExp(`"format"\\s*:\\s*"${KEYSTORE_FORMAT}"`);
 const RAW_KEY_BYTES = 32;
-
-export function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}
 
 /** What a file's first bytes say about it holding key material, if anything. */
 function keyMaterialIn(head: Buffer, size: number): string | undefined {
@@ -100,14 +95,14 @@ export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly 
   return findings;
 }
 
-/** Refuses (exit 8) when any key material lies inside the cipher directory. */
+/** Refuses (ToolError 'keys-inside') when any key material lies inside the cipher directory. */
 export async function assertNoKeysInside(cipherDir: string, keystoreDirs: readonly string[]): Promise<void> {
   const findings = await findKeyMaterial(cipherDir, keystoreDirs);
   if (findings.length === 0) return;
-  throw new CliError(
+  throw new ToolError(
+    'keys-inside',
     `refusing to back up ${cipherDir}: key material inside the cipher directory would be shipped with the ciphertext ` +
       `(the key on top of the safe). Move it out first: ${findings.slice(0, 3).join('; ')}${findings.length > 3 ? `; and ${findings.length - 3} more` : ''}`,
-    EXIT.UNSAFE,
   );
 }
 
@@ -170,8 +165,33 @@ export async function fetchFromRemote(remote: string, rels: readonly string[], w
 }
 
 /** A private temporary folder (0700) for downloads; TMPDIR chooses where. */
-export function tempFolder(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+export function tempFolder(prefix: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return mkdtemp(join(env.TMPDIR || tmpdir(), prefix));
+}
+
+function noVaultIn(remote: string): ToolError {
+  return new ToolError('no-vault', `${remote} holds no sealfs vault (no ${VAULT_FILE}); nothing was restored`);
+}
+
+/**
+ * The vault file of the backup at REMOTE, read (not yet verified: that needs the key);
+ * undefined when the backup has none. Nothing else is downloaded.
+ */
+export async function readBackupVaultFile(remote: string, options: RcloneOptions = {}): Promise<StoredVaultFile | undefined> {
+  const work = await tempFolder('sealfs-vaultfile-', options.env);
+  try {
+    const { dir, arrived } = await fetchFromRemote(remote, [VAULT_FILE], work, options);
+    return arrived.size ? await readVaultFile(dir) : undefined;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Like readBackupVaultFile, but a backup without a vault file is an error. */
+export async function requireBackupVaultFile(remote: string, options: RcloneOptions = {}): Promise<StoredVaultFile> {
+  const stored = await readBackupVaultFile(remote, options);
+  if (!stored) throw noVaultIn(remote);
+  return stored;
 }
 
 export interface VerifyRemoteOptions extends RcloneOptions {
@@ -189,7 +209,7 @@ export interface VerifyRemoteOptions extends RcloneOptions {
  * `sealfs scrub` would, reporting REMOTE paths; the temporary folder is always removed.
  */
 export async function verifyRemote(options: VerifyRemoteOptions): Promise<ScrubResult & { downloaded: TransferSummary }> {
-  const dir = await tempFolder('sealfs-verify-');
+  const dir = await tempFolder('sealfs-verify-', options.env);
   try {
     const downloaded = await downloadRemote(options.remote, dir, options);
     await options.onScrubStart?.(downloaded, dir);
@@ -226,10 +246,10 @@ async function isEmptyFolder(dir: string): Promise<boolean | undefined> {
 export async function checkRestoreTarget(cipherDir: string): Promise<void> {
   const empty = await isEmptyFolder(cipherDir);
   if (empty === false) {
-    throw new CliError(`${cipherDir} exists and is not an empty folder; restore needs a new or empty folder (nothing is ever overwritten)`, EXIT.IO);
+    throw new ToolError('target', `${cipherDir} exists and is not an empty folder; restore needs a new or empty folder (nothing is ever overwritten)`);
   }
   if (empty === undefined && !(await stat(dirname(resolve(cipherDir))).then((s) => s.isDirectory(), () => false))) {
-    throw new CliError(`${dirname(resolve(cipherDir))}: no such folder (create it first, or check the path)`, EXIT.IO);
+    throw new ToolError('target', `${dirname(resolve(cipherDir))}: no such folder (create it first, or check the path)`);
   }
 }
 
@@ -245,7 +265,7 @@ export async function restoreCipherDir(remote: string, cipherDir: string, option
   try {
     const summary = await downloadRemote(remote, staging, options);
     if (!(await lstat(join(staging, VAULT_FILE)).then(() => true, () => false))) {
-      throw new CliError(`${remote} holds no sealfs vault (no ${VAULT_FILE}); nothing was restored`, EXIT.VAULT);
+      throw noVaultIn(remote);
     }
     await checkRestoreTarget(target);
     if ((await isEmptyFolder(target)) === undefined) {
@@ -297,8 +317,8 @@ export interface RepairOptions extends RcloneOptions {
 }
 
 /** Where damaged copies of one repair run are kept: outside the cipher directory, never deleted. */
-export function quarantineFolder(vaultId: string, when = new Date()): string {
-  return join(stateDir(), 'quarantine', vaultId, when.toISOString().replace(/[:.]/g, '-'));
+export function quarantineFolder(vaultId: string, when = new Date(), state = stateDir()): string {
+  return join(state, 'quarantine', vaultId, when.toISOString().replace(/[:.]/g, '-'));
 }
 
 /** What to fetch from the remote for a problem, or why nothing can be. */
@@ -341,9 +361,9 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
   const cipherDir = resolve(options.cipherDir);
   const before = options.before ?? (await scrubVault({ cipherDir, masterKey: options.masterKey, backend: options.backend }));
   const outcomes: RepairOutcome[] = [];
-  const quarantine = quarantineFolder(options.vaultId);
+  const quarantine = quarantineFolder(options.vaultId, new Date(), stateDir(options.env));
   if (isInside(await resolveLoosely(quarantine), await realpath(cipherDir))) {
-    throw new CliError(`the quarantine folder ${quarantine} would be inside the cipher directory; set XDG_STATE_HOME to a folder outside it`, EXIT.USAGE);
+    throw new ToolError('overlap', `the quarantine folder ${quarantine} would be inside the cipher directory; set XDG_STATE_HOME to a folder outside it`);
   }
   let quarantineUsed = false;
   const keepAside = async (rel: string): Promise<string | undefined> => {
@@ -357,7 +377,7 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
   };
 
   const wanted = before.problems.map(fetchPath).filter((r): r is string => r !== undefined);
-  const workDir = await tempFolder('sealfs-repair-');
+  const workDir = await tempFolder('sealfs-repair-', options.env);
   try {
     const { dir: fetchDir, arrived } = wanted.length
       ? await fetchFromRemote(options.remote, [...new Set(wanted)], workDir, options)

@@ -1,12 +1,12 @@
 /**
  * rclone, run as a child process (the Debian package; no wrapper library). Its JSON log is
- * parsed for live statistics and errors; any failure becomes one readable line with exit
- * code EXIT.REMOTE. sealfs always passes --links, so symbolic links (which carry encrypted
+ * parsed for live statistics and errors; any failure becomes one readable line, a
+ * ToolError('remote'). sealfs always passes --links, so symbolic links (which carry encrypted
  * targets) travel as `<name>.rclonelink` files on remotes that have no links, and come back
  * as links.
  */
 import { spawn } from 'node:child_process';
-import { CliError, EXIT } from '../cli/exit.js';
+import { ToolError } from './errors.js';
 
 /** Found on PATH. */
 export const RCLONE_COMMAND = 'rclone';
@@ -38,14 +38,13 @@ export interface RcloneOptions {
   /** Called for every statistics line; with `liveStats`, once a second. */
   readonly onStats?: (stats: RcloneStats) => void;
   readonly liveStats?: boolean;
+  /** rclone's environment (PATH, RCLONE_* settings); default: this process's. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /** Thrown for any rclone failure: rclone missing, bad remote, transfer errors. */
-export class RcloneError extends CliError {
-  constructor(message: string) {
-    super(message, EXIT.REMOTE);
-    this.name = 'RcloneError';
-  }
+function rcloneError(message: string): ToolError {
+  return new ToolError('remote', message);
 }
 
 /** REMOTE joined with a '/'-separated path inside it ("remote:" + "a/b" → "remote:a/b"). */
@@ -77,7 +76,7 @@ export function runRclone(args: readonly string[], options: RcloneOptions = {}):
   return new Promise((resolve, reject) => {
     let child;
     try {
-      child = spawn(RCLONE_COMMAND, full, { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(RCLONE_COMMAND, full, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
     } catch (err) {
       reject(missing(err));
       return;
@@ -123,7 +122,7 @@ export function runRclone(args: readonly string[], options: RcloneOptions = {}):
       }
       const first = fatal ?? errors[errors.length - 1] ?? stats?.lastError ?? (signal ? `rclone was killed by ${signal}` : `rclone exited with status ${code}`);
       const more = errors.length > 1 ? ` (${errors.length} errors in all)` : '';
-      reject(new RcloneError(`rclone ${args[0] ?? ''} failed: ${first}${more}`));
+      reject(rcloneError(`rclone ${args[0] ?? ''} failed: ${first}${more}`));
     });
   });
 }
@@ -131,7 +130,7 @@ export function runRclone(args: readonly string[], options: RcloneOptions = {}):
 function missing(err: unknown): Error {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ENOENT') {
-    return new RcloneError(`rclone is not installed or not on PATH ("${RCLONE_COMMAND}" not found); install it (Debian/Ubuntu: apt install rclone) and try again`);
+    return rcloneError(`rclone is not installed or not on PATH ("${RCLONE_COMMAND}" not found); install it (Debian/Ubuntu: apt install rclone) and try again`);
   }
-  return new RcloneError(`cannot run rclone: ${e.message}`);
+  return rcloneError(`cannot run rclone: ${e.message}`);
 }

@@ -13,18 +13,16 @@ import type { BigIntStats, Dirent } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
 import { ALL_VERIFIED, type ChunkRun } from '../crypto/backend.js';
 import { contentContext, fileRunBase, type ContentContext } from '../crypto/context.js';
 import { FormatError, type FormatProblem } from '../crypto/errors.js';
 import { FileCipher } from '../crypto/filecipher.js';
-import { HEADER_BYTES, parseHeader } from '../crypto/header.js';
+import { HEADER_BYTES, MIN_CHUNK_LOG2, parseHeader } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
-import { chunkCount, plainSizeOf, sealedChunkOffset } from '../crypto/layout.js';
-import { isSyncClientFile } from '../vault/control.js';
-import { conflictMarker, insertBeforeExtension } from '../vault/directory.js';
+import { chunkCount, chunksPerBatch, isRunDefect, plainSizeOf, runChunkAt, runChunkOffset, runOfSealed, runSealedLength, sealedChunkOffset } from '../crypto/geometry.js';
+import { classify, compareCipherNames, displayName, entryKind, readSidecar, undecryptableName, uniqueName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
-import { isLongHash, LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from '../vault/longnames.js';
+import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
 import { NameCipher, ROOT_DIR_ID, type EntryKind } from '../vault/names.js';
 import { joinPlain } from '../vault/tree.js';
 import { readVaultFile, VAULT_FILE, verifyVaultFile } from '../vault/vaultfile.js';
@@ -135,12 +133,8 @@ const MAX_CONCURRENCY = 8;
 const MAX_FAILED_CHUNKS = 8;
 /** Attempts on a file that keeps changing while it is read. */
 const BUSY_RETRIES = 3;
-/** Longest sidecar content read (an encoded name is at most ~450 characters). */
-const MAX_SIDECAR_BYTES = 4096;
 /** Longest vault file read. */
 const MAX_VAULT_FILE_BYTES = 64 * 1024;
-
-const BASE32_PREFIX = /^([a-z2-7]*)([\s\S]*)$/;
 
 /**
  * The `--changed` key of a file: its cipher path with its size, modification and change
@@ -160,8 +154,7 @@ interface Buffers {
 }
 
 function newBuffers(batchBytes = SCRUB_BATCH_BYTES): Buffers {
-  const chunks = Math.ceil(batchBytes / 4096);
-  return { sealed: new Uint8Array(batchBytes + chunks * CHUNK_OVERHEAD), plain: new Uint8Array(batchBytes) };
+  return { sealed: new Uint8Array(runSealedLength(batchBytes, 2 ** MIN_CHUNK_LOG2)), plain: new Uint8Array(batchBytes) };
 }
 
 export interface FileVerdict {
@@ -224,10 +217,10 @@ async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: 
     throw err;
   }
   const C = cipher.chunkSize;
-  const stored = C + CHUNK_OVERHEAD;
   const total = chunkCount(plainSize, C);
-  const perBatch = Math.max(1, Math.floor(buffers.plain.length / C));
-  if (buffers.sealed.length < perBatch * stored) buffers.sealed = new Uint8Array(perBatch * stored);
+  const perBatch = chunksPerBatch(buffers.plain.length, C);
+  const batchSealed = runSealedLength(perBatch * C, C);
+  if (buffers.sealed.length < batchSealed) buffers.sealed = new Uint8Array(batchSealed);
   if (buffers.plain.length < perBatch * C) buffers.plain = new Uint8Array(perBatch * C);
   const failed: number[] = [];
   let first: FormatError | undefined;
@@ -241,13 +234,13 @@ async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: 
     onRead?.(read);
     if (read < length) {
       // The file shrank while it was read: the caller sees the changed size and retries.
-      const err = new FormatError('truncated', `file ends inside chunk ${a + Math.floor(read / stored)}: it was cut short while being read`, a);
+      const err = new FormatError('truncated', `file ends inside chunk ${a + runChunkAt(read, C)}: it was cut short while being read`, a);
       return { bytes, failure: formatFailure(err) };
     }
     // Open the batch; after a failed chunk, go on with the chunks after it.
     let at = a;
     while (at <= b && failed.length < MAX_FAILED_CHUNKS) {
-      const view = sealed.subarray((at - a) * stored);
+      const view = sealed.subarray(runChunkOffset(at - a, C));
       const err = await openRun(cipher, base, ctx, at, b === total - 1, view, buffers);
       if (!err) break;
       first ??= err;
@@ -267,14 +260,13 @@ async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: 
  */
 async function openRun(cipher: FileCipher, base: RunBase, ctx: ContentContext, firstIndex: number, endsFile: boolean, sealed: Uint8Array, buffers: Buffers): Promise<FormatError | undefined> {
   try {
-    const chunks = Math.ceil(sealed.length / (cipher.chunkSize + CHUNK_OVERHEAD));
-    const plainLength = sealed.length - chunks * CHUNK_OVERHEAD;
-    if (plainLength < 0 || plainLength > buffers.plain.length) {
+    const run = runOfSealed(sealed.length, cipher.chunkSize);
+    if (isRunDefect(run) || run.plainLength > buffers.plain.length) {
       // Not a valid run length (or bigger than our buffer): FileCipher says why.
       await cipher.open(firstIndex, endsFile, sealed);
       return undefined;
     }
-    const failed = await ctx.backend.openAsync({ ...base, firstIndex, endsFile }, sealed, buffers.plain.subarray(0, plainLength), ctx.threads);
+    const failed = await ctx.backend.openAsync({ ...base, firstIndex, endsFile }, sealed, buffers.plain.subarray(0, run.plainLength), ctx.threads);
     if (failed === ALL_VERIFIED) return undefined;
     // FileCipher names the chunk and tells truncation from damage.
     await cipher.open(firstIndex, endsFile, sealed);
@@ -326,24 +318,6 @@ interface DirContext {
   /** Its plaintext path, or null when unknown. */
   readonly plain: string | null;
   readonly atRoot: boolean;
-}
-
-function kindOf(entry: Dirent): EntryKind | 'other' {
-  if (entry.isDirectory()) return 'dir';
-  if (entry.isSymbolicLink()) return 'symlink';
-  if (entry.isFile()) return 'file';
-  return 'other';
-}
-
-async function readBounded(path: string, limit: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(limit + 1);
-    const n = await readFully(handle, buf, 0);
-    return buf.subarray(0, n);
-  } finally {
-    await handle.close();
-  }
 }
 
 const relJoin = (rel: string, name: string) => (rel ? `${rel}/${name}` : name);
@@ -415,24 +389,22 @@ class Scrubber {
       this.problem('unreadable', dir.rel, dir.plain, null, `cannot list directory: ${(err as Error).message}`, { type: 'none', reason: 'the directory cannot be read on this machine' });
       return { files: 0, dirs: 0 };
     }
-    raw.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const longEntries = new Set<string>();
-    for (const item of raw) {
-      const [, prefix = '', rest = ''] = BASE32_PREFIX.exec(item.name) ?? [];
-      if (isLongHash(prefix) && rest.includes(LONG_DATA_SUFFIX)) longEntries.add(prefix);
-    }
-    const shown = new Map<string, { kind: EntryKind; dirId?: Uint8Array }>();
+    raw.sort((a, b) => compareCipherNames(a.name, b.name));
+    const types = raw.map((item) => classify(item.name, dir.atRoot));
+    const longEntries = new Set(types.flatMap((type) => (type.type === 'long' ? [type.hash] : [])));
+    // The names the mount shows, in its order; null for an undecryptable entry's placeholder.
+    const shown = new Map<string, { kind: EntryKind; dirId?: Uint8Array } | null>();
     const subdirs: DirContext[] = [];
     const undecodableDirs: { ctx: DirContext; problem: ScrubProblem }[] = [];
     let files = 0;
     let dirs = 0;
 
-    for (const item of raw) {
+    for (const [i, item] of raw.entries()) {
       const name = item.name;
       const rel = relJoin(dir.rel, name);
-      if (dir.atRoot && name === VAULT_FILE) continue;
-      if (isSyncClientFile(name)) continue;
-      const kind = kindOf(item);
+      const type = types[i]!;
+      if (type.type === 'vault-file' || type.type === 'sync-client') continue;
+      const kind = entryKind(item);
       if (kind === 'other') {
         this.problem('unexpected-type', rel, null, null, 'not a file, directory or symbolic link (a FIFO, socket or device has no place in a vault)', {
           type: 'none',
@@ -440,22 +412,18 @@ class Scrubber {
         });
         continue;
       }
-      const [, prefix = '', rest = ''] = BASE32_PREFIX.exec(name) ?? [];
       // A sidecar: checked against its entry, never decrypted on its own.
-      if (isLongHash(prefix) && rest.includes(LONG_NAME_SUFFIX) && !rest.includes(LONG_DATA_SUFFIX)) {
-        if (!longEntries.has(prefix)) {
-          this.problem('orphan-sidecar', rel, null, null, `long-name sidecar with no ${prefix}${LONG_DATA_SUFFIX} entry next to it`, { type: 'set-aside' });
+      if (type.type === 'sidecar') {
+        if (!longEntries.has(type.hash)) {
+          this.problem('orphan-sidecar', rel, null, null, `long-name sidecar with no ${type.hash}${LONG_DATA_SUFFIX} entry next to it`, { type: 'set-aside' });
         }
         continue;
       }
 
-      let encoded: string | undefined = prefix;
-      let extra = rest;
+      let encoded: string | undefined;
       let nameProblem: ScrubProblem | undefined;
-      if (isLongHash(prefix) && rest.includes(LONG_DATA_SUFFIX)) {
-        extra = rest.replace(LONG_DATA_SUFFIX, '');
-        encoded = await this.readSidecar(dir, prefix, kind, (p) => (nameProblem = p));
-      }
+      if (type.type === 'long') encoded = await this.readSidecar(dir, type.hash, kind, (p) => (nameProblem = p));
+      else encoded = type.encoded;
       let plainName: { name: string; dirId?: Uint8Array } | undefined;
       if (encoded !== undefined && dir.dirId) {
         plainName = encoded ? this.names.decrypt(dir.dirId, encoded, kind) : undefined;
@@ -468,14 +436,14 @@ class Scrubber {
       }
 
       let plainPath: string | null = null;
+      if (!plainName && dir.plain !== null) shown.set(uniqueName(shown, undecryptableName(name)), null);
       if (plainName && dir.plain !== null) {
-        let display = extra ? insertBeforeExtension(plainName.name, conflictMarker(extra)) : plainName.name;
-        const earlier = shown.get(display);
-        if (earlier) {
-          const clash = display;
-          for (let n = 2; shown.has(display); n++) display = insertBeforeExtension(clash, `(duplicate ${n})`);
+        const clash = displayName(plainName.name, type.conflict);
+        const earlier = shown.get(clash);
+        const display = uniqueName(shown, clash);
+        if (earlier !== undefined) {
           const path = joinPlain(dir.plain, display);
-          if (kind === 'dir' && earlier.kind === 'dir' && earlier.dirId && plainName.dirId && Buffer.compare(earlier.dirId, plainName.dirId) !== 0) {
+          if (kind === 'dir' && earlier?.kind === 'dir' && earlier.dirId && plainName.dirId && Buffer.compare(earlier.dirId, plainName.dirId) !== 0) {
             this.problem('conflicting-identity', rel, path, null, `two directories named ${JSON.stringify(clash)} with different directory ids; this one is shown as ${JSON.stringify(display)}`, {
               type: 'none',
               reason: 'decide which of the two directories to keep, and rename or merge the other through the mount',
@@ -524,32 +492,15 @@ class Scrubber {
    */
   private async readSidecar(dir: DirContext, hash: string, kind: EntryKind, report: (p: ScrubProblem) => void): Promise<string | undefined> {
     const rel = relJoin(dir.rel, hash + LONG_NAME_SUFFIX);
-    const path = join(this.options.cipherDir, rel);
     const remedy: Remedy = { type: 'sidecar', hash, parentId: dir.dirId, kind };
-    let text: string;
-    try {
-      const st = await lstat(path);
-      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
-      text = (await readBounded(path, MAX_SIDECAR_BYTES)).toString('latin1');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        report(this.problem('missing-sidecar', rel, null, null, `the long-name sidecar of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is missing: that entry's name is lost${dir.plain !== null ? ` (it is in ${dir.plain})` : ''}`, remedy));
-      } else {
-        report(this.problem('bad-sidecar', rel, null, null, `the long-name sidecar cannot be read: ${(err as Error).message}`, remedy));
-      }
-      return undefined;
+    const read = await readSidecar(join(this.options.cipherDir, rel), hash);
+    if (read.ok) return read.encoded;
+    if (read.fault === 'missing') {
+      report(this.problem('missing-sidecar', rel, null, null, `the long-name sidecar of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is missing: that entry's name is lost${dir.plain !== null ? ` (it is in ${dir.plain})` : ''}`, remedy));
+    } else {
+      report(this.problem('bad-sidecar', rel, null, null, `the long-name sidecar of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is unusable (${read.detail}): that entry's name is lost`, remedy));
     }
-    const encoded = text.trim();
-    if (text !== encoded + '\n' && text !== encoded) {
-      report(this.problem('bad-sidecar', rel, null, null, 'the long-name sidecar holds more than one name line', remedy));
-      return undefined;
-    }
-    if (longNameHash(encoded) !== hash) {
-      report(this.problem('bad-sidecar', rel, null, null, `the long-name sidecar's content does not match its name (damaged or replaced): the name of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is lost`, remedy));
-      return undefined;
-    }
-    return encoded;
+    return undefined;
   }
 
   private async checkSymlink(rel: string, plainPath: string | null): Promise<void> {
@@ -666,18 +617,11 @@ export async function vaultFileFault(cipherDir: string, masterKey: Uint8Array): 
 
 /** Verifies a long-name sidecar file copy: it must hold the name its hash promises, and decrypt where it belongs. */
 export async function sidecarFault(path: string, remedy: Extract<Remedy, { type: 'sidecar' }>, masterKey: Uint8Array): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = (await readBounded(path, MAX_SIDECAR_BYTES)).toString('latin1');
-  } catch (err) {
-    return `cannot read it: ${(err as Error).message}`;
-  }
-  const encoded = text.trim();
-  if (text !== encoded + '\n' && text !== encoded) return 'it holds more than one name line';
-  if (longNameHash(encoded) !== remedy.hash) return 'its content does not match its name';
+  const read = await readSidecar(path, remedy.hash);
+  if (!read.ok) return read.detail;
   if (remedy.parentId) {
     const names = new NameCipher(deriveSubkey(masterKey, 'names'), deriveSubkey(masterKey, 'dirid'));
-    if (!names.decrypt(remedy.parentId, encoded, remedy.kind)) return 'the name it holds does not decrypt in this directory';
+    if (!names.decrypt(remedy.parentId, read.encoded, remedy.kind)) return 'the name it holds does not decrypt in this directory';
   }
   return undefined;
 }
@@ -710,12 +654,11 @@ export async function countCipherTree(cipherDir: string, skipUnchanged?: Readonl
       return;
     }
     for (const item of items) {
-      if ((!rel && item.name === VAULT_FILE) || isSyncClientFile(item.name)) continue;
+      const type = classify(item.name, !rel).type;
+      if (type === 'vault-file' || type === 'sync-client' || type === 'sidecar') continue;
       const childRel = relJoin(rel, item.name);
       if (item.isDirectory()) await walk(childRel);
       else if (item.isFile()) {
-        const [, prefix = '', rest = ''] = BASE32_PREFIX.exec(item.name) ?? [];
-        if (isLongHash(prefix) && rest.includes(LONG_NAME_SUFFIX) && !rest.includes(LONG_DATA_SUFFIX)) continue;
         const st = await lstat(join(cipherDir, childRel), { bigint: true }).catch(() => undefined);
         if (!st) continue;
         total.files++;

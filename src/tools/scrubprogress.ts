@@ -46,6 +46,13 @@ export function renderProgress(label: string, f: ProgressFigures, elapsed: numbe
   return `${label}${bar}${text}`.slice(0, Math.max(10, width - 1));
 }
 
+/** Where a bar is drawn: a terminal has isTTY and columns. */
+export interface ProgressStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+}
+
 /** Redraws at most 5 times a second on `stream` when it is a terminal; otherwise does nothing. */
 export class ProgressBar {
   private readonly started = performance.now();
@@ -55,7 +62,7 @@ export class ProgressBar {
 
   constructor(
     private readonly label: string,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: ProgressStream = process.stderr,
     readonly enabled: boolean = stream.isTTY === true,
   ) {}
 

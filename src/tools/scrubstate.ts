@@ -6,22 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isVaultId, stateDir } from '../vault/paths.js';
 
 export const SCRUB_STATE_FORMAT = 'sealfs-scrub-state';
 const SCRUB_STATE_VERSION = 1;
-const VAULT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** `$XDG_STATE_HOME/sealfs`, else `~/.local/state/sealfs` (where sealfs keeps logs too). */
-export function stateDir(): string {
-  const xdg = process.env.XDG_STATE_HOME;
-  if (xdg && isAbsolute(xdg)) return join(xdg, 'sealfs');
-  return join(homedir(), '.local', 'state', 'sealfs');
-}
 
 export function scrubStatePath(vaultId: string, dir: string = stateDir()): string {
-  if (!VAULT_ID.test(vaultId)) throw new RangeError(`invalid vault id ${JSON.stringify(vaultId)}`);
+  if (!isVaultId(vaultId)) throw new RangeError(`invalid vault id ${JSON.stringify(vaultId)}`);
   return join(dir, `${vaultId}.scrub.json`);
 }
 

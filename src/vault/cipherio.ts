@@ -3,8 +3,8 @@ import * as fsp from 'node:fs/promises';
 
 /**
  * The file-system calls made on the cipher directory. By default they are Node's
- * asynchronous calls. The mount server switches to direct calls (synchronous system calls,
- * answered as settled promises): each asynchronous call pays a round trip through libuv's
+ * asynchronous calls. The mount server uses direct calls (MountSettings.directIo: synchronous
+ * system calls, answered as settled promises): each asynchronous call pays a round trip through libuv's
  * thread pool, which costs far more than a metadata call on a local disk, and a FUSE request
  * waits for several of them in a row. Direct calls are safe there because the cipher
  * directory is never inside the mount that the same process serves (the mount refuses it);
@@ -15,7 +15,6 @@ export interface CipherIo {
   lstat(path: string): Promise<fs.Stats>;
   readdir(path: string): Promise<string[]>;
   readdirTypes(path: string): Promise<fs.Dirent[]>;
-  readText(path: string): Promise<string>;
   writeText(path: string, text: string): Promise<void>;
   open(path: string, flags: number, mode?: number): Promise<number>;
   fstat(fd: number): Promise<fs.Stats>;
@@ -34,12 +33,11 @@ export interface CipherIo {
   statfs(path: string): Promise<fs.StatsFs>;
 }
 
-const queued: CipherIo = {
+export const queuedCipherIo: CipherIo = {
   direct: false,
   lstat: (p) => fsp.lstat(p),
   readdir: (p) => fsp.readdir(p),
   readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
-  readText: (p) => fsp.readFile(p, 'utf8'),
   writeText: (p, t) => fsp.writeFile(p, t),
   open: (p, flags, mode) => new Promise((resolve, reject) => fs.open(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))),
   fstat: (fd) => new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st)))),
@@ -58,12 +56,11 @@ const queued: CipherIo = {
   statfs: (p) => fsp.statfs(p),
 };
 
-const direct: CipherIo = {
+const directCipherIo: CipherIo = {
   direct: true,
   lstat: async (p) => fs.lstatSync(p),
   readdir: async (p) => fs.readdirSync(p),
   readdirTypes: async (p) => fs.readdirSync(p, { withFileTypes: true }),
-  readText: async (p) => fs.readFileSync(p, 'utf8'),
   writeText: async (p, t) => fs.writeFileSync(p, t),
   open: async (p, flags, mode) => fs.openSync(p, flags, mode),
   fstat: async (fd) => fs.fstatSync(fd),
@@ -88,13 +85,7 @@ const direct: CipherIo = {
   statfs: async (p) => fs.statfsSync(p),
 };
 
-let current: CipherIo = queued;
-
-export function cipherIo(): CipherIo {
-  return current;
-}
-
-/** For the mount server only (see CipherIo). */
-export function useDirectCipherIo(): void {
-  current = direct;
+/** The calls that `settings.directIo` asks for. */
+export function cipherIoFor(settings: { readonly directIo: boolean }): CipherIo {
+  return settings.directIo ? directCipherIo : queuedCipherIo;
 }

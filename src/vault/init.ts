@@ -5,18 +5,18 @@
 import { mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { KEY_BYTES, type CipherName } from '../crypto/ciphers.js';
-import { generateMasterKey, KEY_FILE_PREFIX, readKeyFile } from '../crypto/keyfile.js';
+import { generateMasterKey, KEY_FILE_PREFIX, KeyFileError, readKeyFile } from '../crypto/keyfile.js';
 import { VaultError } from './errors.js';
 import {
   assertKeyLocationAllowed,
   changePassphrase,
   keyFilePath,
   storeMasterKey,
-  SYNC_MARKERS,
   unlockMasterKey,
   type PassphraseSource,
 } from './keystore.js';
 import { parseRecoveryKey } from './recovery.js';
+import { isSyncClientFile } from './syncclients.js';
 import { newVaultConfig, readVaultFile, VAULT_FILE, verifyVaultFile, writeVaultFile, type VaultConfig } from './vaultfile.js';
 
 /** Accepted range of `maxNameLength` (bytes of an encoded name before the long-name scheme). */
@@ -28,26 +28,6 @@ export const MAX_MAX_NAME_LENGTH = 255;
  * fits in 255 bytes.
  */
 export const DEFAULT_MAX_NAME_LENGTH = 200;
-
-/**
- * Entries a sync client or a desktop may already have put into a folder meant to become
- * a vault (e.g. Syncthing's `.stfolder` when the folder was shared first). They do not
- * make the folder "not empty".
- */
-const IGNORABLE_ENTRIES: readonly (string | RegExp)[] = [
-  ...SYNC_MARKERS.filter((m) => m.kind !== 'name').map((m) => m.match),
-  '.stignore',
-  '.stversions',
-  /^\._?sync_[0-9a-zA-Z_]*\.db-(wal|shm)$/,
-  '.sync-exclude.lst',
-  '.DS_Store',
-  'desktop.ini',
-  'Thumbs.db',
-];
-
-function ignorable(name: string): boolean {
-  return IGNORABLE_ENTRIES.some((p) => (typeof p === 'string' ? p === name : p.test(name)));
-}
 
 function ioError(code: string, path: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code, path });
@@ -68,7 +48,7 @@ async function checkNewCipherDir(dir: string): Promise<{ exists: boolean }> {
   if (!isDir) throw new VaultError('vault-exists', `${dir} exists and is not a folder; choose a new or empty folder for the vault`);
   const entries = await readdir(dir);
   if (entries.includes(VAULT_FILE)) throw new VaultError('vault-exists', `${dir} is already a sealfs vault (it has ${VAULT_FILE}); refusing to create another one over it`);
-  const others = entries.filter((name) => !ignorable(name));
+  const others = entries.filter((name) => !isSyncClientFile(name));
   if (others.length) {
     const shown = others.slice(0, 3).map((n) => JSON.stringify(n)).join(', ') + (others.length > 3 ? ', …' : '');
     throw new VaultError(
@@ -233,8 +213,8 @@ export async function readKeyOrRecoveryFile(path: string): Promise<Uint8Array> {
     try {
       return await readKeyFile(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code) throw err;
-      throw new VaultError('bad-recovery-key', (err as Error).message);
+      if (err instanceof KeyFileError) throw new VaultError('bad-recovery-key', err.message);
+      throw err;
     }
   }
   try {

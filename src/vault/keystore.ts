@@ -8,9 +8,11 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback
 import { constants as fsConstants, type Dirent } from 'node:fs';
 import { chmod, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES } from '../crypto/ciphers.js';
 import { VaultError } from './errors.js';
+import { isInside, isVaultId } from './paths.js';
+import { matchesName, SYNC_MARKERS } from './syncclients.js';
 
 export const KEYSTORE_FORMAT = 'sealfs-keystore';
 export const KEYSTORE_VERSION = 1;
@@ -60,21 +62,19 @@ export interface KeyStoreFile {
 }
 
 /** `$XDG_CONFIG_HOME/sealfs`, else `~/.config/sealfs`. */
-export function defaultKeystoreDir(): string {
-  const xdg = process.env.XDG_CONFIG_HOME;
+export function defaultKeystoreDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
   // The XDG spec says relative values are invalid and must be ignored.
   if (xdg && isAbsolute(xdg)) return join(xdg, 'sealfs');
-  return join(homedir(), '.config', 'sealfs');
+  return join(env.HOME || homedir(), '.config', 'sealfs');
 }
-
-const VAULT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The vault id comes from the vault file, which sits in the synced (untrusted) folder and
  * is read before its MAC can be checked, so it must never be able to name another path.
  */
 function checkVaultId(vaultId: string): void {
-  if (!VAULT_ID.test(vaultId)) {
+  if (!isVaultId(vaultId)) {
     throw new VaultError('vault-tampered', `invalid vault id ${JSON.stringify(vaultId)} (the vault file may have been tampered with)`);
   }
 }
@@ -96,62 +96,6 @@ export async function hasStoredKey(keystoreDir: string, vaultId: string): Promis
 
 // ---------------------------------------------------------------------------------------
 // Where a key may live
-
-/** How a sync client marks the folders it manages. */
-export interface SyncMarker {
-  readonly service: string;
-  /**
-   * 'file' / 'dir' / 'entry': an entry of that type (entry = either) whose name matches,
-   * found inside an ancestor of the key location. 'name': the ancestor itself is named so.
-   */
-  readonly kind: 'file' | 'dir' | 'entry' | 'name';
-  readonly match: string | RegExp;
-  /** For 'name' markers: only when the ancestor is directly in the home folder (a generic name). */
-  readonly inHomeOnly?: boolean;
-}
-
-/**
- * Markers of the folders sync clients manage: the names their clients write into the root
- * of a synced folder, and their default folder names. A match is a warning, not a refusal:
- * names can collide, and a missing marker proves nothing.
- */
-export const SYNC_MARKERS: readonly SyncMarker[] = [
-  // Dropbox: the desktop client keeps a `.dropbox` FILE (JSON with the namespace id) and a
-  // `.dropbox.cache` directory in the Dropbox root. (`~/.dropbox` is a DIRECTORY, the
-  // client's own settings in the home folder; it does not mark a synced folder.)
-  { service: 'Dropbox', kind: 'file', match: '.dropbox' },
-  { service: 'Dropbox', kind: 'dir', match: '.dropbox.cache' },
-  { service: 'Dropbox', kind: 'name', match: /^Dropbox( \(.+\))?$/ },
-  // OneDrive: the Windows and macOS clients write this hidden GUID-named file into the
-  // root; the default folder is `OneDrive` or `OneDrive - <organisation>` (also the
-  // default `sync_dir` of the Linux `onedrive` client).
-  { service: 'OneDrive', kind: 'file', match: '.849C9593-D756-4E56-8D6E-42412F2A707B' },
-  { service: 'OneDrive', kind: 'name', match: /^OneDrive( - .+)?$/ },
-  // Google Drive (Backup and Sync / Drive for desktop): transfer folders in the root, and
-  // the folders "Google Drive", "My Drive" and macOS's "GoogleDrive-<account>".
-  { service: 'Google Drive', kind: 'entry', match: '.tmp.drivedownload' },
-  { service: 'Google Drive', kind: 'entry', match: '.tmp.driveupload' },
-  { service: 'Google Drive', kind: 'name', match: /^(Google Drive|My Drive|GoogleDrive-.+)$/ },
-  // Box: Box Sync's default folder is "Box Sync", Box Drive's is "~/Box" (macOS File
-  // Provider mode: "Box-Box"). Box writes no marker file; "Box" counts only in the home folder.
-  { service: 'Box', kind: 'name', match: /^(Box Sync|Box-Box)$/ },
-  { service: 'Box', kind: 'name', match: 'Box', inHomeOnly: true },
-  // Nextcloud / ownCloud desktop clients: the sync journal `.sync_<hash>.db` (newer
-  // clients: `._sync_<hash>.db`, plus -wal/-shm) and the optional sync logs in the root.
-  { service: 'Nextcloud/ownCloud', kind: 'file', match: /^\._?sync_[0-9a-zA-Z_]*\.db$/ },
-  { service: 'Nextcloud/ownCloud', kind: 'file', match: '.owncloudsync.log' },
-  { service: 'Nextcloud/ownCloud', kind: 'file', match: '.nextcloudsync.log' },
-  // Syncthing: every shared folder has a `.stfolder` marker (a directory; a file in old versions).
-  { service: 'Syncthing', kind: 'entry', match: '.stfolder' },
-  // Resilio Sync: a `.sync` directory (holding ID, IgnoreList, StreamsList) in each shared folder.
-  { service: 'Resilio Sync', kind: 'dir', match: '.sync' },
-  // MEGA desktop app: the `.debris` rubbish folder in each synced folder.
-  { service: 'MEGA', kind: 'dir', match: '.debris' },
-];
-
-function matches(pattern: string | RegExp, name: string): boolean {
-  return typeof pattern === 'string' ? pattern === name : pattern.test(name);
-}
 
 /**
  * The real path of `path`: symlinks resolved in its nearest existing ancestor, the
@@ -176,11 +120,6 @@ export async function resolveLoosely(path: string): Promise<string> {
   }
 }
 
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}
-
 async function entriesOf(dir: string): Promise<Dirent[]> {
   try {
     return await readdir(dir, { withFileTypes: true });
@@ -199,13 +138,13 @@ export async function findSyncMarkers(path: string): Promise<{ service: string; 
     const name = basename(at);
     for (const marker of SYNC_MARKERS) {
       if (marker.kind === 'name') {
-        if (name && matches(marker.match, name) && (!marker.inHomeOnly || dirname(at) === home)) {
+        if (name && matchesName(marker.match, name) && (!marker.inHomeOnly || dirname(at) === home)) {
           found.push({ service: marker.service, folder: at, marker: `folder name "${name}"` });
         }
         continue;
       }
       for (const entry of entries) {
-        if (!matches(marker.match, entry.name)) continue;
+        if (!matchesName(marker.match, entry.name)) continue;
         const typeOk = marker.kind === 'entry' || (marker.kind === 'file' ? entry.isFile() : entry.isDirectory());
         if (typeOk) found.push({ service: marker.service, folder: at, marker: entry.name });
       }

@@ -14,7 +14,3 @@ export const LONG_NAME_SUFFIX = '.sfn';
 export function longNameHash(encoded: string): string {
   return toBase32(sha256(new TextEncoder().encode(encoded)).subarray(0, 16));
 }
-
-export function isLongHash(text: string): boolean {
-  return text.length === LONG_HASH_CHARS;
-}

@@ -2,14 +2,17 @@ import { constants, type Stats } from 'node:fs';
 import type { ContentContext } from '../crypto/context.js';
 import { SealedFile } from '../crypto/sealedfile.js';
 import { fdStore } from '../crypto/store.js';
-import { sealedSize } from '../crypto/layout.js';
-import { cipherIo } from './cipherio.js';
+import { sealedSize } from '../crypto/geometry.js';
+import type { CipherIo } from './cipherio.js';
+import type { MountSettings } from './settings.js';
 
-/**
- * How often an open file checks whether a sync client replaced or rewrote its ciphertext
- * underneath; the documented bound on serving an old version.
- */
-export const REVALIDATE_MS = 1000;
+/** What every open file of a vault shares: its keys, chunk size, cipher-directory calls and times. */
+export interface FileContext {
+  readonly content: ContentContext;
+  readonly chunkSize: number;
+  readonly io: CipherIo;
+  readonly settings: Pick<MountSettings, 'revalidateMs' | 'writeBackMs'>;
+}
 
 /**
  * One open ciphertext file, shared by every handle on it (hard links included), so that
@@ -20,8 +23,7 @@ export class OpenFile {
   refs = 0;
 
   private constructor(
-    private readonly ctx: ContentContext,
-    private readonly chunkSize: number,
+    private readonly ctx: FileContext,
     public cipherPath: string,
     public plainPath: string,
     public ino: number,
@@ -34,32 +36,34 @@ export class OpenFile {
    * Opens the ciphertext file at `cipherPath` and tells its inode, so a caller can share an
    * OpenFile that already serves it before reading anything.
    */
-  static async openDescriptor(cipherPath: string, create?: { mode: number }): Promise<CipherDescriptor> {
-    const { fd, writable } = await openCipherFile(cipherPath, create);
+  static async openDescriptor(io: CipherIo, cipherPath: string, create?: { mode: number }): Promise<CipherDescriptor> {
+    const { fd, writable } = await openCipherFile(io, cipherPath, create);
     try {
-      const st = await cipherIo().fstat(fd);
+      const st = await io.fstat(fd);
       return { fd, writable, ino: st.ino, size: st.size };
     } catch (err) {
-      await closeDescriptor(fd);
+      await io.close(fd);
       throw err;
     }
   }
 
   /** Serves an opened descriptor; closes it when the file turns out not to be a valid one. */
   static async fromDescriptor(
-    ctx: ContentContext,
-    chunkSize: number,
+    ctx: FileContext,
     cipherPath: string,
     plainPath: string,
     d: CipherDescriptor,
     create: boolean,
   ): Promise<OpenFile> {
     try {
-      const store = fdStore(d.fd, cipherIo().direct);
-      const sealed = create ? await SealedFile.create(store, ctx, true) : await SealedFile.open(store, ctx, chunkSize, d.size);
-      return new OpenFile(ctx, chunkSize, cipherPath, plainPath, d.ino, d.fd, sealed, d.writable);
+      const store = fdStore(d.fd, ctx.io.direct);
+      const { writeBackMs } = ctx.settings;
+      const sealed = create
+        ? await SealedFile.create(store, ctx.content, true, writeBackMs)
+        : await SealedFile.open(store, ctx.content, ctx.chunkSize, d.size, writeBackMs);
+      return new OpenFile(ctx, cipherPath, plainPath, d.ino, d.fd, sealed, d.writable);
     } catch (err) {
-      await closeDescriptor(d.fd);
+      await ctx.io.close(d.fd);
       throw err;
     }
   }
@@ -72,22 +76,23 @@ export class OpenFile {
    * ever reads a mix of two versions; new opens get the new file.
    */
   async revalidate(): Promise<void> {
-    // Gathered writes go out first (within WRITE_BACK_DELAY_MS); until then ours is the newest.
-    if (Date.now() - this.checkedAt < REVALIDATE_MS || this.sealed.hasPendingWrites) return;
+    // Gathered writes go out first (within writeBackMs); until then ours is the newest.
+    if (Date.now() - this.checkedAt < this.ctx.settings.revalidateMs || this.sealed.hasPendingWrites) return;
     this.checkedAt = Date.now();
-    const st = await cipherIo().fstat(this.fd);
-    if (st.size !== sealedSize(this.sealed.size, this.chunkSize)) {
-      this.sealed = await SealedFile.open(fdStore(this.fd, cipherIo().direct), this.ctx, this.chunkSize);
+    const { io, content, chunkSize, settings } = this.ctx;
+    const st = await io.fstat(this.fd);
+    if (st.size !== sealedSize(this.sealed.size, chunkSize)) {
+      this.sealed = await SealedFile.open(fdStore(this.fd, io.direct), content, chunkSize, undefined, settings.writeBackMs);
     }
   }
 
   /** The ciphertext file's attributes, through the descriptor (its name may be gone). */
   stat(): Promise<Stats> {
-    return cipherIo().fstat(this.fd);
+    return this.ctx.io.fstat(this.fd);
   }
 
   async close(): Promise<void> {
-    await closeDescriptor(this.fd);
+    await this.ctx.io.close(this.fd);
   }
 }
 
@@ -98,20 +103,15 @@ export interface CipherDescriptor {
   readonly size: number;
 }
 
-
-async function openCipherFile(path: string, create?: { mode: number }): Promise<{ fd: number; writable: boolean }> {
+async function openCipherFile(io: CipherIo, path: string, create?: { mode: number }): Promise<{ fd: number; writable: boolean }> {
   if (create) {
-    return { fd: await cipherIo().open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, create.mode), writable: true };
+    return { fd: await io.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, create.mode), writable: true };
   }
   try {
-    return { fd: await cipherIo().open(path, constants.O_RDWR), writable: true };
+    return { fd: await io.open(path, constants.O_RDWR), writable: true };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw err;
-    return { fd: await cipherIo().open(path, constants.O_RDONLY), writable: false };
+    return { fd: await io.open(path, constants.O_RDONLY), writable: false };
   }
-}
-
-export function closeDescriptor(fd: number): Promise<void> {
-  return cipherIo().close(fd);
 }

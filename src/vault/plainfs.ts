@@ -1,14 +1,13 @@
-import { constants, type BigIntStats, type Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
-import { HEADER_BYTES } from '../crypto/header.js';
-import { plainSizeOf } from '../crypto/layout.js';
-import { CHUNK_OVERHEAD } from '../crypto/ciphers.js';
-import { cipherIo } from './cipherio.js';
-import { isSyncClientFile } from './control.js';
-import { LONG_DATA_SUFFIX, LONG_HASH_CHARS } from './longnames.js';
+import { plainSizeShown } from '../crypto/geometry.js';
+import type { CipherIo } from './cipherio.js';
+import { usesSidecar } from './ciphernames.js';
+import { isSyncClientFile } from './syncclients.js';
+import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
-import { closeDescriptor, OpenFile } from './openfiles.js';
+import { OpenFile, type FileContext } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
 import { MAX_PLAIN_NAME_BYTES } from './names.js';
@@ -68,12 +67,17 @@ export class PlainFs {
   private readonly reportedNames = new Set<string>();
   private readonly log: (line: string) => void;
   private readonly isRoot = process.getuid?.() === 0;
+  /** The cipher-directory calls and times the vault was opened with (Vault.settings). */
+  private readonly io: CipherIo;
+  private readonly files: FileContext;
 
   constructor(
     readonly vault: Vault,
     private readonly options: PlainFsOptions = {},
   ) {
     this.log = options.log ?? (() => {});
+    this.io = vault.io;
+    this.files = { content: vault.content, chunkSize: vault.config.chunkSize, io: vault.io, settings: vault.settings };
   }
 
   private get tree() {
@@ -113,44 +117,38 @@ export class PlainFs {
   // ---- attributes -------------------------------------------------------------
 
   async getattr(plainPath: string): Promise<PlainStat> {
-    if (plainPath === '/') return this.statOf(await cipherIo().lstat(this.tree.root.cipherPath), 'dir');
+    if (plainPath === '/') return this.statOf(await this.io.lstat(this.tree.root.cipherPath));
     const found = await this.tree.resolve(plainPath);
     let st: Stats;
     try {
-      st = await cipherIo().lstat(found.cipherPath);
+      st = await this.io.lstat(found.cipherPath);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.tree.noteRemoved(found.parent, found.entry.name);
       throw err;
     }
     if (found.entry.kind === 'symlink') {
       const target = await this.readlink(plainPath);
-      return { ...this.statOf(st, 'symlink'), size: Buffer.byteLength(target) };
+      return { ...this.statOf(st), size: Buffer.byteLength(target) };
     }
     if (found.entry.kind === 'file' && !found.entry.undecryptable) {
       const open = this.openFiles.get(st.ino);
-      return { ...this.statOf(st, 'file'), size: open ? open.sealed.size : this.plainSize(st.size) };
+      return { ...this.statOf(st), size: open ? open.sealed.size : this.plainSize(st.size) };
     }
-    return this.statOf(st, found.entry.kind);
+    return this.statOf(st);
   }
 
   /** Attributes of an open file, also after its name was unlinked or replaced. */
   async fgetattr(fh: number): Promise<PlainStat> {
     const { file } = this.handle(fh);
-    return { ...this.statOf(await file.stat(), 'file'), size: file.sealed.size };
+    return { ...this.statOf(await file.stat()), size: file.sealed.size };
   }
 
   /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
   private plainSize(size: number): number {
-    try {
-      return plainSizeOf(size, this.chunkSize);
-    } catch {
-      const stored = this.chunkSize + CHUNK_OVERHEAD;
-      return Math.max(0, Math.floor((size - HEADER_BYTES) / stored) * this.chunkSize);
-    }
+    return plainSizeShown(size, this.chunkSize);
   }
 
-  private statOf(st: Stats | BigIntStats, _kind: string): PlainStat {
-    const s = st as Stats;
+  private statOf(s: Stats): PlainStat {
     return {
       mode: s.mode,
       size: s.size,
@@ -172,18 +170,18 @@ export class PlainFs {
   }
 
   async statfs(): Promise<PlainStatfs> {
-    const st = await cipherIo().statfs(this.tree.root.cipherPath);
+    const st = await this.io.statfs(this.tree.root.cipherPath);
     return { bsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail, files: st.files, ffree: st.ffree, namemax: MAX_PLAIN_NAME_BYTES };
   }
 
   async chmod(plainPath: string, mode: number): Promise<void> {
     this.writable();
-    await cipherIo().chmod(await this.cipherPathOf(plainPath), mode);
+    await this.io.chmod(await this.cipherPathOf(plainPath), mode);
   }
 
   async chown(plainPath: string, uid: number, gid: number): Promise<void> {
     this.writable();
-    await cipherIo().lchown(await this.cipherPathOf(plainPath), uid, gid);
+    await this.io.lchown(await this.cipherPathOf(plainPath), uid, gid);
   }
 
   /** Sets the access and modification times; an undefined one stays as it is. */
@@ -191,8 +189,8 @@ export class PlainFs {
     this.writable();
     if (!atime && !mtime) return;
     const cipherPath = await this.cipherPathOf(plainPath);
-    const st = atime && mtime ? undefined : await cipherIo().lstat(cipherPath);
-    await cipherIo().lutimes(cipherPath, atime ?? st!.atime, mtime ?? st!.mtime);
+    const st = atime && mtime ? undefined : await this.io.lstat(cipherPath);
+    await this.io.lutimes(cipherPath, atime ?? st!.atime, mtime ?? st!.mtime);
   }
 
   private async cipherPathOf(plainPath: string): Promise<string> {
@@ -207,13 +205,13 @@ export class PlainFs {
     if ((await this.listing(parent)).entries.has(name)) throw errno('EEXIST', `${plainPath} exists`);
     const dirId = kind === 'dir' ? this.vault.names.deriveDirId(parent.dirId, name) : undefined;
     const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId);
-    if (sidecar) await cipherIo().writeText(join(parent.cipherPath, sidecar.name), sidecar.content + '\n');
+    if (sidecar) await this.io.writeText(join(parent.cipherPath, sidecar.name), sidecar.content);
     const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
     return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
   }
 
   private async own(cipherPath: string, owner?: Owner): Promise<void> {
-    if (owner && this.isRoot) await cipherIo().lchown(cipherPath, owner.uid, owner.gid);
+    if (owner && this.isRoot) await this.io.lchown(cipherPath, owner.uid, owner.gid);
   }
 
   private register(file: OpenFile, flags: number): number {
@@ -226,8 +224,8 @@ export class PlainFs {
 
   async create(plainPath: string, mode: number, owner?: Owner, flags = constants.O_RDWR): Promise<number> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'file');
-    const descriptor = await OpenFile.openDescriptor(cipherPath, { mode });
-    const file = await OpenFile.fromDescriptor(this.vault.content, this.chunkSize, cipherPath, plainPath, descriptor, true);
+    const descriptor = await OpenFile.openDescriptor(this.io, cipherPath, { mode });
+    const file = await OpenFile.fromDescriptor(this.files, cipherPath, plainPath, descriptor, true);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
     return this.register(file, flags);
@@ -245,14 +243,14 @@ export class PlainFs {
   }
 
   private async openFile(found: Resolved, plainPath: string): Promise<OpenFile> {
-    const descriptor = await OpenFile.openDescriptor(found.cipherPath);
+    const descriptor = await OpenFile.openDescriptor(this.io, found.cipherPath);
     const shared = this.openFiles.get(descriptor.ino);
     if (shared) {
-      void closeDescriptor(descriptor.fd);
+      void this.io.close(descriptor.fd);
       return shared;
     }
     try {
-      return await OpenFile.fromDescriptor(this.vault.content, this.chunkSize, found.cipherPath, plainPath, descriptor, false);
+      return await OpenFile.fromDescriptor(this.files, found.cipherPath, plainPath, descriptor, false);
     } catch (err) {
       return this.integrity(plainPath, err);
     }
@@ -355,7 +353,7 @@ export class PlainFs {
     this.writable();
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
-    await cipherIo().unlink(found.cipherPath);
+    await this.io.unlink(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
     this.tree.noteRemoved(found.parent, found.entry.name);
   }
@@ -367,13 +365,13 @@ export class PlainFs {
   private async removeSidecar(parent: DirRef, entry: DirEntry): Promise<void> {
     if (!entry.sidecar) return;
     const hash = entry.sidecar.slice(0, LONG_HASH_CHARS);
-    const users = (await cipherIo().readdir(parent.cipherPath)).filter((name) => name.startsWith(hash) && name.includes(LONG_DATA_SUFFIX));
-    if (users.length === 0) await cipherIo().remove(join(parent.cipherPath, entry.sidecar));
+    const users = (await this.io.readdir(parent.cipherPath)).filter((name) => usesSidecar(name, hash));
+    if (users.length === 0) await this.io.remove(join(parent.cipherPath, entry.sidecar));
   }
 
   async mkdir(plainPath: string, mode: number, owner?: Owner): Promise<void> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'dir');
-    await cipherIo().mkdir(cipherPath, mode);
+    await this.io.mkdir(cipherPath, mode);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
   }
@@ -388,11 +386,11 @@ export class PlainFs {
 
   /** Removes a directory that is empty in the plaintext view, with any sync-client clutter in it. */
   private async removeEmptyDir(found: Resolved): Promise<void> {
-    const names = await cipherIo().readdir(found.cipherPath);
+    const names = await this.io.readdir(found.cipherPath);
     const clutter = names.filter(isSyncClientFile);
     if (clutter.length !== names.length) throw errno('ENOTEMPTY', `${joinPlain(found.parent.plainPath, found.entry.name)} is not empty`);
-    for (const name of clutter) await cipherIo().remove(join(found.cipherPath, name));
-    await cipherIo().rmdir(found.cipherPath);
+    for (const name of clutter) await this.io.remove(join(found.cipherPath, name));
+    await this.io.rmdir(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
     this.tree.forget(found.cipherPath);
   }
@@ -416,16 +414,16 @@ export class PlainFs {
         else if ((await this.listing(this.tree.childDir(toParent, existing))).entries.size > 0) throw errno('ENOTEMPTY', `${toPath} is not empty`);
       } else {
         // Two names of one file: rename(2) does nothing.
-        const [a, b] = await Promise.all([cipherIo().lstat(from.cipherPath), cipherIo().lstat(existingPath)]);
+        const [a, b] = await Promise.all([this.io.lstat(from.cipherPath), this.io.lstat(existingPath)]);
         if (a.ino === b.ino && a.dev === b.dev) return;
         if (existing.cipherName !== cipherName) {
-          await cipherIo().unlink(existingPath);
+          await this.io.unlink(existingPath);
           await this.removeSidecar(toParent, existing);
         }
       }
     }
-    if (sidecar) await cipherIo().writeText(join(toParent.cipherPath, sidecar.name), sidecar.content + '\n');
-    await cipherIo().rename(from.cipherPath, target);
+    if (sidecar) await this.io.writeText(join(toParent.cipherPath, sidecar.name), sidecar.content);
+    await this.io.rename(from.cipherPath, target);
     if (from.entry.sidecar && from.entry.sidecar !== sidecar?.name) await this.removeSidecar(from.parent, from.entry);
     this.tree.noteRemoved(from.parent, from.entry.name);
     const moved: DirEntry = {
@@ -454,13 +452,13 @@ export class PlainFs {
     const from = await this.tree.resolve(existingPath);
     if (from.entry.kind === 'dir') throw errno('EPERM', `${existingPath} is a directory`);
     const { parent, entry, cipherPath } = await this.newEntry(newPath, from.entry.kind);
-    await cipherIo().link(from.cipherPath, cipherPath);
+    await this.io.link(from.cipherPath, cipherPath);
     this.tree.noteAdded(parent, entry);
   }
 
   async symlink(target: string, plainPath: string, owner?: Owner): Promise<void> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'symlink');
-    await cipherIo().symlink(this.vault.names.encryptSymlinkTarget(target), cipherPath);
+    await this.io.symlink(this.vault.names.encryptSymlinkTarget(target), cipherPath);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
   }
@@ -468,7 +466,7 @@ export class PlainFs {
   async readlink(plainPath: string): Promise<string> {
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind !== 'symlink') throw errno('EINVAL', `${plainPath} is not a symbolic link`);
-    const target = this.vault.names.decryptSymlinkTarget(await cipherIo().readlink(found.cipherPath));
+    const target = this.vault.names.decryptSymlinkTarget(await this.io.readlink(found.cipherPath));
     if (target === undefined) {
       this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
       throw errno('EIO', `${plainPath}: symlink target does not decrypt`);

@@ -17,13 +17,6 @@ export interface Resolved {
   readonly cipherPath: string;
 }
 
-/**
- * How long a directory listing is trusted before the cipher directory is read again. Changes
- * made through the mount update the listing at once; changes made by a sync client show up
- * within this time (plus the kernel's entry timeout).
- */
-export const LISTING_TTL_MS = 1000;
-
 interface CachedListing {
   listing: Listing;
   readAt: number;
@@ -59,6 +52,8 @@ export class Tree {
   constructor(
     cipherDir: string,
     readonly decoder: DirectoryDecoder,
+    /** How long a listing is trusted: MountSettings.listingTtlMs. */
+    private readonly listingTtlMs: number,
   ) {
     // Absolute and without a trailing '/', so that cipherChild() and path.join() agree.
     this.root = { plainPath: '/', cipherPath: resolve(cipherDir), dirId: ROOT_DIR_ID, atRoot: true };
@@ -66,7 +61,7 @@ export class Tree {
 
   async listing(dir: DirRef): Promise<Listing> {
     const cached = this.listings.get(dir.cipherPath);
-    if (cached && Date.now() - cached.readAt < LISTING_TTL_MS) return cached.listing;
+    if (cached && Date.now() - cached.readAt < this.listingTtlMs) return cached.listing;
     const listing = await this.decoder.list(dir.cipherPath, dir.dirId, dir.atRoot);
     this.listings.set(dir.cipherPath, { listing, readAt: Date.now() });
     return listing;

@@ -1,8 +1,10 @@
 import { resolve } from 'node:path';
 import { contentContext, type ContentContext } from '../crypto/context.js';
 import { deriveSubkey } from '../crypto/kdf.js';
+import { cipherIoFor, type CipherIo } from './cipherio.js';
 import { DirectoryDecoder } from './directory.js';
 import { NameCipher } from './names.js';
+import { DEFAULT_SETTINGS, type MountSettings } from './settings.js';
 import { Tree } from './tree.js';
 import { readVaultFile, verifyVaultFile, type VaultConfig } from './vaultfile.js';
 
@@ -13,11 +15,16 @@ export interface Vault {
   readonly content: ContentContext;
   readonly names: NameCipher;
   readonly tree: Tree;
+  readonly settings: MountSettings;
+  /** The calls made on the cipher directory, as the settings ask. */
+  readonly io: CipherIo;
 }
 
 export interface OpenVaultOptions {
   /** Crypto backend name; default automatic. */
   backend?: string;
+  /** Cache times and cipher-directory calls; default DEFAULT_SETTINGS. */
+  settings?: MountSettings;
 }
 
 /** Opens the vault at `cipherDir` with its master key; refuses an edited vault file. */
@@ -26,6 +33,8 @@ export async function openVault(cipherDir: string, masterKey: Uint8Array, option
   const config = verifyVaultFile(await readVaultFile(dir), masterKey, dir);
   const content = contentContext(masterKey, { cipher: config.cipher, chunkSize: config.chunkSize, backend: options.backend });
   const names = new NameCipher(deriveSubkey(masterKey, 'names'), deriveSubkey(masterKey, 'dirid'));
-  const tree = new Tree(dir, new DirectoryDecoder(names, config.maxNameLength));
-  return { cipherDir: dir, config, content, names, tree };
+  const settings = options.settings ?? DEFAULT_SETTINGS;
+  const io = cipherIoFor(settings);
+  const tree = new Tree(dir, new DirectoryDecoder(names, config.maxNameLength, io), settings.listingTtlMs);
+  return { cipherDir: dir, config, content, names, tree, settings, io };
 }

@@ -17,7 +17,7 @@ import { contentContext } from '../../src/crypto/context.js';
 import { FileCipher } from '../../src/crypto/filecipher.js';
 import { HEADER_BYTES, newHeader } from '../../src/crypto/header.js';
 import { deriveFileKey, deriveSubkey } from '../../src/crypto/kdf.js';
-import { chunkCount, sealedSize } from '../../src/crypto/layout.js';
+import { chunkCount, sealedSize } from '../../src/crypto/geometry.js';
 import { pattern, toHex } from '../helpers.js';
 
 const DIR = fileURLToPath(new URL('.', import.meta.url));

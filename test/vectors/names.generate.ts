@@ -79,7 +79,7 @@ function stored(parent: Uint8Array, name: string, ownId: Uint8Array | undefined)
   const out: Record<string, unknown> = {};
   for (const limit of LIMITS) {
     const { cipherName, sidecar } = decoders.get(limit)!.cipherNameFor(parent, name, ownId);
-    out[String(limit)] = sidecar ? { name: cipherName, sidecar: sidecar.name, sidecarContent: sidecar.content + '\n' } : { name: cipherName };
+    out[String(limit)] = sidecar ? { name: cipherName, sidecar: sidecar.name, sidecarContent: sidecar.content } : { name: cipherName };
   }
   return out;
 }
@@ -136,7 +136,7 @@ function thresholds() {
           encryptedLength: E.length,
           long: E.length > limit,
           storedName: cipherName,
-          ...(sidecar ? { hash: longNameHash(E), sidecar: sidecar.name, sidecarContent: sidecar.content + '\n' } : {}),
+          ...(sidecar ? { hash: longNameHash(E), sidecar: sidecar.name, sidecarContent: sidecar.content } : {}),
         });
       }
     }

@@ -41,12 +41,3 @@ export function selectBackend(requested?: string): AeadBackend {
     return backendByName('node');
   }
 }
-
-export function nativeAvailable(): boolean {
-  try {
-    backendByName('native');
-    return true;
-  } catch {
-    return false;
-  }
-}

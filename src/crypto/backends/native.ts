@@ -4,8 +4,8 @@ import { packageRoot } from '../../packageroot.js';
 import { join } from 'node:path';
 import type { AeadBackend, ChunkRun } from '../backend.js';
 import type { NativeKeys } from '../nativekeys.js';
-import { CHUNK_OVERHEAD, CIPHER_IDS, KEY_BYTES } from '../ciphers.js';
-import { runChunkLengths, runPlainLength } from '../run.js';
+import { CIPHER_IDS, KEY_BYTES } from '../ciphers.js';
+import { openingGeometry, sealingGeometry } from '../run.js';
 
 /** Where the addon lands, relative to the package root (scripts/build-native.mjs). */
 export const NATIVE_ADDON_PATH = 'native/build/Release/sealfs_aead.node';
@@ -34,6 +34,19 @@ export interface NativeAddon extends NativeKeys {
     plain: Uint8Array, out: Uint8Array, nonces: Uint8Array | null, threads: number): Promise<void>;
   openAsync(cipherId: number, key: Uint8Array, header: Uint8Array, chunkSize: number, firstIndex: number, endsFile: boolean,
     sealed: Uint8Array, out: Uint8Array, threads: number): Promise<number>;
+  /**
+   * The addon's own run geometry (C's copy of runOfPlain / runOfSealed in geometry.ts), for
+   * test/geometry.native.test.ts: the run of `length` plaintext bytes, or of `length` stored
+   * bytes when `isSealed` (null when no run has that length).
+   */
+  runGeometry(chunkSize: number, length: number, isSealed: boolean): NativeRunGeometry | null;
+}
+
+export interface NativeRunGeometry {
+  readonly count: number;
+  readonly plainLength: number;
+  readonly sealedLength: number;
+  readonly lastLength: number;
 }
 
 /** The native backend; sealAsync also takes fixed nonces, for test vectors only. */
@@ -67,24 +80,16 @@ function checkRun(run: ChunkRun): void {
 
 /** Validates a seal exactly as sealRunWith (run.ts) does; returns the chunk count. */
 function sealChunks(run: ChunkRun, plain: Uint8Array, out: Uint8Array): number {
-  const count = runChunkLengths(run, plain.length).length;
-  if (out.length !== plain.length + CHUNK_OVERHEAD * count) {
-    throw new RangeError(`output buffer is ${out.length} bytes, expected ${plain.length + CHUNK_OVERHEAD * count}`);
-  }
+  const { count } = sealingGeometry(run, plain.length, out.length);
   checkRun(run);
   return count;
 }
 
-/**
- * Validates an open exactly as openRunWith (run.ts) does; returns the chunk count and the
- * stored bytes those chunks occupy, which is what openRunWith reads and the addon is given.
- */
-function openChunks(run: ChunkRun, sealed: Uint8Array, out: Uint8Array): { count: number; stored: Uint8Array } {
-  const plainLength = runPlainLength(run, sealed.length);
-  if (out.length !== plainLength) throw new RangeError(`output buffer is ${out.length} bytes, expected ${plainLength}`);
-  const count = runChunkLengths(run, plainLength).length;
+/** Validates an open exactly as openRunWith (run.ts) does; returns the chunk count. */
+function openChunks(run: ChunkRun, sealed: Uint8Array, out: Uint8Array): number {
+  const { count } = openingGeometry(run, sealed.length, out.length);
   checkRun(run);
-  return { count, stored: sealed.subarray(0, plainLength + CHUNK_OVERHEAD * count) };
+  return count;
 }
 
 /** Threads actually used: at most one per chunk and per NATIVE_MIN_BYTES_PER_THREAD of plaintext. */
@@ -112,8 +117,10 @@ export function loadNativeBackend(): NativeBackend {
     sealChunks(run, plain, out);
     native.seal(...args(run), plain, out, nonces ?? null);
   };
-  const open = (run: ChunkRun, sealed: Uint8Array, out: Uint8Array): number =>
-    native.open(...args(run), openChunks(run, sealed, out).stored, out);
+  const open = (run: ChunkRun, sealed: Uint8Array, out: Uint8Array): number => {
+    openChunks(run, sealed, out);
+    return native.open(...args(run), sealed, out);
+  };
 
   return {
     name: 'native',
@@ -130,10 +137,10 @@ export function loadNativeBackend(): NativeBackend {
       await native.sealAsync(...args(run), plain, out, nonces ?? null, use);
     },
     async openAsync(run, sealed, out, threads) {
-      const { count, stored } = openChunks(run, sealed, out);
+      const count = openChunks(run, sealed, out);
       const use = effectiveThreads(threads, count, out.length);
-      if (use === 1 && out.length <= NATIVE_SYNC_LIMIT) return native.open(...args(run), stored, out);
-      return native.openAsync(...args(run), stored, out, use);
+      if (use === 1 && out.length <= NATIVE_SYNC_LIMIT) return native.open(...args(run), sealed, out);
+      return native.openAsync(...args(run), sealed, out, use);
     },
   };
 }

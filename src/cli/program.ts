@@ -1,0 +1,77 @@
+/**
+ * The sealfs command as a function: runCli(argv, io) parses, runs one command and returns
+ * its exit code. Importing this module does nothing; main.ts is the executable that calls
+ * it with the process's own streams, and tests call it in process.
+ */
+import { Command, CommanderError } from 'commander';
+import { backendOption, chunkSizeOption, cipherOption } from './args.js';
+import { describeError, EXIT } from './exit.js';
+import { decryptCommand, encryptCommand, keygen } from './filter.js';
+import type { CliIo } from './io.js';
+import { registerOfflineCommands } from './offline.js';
+import { registerVaultKeyCommands } from './vaultkeys.js';
+import { registerMountCommands } from './mount.js';
+import { registerMaintenanceCommands } from './maintenance.js';
+
+function buildProgram(io: CliIo): Command {
+  const program = new Command('sealfs')
+    .description('Transparent client-side encryption for folders that sync clients upload')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => void io.stdout.write(text),
+      writeErr: (text) => void io.stderr.write(text),
+      outputError: (text, write) => write(text.trimEnd().replace(/^error: /, 'sealfs: ') + '\n'),
+    });
+
+  program
+    .command('keygen')
+    .description('create a new random 256-bit master key file (mode 0600; never overwrites)')
+    .requiredOption('--out <keyfile>', 'where to write the key')
+    .action((opts: { out: string }) => keygen(opts.out));
+
+  program
+    .command('encrypt')
+    .description('encrypt IN (default: stdin) into a sealed file at -o OUT (default: stdout)')
+    .argument('[in]', 'plaintext input file, or - for stdin')
+    .requiredOption('--key <keyfile>', 'key file from `sealfs keygen`, or 32 raw bytes')
+    .option('-o, --output <out>', 'output file (default: stdout)')
+    .option('-f, --force', 'overwrite OUT if it exists')
+    .addOption(cipherOption())
+    .addOption(chunkSizeOption())
+    .addOption(backendOption())
+    .action((input: string | undefined, opts) => encryptCommand(input, opts, io));
+
+  program
+    .command('decrypt')
+    .description('decrypt and verify a sealed file IN (default: stdin) to -o OUT (default: stdout)')
+    .argument('[in]', 'sealed input file, or - for stdin')
+    .requiredOption('--key <keyfile>', 'key file from `sealfs keygen`, or 32 raw bytes')
+    .option('-o, --output <out>', 'output file (default: stdout)')
+    .option('-f, --force', 'overwrite OUT if it exists')
+    .addOption(backendOption())
+    .action((input: string | undefined, opts) => decryptCommand(input, opts, io));
+
+  registerVaultKeyCommands(program, io);
+  registerMountCommands(program, io);
+  registerOfflineCommands(program, io);
+  registerMaintenanceCommands(program, io);
+
+  return program;
+}
+
+/** Runs `sealfs ARGS…` (argv without node and the script) and returns its exit code; errors become one line on stderr. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    const { line, code } = describeError(err);
+    if (line) io.stderr.write(`sealfs: ${line}\n`);
+    return code;
+  }
+}

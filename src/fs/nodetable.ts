@@ -1,0 +1,126 @@
+/**
+ * The inode table of a mount: what libfuse's high-level API keeps in C. One node per name the
+ * kernel has looked up, holding its parent and name (so renaming a directory moves everything
+ * below it at once) and the kernel's lookup count (a node lives until the kernel forgets it).
+ * A node whose name was unlinked or renamed over stays usable through its open file handles.
+ */
+
+/** The kernel's id of the mount's root. */
+export const ROOT_ID = 1;
+
+export interface Node {
+  readonly id: number;
+  /** undefined for the root and for a node whose name is gone (unlinked or replaced). */
+  parent: Node | undefined;
+  name: string;
+  lookups: number;
+  /** Where a node whose name is gone last was: for log lines of its open handles. */
+  lastPath?: string;
+  /** Open file handles: a node whose name is gone is still reached through them. */
+  handles?: Set<number>;
+}
+
+export class NodeTable {
+  private readonly byId = new Map<number, Node>();
+  private readonly byName = new Map<string, Node>();
+  private nextId = ROOT_ID + 1;
+  readonly root: Node = { id: ROOT_ID, parent: undefined, name: '', lookups: 1 };
+
+  constructor() {
+    this.byId.set(ROOT_ID, this.root);
+  }
+
+  private static key(parent: Node, name: string): string {
+    return `${parent.id}/${name}`;
+  }
+
+  get(id: number): Node | undefined {
+    return this.byId.get(id);
+  }
+
+  /** How many nodes are alive (the root included). */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** The node's plaintext path, or undefined when its name (or an ancestor's) is gone. */
+  path(node: Node): string | undefined {
+    if (node === this.root) return '/';
+    const parts: string[] = [];
+    for (let n: Node | undefined = node; n !== this.root; n = n.parent) {
+      if (!n) return undefined;
+      parts.push(n.name);
+    }
+    return '/' + parts.reverse().join('/');
+  }
+
+  childPath(parent: Node, name: string): string | undefined {
+    const base = this.path(parent);
+    return base === undefined ? undefined : base === '/' ? `/${name}` : `${base}/${name}`;
+  }
+
+  /** The node for parent/name, created if needed, with one more kernel lookup. */
+  remember(parent: Node, name: string): Node {
+    const key = NodeTable.key(parent, name);
+    let node = this.byName.get(key);
+    if (!node) {
+      node = { id: this.nextId++, parent, name, lookups: 0 };
+      this.byName.set(key, node);
+      this.byId.set(node.id, node);
+    }
+    node.lookups++;
+    return node;
+  }
+
+  /** The kernel dropped `lookups` of its references; at none left the node is gone. */
+  forget(id: number, lookups: number): void {
+    const node = this.byId.get(id);
+    if (!node || node === this.root) return;
+    node.lookups -= lookups;
+    if (node.lookups > 0) return;
+    this.byId.delete(id);
+    if (node.parent && this.byName.get(NodeTable.key(node.parent, node.name)) === node) {
+      this.byName.delete(NodeTable.key(node.parent, node.name));
+    }
+  }
+
+  /** parent/name no longer exists: its node (if any) keeps serving open handles only. */
+  detach(parent: Node, name: string): void {
+    const key = NodeTable.key(parent, name);
+    const node = this.byName.get(key);
+    if (!node) return;
+    node.lastPath = this.path(node);
+    this.byName.delete(key);
+    node.parent = undefined;
+  }
+
+  /** parent/name was renamed to newParent/newName (replacing whatever was there). */
+  move(parent: Node, name: string, newParent: Node, newName: string): void {
+    this.detach(newParent, newName);
+    const key = NodeTable.key(parent, name);
+    const node = this.byName.get(key);
+    if (!node) return;
+    this.byName.delete(key);
+    node.parent = newParent;
+    node.name = newName;
+    this.byName.set(NodeTable.key(newParent, newName), node);
+  }
+
+  opened(node: Node, fh: number): void {
+    (node.handles ??= new Set()).add(fh);
+  }
+
+  closed(node: Node, fh: number): void {
+    node.handles?.delete(fh);
+  }
+
+  /** Any open handle of the node: how fstat() reaches a file whose name is gone. */
+  anyHandle(node: Node): number | undefined {
+    return node.handles?.values().next().value;
+  }
+
+  /** A name for log lines of a handle operation, also for a node whose name is gone. */
+  describe(node: Node): string {
+    return this.path(node) ?? node.lastPath ?? '(deleted)';
+  }
+}

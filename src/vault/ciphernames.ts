@@ -1,0 +1,216 @@
+/**
+ * The names found in a cipher directory (docs/FORMAT.md §10.3–§10.5): what each one is,
+ * how a long name's sidecar is read and checked, and under which name an entry shows in
+ * the plaintext view (conflict copies, duplicates, undecryptable entries). The mount, scrub,
+ * the offline tools and backup all go through here, so they read every name alike.
+ */
+import { constants, type Dirent } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
+import { LONG_DATA_SUFFIX, LONG_HASH_CHARS, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
+import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
+import { isSyncClientFile } from './syncclients.js';
+import { VAULT_FILE } from './vaultfile.js';
+
+/** What a name in a cipher directory is. `conflict`: the text a sync client added to it ('' if none). */
+export type CipherNameType =
+  /** `sealfs.vault` in the root. */
+  | { readonly type: 'vault-file' }
+  /** A sync client's or file manager's own file (src/vault/syncclients.ts). */
+  | { readonly type: 'sync-client' }
+  /** A long name's sidecar `<hash>.sfn`, or a sync client's copy of one: never an entry. */
+  | { readonly type: 'sidecar'; readonly hash: string; readonly conflict: string }
+  /** A long-name entry `<hash>.sfl`; its encoded name is in `sidecar`, `<hash>.sfn`. */
+  | { readonly type: 'long'; readonly hash: string; readonly sidecar: string; readonly conflict: string }
+  /** Any other name: an entry stored under its encoded name (which may be '': it cannot decrypt). */
+  | { readonly type: 'short'; readonly encoded: string; readonly conflict: string };
+
+/** The longest run of base32 characters a name starts with, and the rest. */
+const BASE32_PREFIX = /^([a-z2-7]*)([\s\S]*)$/;
+
+/** Classifies one name of a cipher directory (`atRoot`: of the vault's root directory). */
+export function classify(name: string, atRoot: boolean): CipherNameType {
+  if (atRoot && name === VAULT_FILE) return { type: 'vault-file' };
+  if (isSyncClientFile(name)) return { type: 'sync-client' };
+  const [, prefix = '', rest = ''] = BASE32_PREFIX.exec(name) ?? [];
+  // An encoded name is never LONG_HASH_CHARS long (FORMAT.md §10.3), so such a prefix is a hash.
+  if (prefix.length === LONG_HASH_CHARS) {
+    const at = rest.indexOf(LONG_DATA_SUFFIX);
+    if (at >= 0) return { type: 'long', hash: prefix, sidecar: prefix + LONG_NAME_SUFFIX, conflict: rest.slice(0, at) + rest.slice(at + LONG_DATA_SUFFIX.length) };
+    if (rest.includes(LONG_NAME_SUFFIX)) return { type: 'sidecar', hash: prefix, conflict: rest.replace(LONG_NAME_SUFFIX, '') };
+  }
+  return { type: 'short', encoded: prefix, conflict: rest };
+}
+
+/**
+ * What an entry of a cipher directory is; 'other' for FIFOs, sockets and devices, which
+ * have no place in a vault. (Node resolves a directory entry of unknown type with lstat.)
+ */
+export function entryKind(entry: Dirent): EntryKind | 'other' {
+  if (entry.isDirectory()) return 'dir';
+  if (entry.isSymbolicLink()) return 'symlink';
+  if (entry.isFile()) return 'file';
+  return 'other';
+}
+
+/** Whether `name` is a long-name entry (or a conflict copy of one) that reads the sidecar of `hash`. */
+export function usesSidecar(name: string, hash: string): boolean {
+  const type = classify(name, false);
+  return type.type === 'long' && type.hash === hash;
+}
+
+/** The longest encoded name: a directory's (tag, id, then 255 bytes of name) in base32. */
+export const MAX_ENCODED_NAME_CHARS = Math.ceil(((16 + DIR_ID_BYTES + MAX_PLAIN_NAME_BYTES) * 8) / 5);
+/** The longest valid sidecar: the longest encoded name and its line end. No more is ever read. */
+export const MAX_SIDECAR_BYTES = MAX_ENCODED_NAME_CHARS + 1;
+
+const SIDECAR_CONTENT = /^([a-z2-7]+)\n$/;
+
+/** What a sidecar holds: the encoded name E and one line end. */
+export function sidecarContent(encoded: string): string {
+  return `${encoded}\n`;
+}
+
+export type SidecarFault =
+  /** There is no sidecar. */
+  | 'missing'
+  /** It is a directory, a symbolic link or a special file. */
+  | 'not-regular'
+  /** It could not be opened or read (permission, I/O error). */
+  | 'unreadable'
+  /** Its content is not one encoded name and a line end. */
+  | 'malformed'
+  /** It holds an encoded name, but not the one whose hash names it. */
+  | 'mismatch';
+
+export type SidecarRead = { readonly ok: true; readonly encoded: string } | { readonly ok: false; readonly fault: SidecarFault; readonly detail: string };
+
+/**
+ * Checks a sidecar's bytes against the hash that names it. The one rule (FORMAT.md §10.3):
+ * the content is exactly E followed by one "\n", where E is lower-case base32 and hashes to
+ * `hash`; no other whitespace, no second line, nothing else.
+ */
+export function parseSidecar(bytes: Uint8Array, hash: string): SidecarRead {
+  if (bytes.length > MAX_SIDECAR_BYTES) return { ok: false, fault: 'malformed', detail: `it is longer than any encoded name (more than ${MAX_SIDECAR_BYTES} bytes)` };
+  const match = SIDECAR_CONTENT.exec(Buffer.from(bytes).toString('latin1'));
+  if (!match) return { ok: false, fault: 'malformed', detail: 'it does not hold exactly one encoded name and a line end' };
+  if (longNameHash(match[1]!) !== hash) return { ok: false, fault: 'mismatch', detail: 'its content does not match its name (damaged or replaced)' };
+  return { ok: true, encoded: match[1]! };
+}
+
+/**
+ * Reads and checks the sidecar at `path` (see parseSidecar). Only a regular file counts: a
+ * symbolic link is never followed, and at most MAX_SIDECAR_BYTES + 1 bytes are read.
+ */
+export async function readSidecar(path: string, hash: string): Promise<SidecarRead> {
+  const fault = (code: string | undefined, err: unknown): SidecarRead =>
+    code === 'ENOENT'
+      ? { ok: false, fault: 'missing', detail: 'it is missing' }
+      : code === 'ELOOP'
+        ? { ok: false, fault: 'not-regular', detail: 'it is not a regular file' }
+        : { ok: false, fault: 'unreadable', detail: `it cannot be read: ${(err as Error).message}` };
+  let bytes: Uint8Array;
+  try {
+    // lstat first, so that opening never touches a device or waits on a FIFO; O_NOFOLLOW and
+    // the descriptor's own type catch an entry swapped in between.
+    if (!(await lstat(path)).isFile()) return { ok: false, fault: 'not-regular', detail: 'it is not a regular file' };
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      if (!(await handle.stat()).isFile()) return { ok: false, fault: 'not-regular', detail: 'it is not a regular file' };
+      const buffer = Buffer.alloc(MAX_SIDECAR_BYTES + 1);
+      let length = 0;
+      for (let n = -1; n !== 0 && length < buffer.length; length += n) {
+        n = (await handle.read(buffer, length, buffer.length - length, length)).bytesRead;
+      }
+      bytes = buffer.subarray(0, length);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    return fault((err as NodeJS.ErrnoException).code, err);
+  }
+  return parseSidecar(bytes, hash);
+}
+
+/**
+ * `name` cut to at most `maxBytes` bytes of UTF-8, at a code point boundary.
+ */
+function cutToBytes(name: string, maxBytes: number): string {
+  if (Buffer.byteLength(name) <= maxBytes) return name;
+  const chars = [...name];
+  while (Buffer.byteLength(chars.join('')) > maxBytes) chars.pop();
+  return chars.join('');
+}
+
+/**
+ * Inserts `marker` before the name's extension: "report.docx" → "report (marker).docx".
+ * The result stays a valid name (at most 255 bytes): a long name loses the end of its stem,
+ * then if need be the end of the whole, cut at code point boundaries.
+ */
+export function insertBeforeExtension(name: string, marker: string): string {
+  const dot = name.lastIndexOf('.');
+  const stem = dot <= 0 ? name : name.slice(0, dot);
+  const tail = dot <= 0 ? ` ${marker}` : ` ${marker}${name.slice(dot)}`;
+  const fits = (text: string) => Buffer.byteLength(text) <= MAX_PLAIN_NAME_BYTES;
+  if (fits(stem + tail)) return stem + tail;
+  const chars = [...stem];
+  while (chars.length > 1 && !fits(chars.join('') + tail)) chars.pop();
+  return cutToBytes(chars.join('') + tail, MAX_PLAIN_NAME_BYTES);
+}
+
+const SYNCTHING_CONFLICT = /^\.?sync-conflict-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-(\w+)/;
+
+/**
+ * Turns what a sync client added to a ciphertext name into a short marker for the plaintext
+ * view, keeping what tells copies apart (date, time, who, which device):
+ * " (conflicted copy 2026-11-22)" → "(conflict 2026-11-22)",
+ * ".sync-conflict-20261122-101010-ABCDEFG" → "(conflict 2026-11-22 101010 ABCDEFG)".
+ */
+export function conflictMarker(extra: string): string {
+  const syncthing = SYNCTHING_CONFLICT.exec(extra);
+  if (syncthing) {
+    const [, y, mo, d, h, mi, sec, device] = syncthing;
+    return `(conflict ${y}-${mo}-${d} ${h}${mi}${sec} ${device})`;
+  }
+  const text = extra
+    .replace(/conflicted copy/gi, ' ')
+    .replace(/'s\b/g, ' ')
+    .replace(/[\s()._~]+/g, ' ')
+    .replace(/^[\s-]+|[\s-]+$/g, '')
+    .trim();
+  return text ? `(conflict ${text})` : '(conflict)';
+}
+
+/** The name an entry shows under: its decrypted name, marked as a conflict copy if a sync client added text. */
+export function displayName(plain: string, conflict: string): string {
+  return conflict ? insertBeforeExtension(plain, conflictMarker(conflict)) : plain;
+}
+
+/** Placeholder under which an undecryptable entry is listed, so the user can see and remove it. */
+export const UNDECRYPTABLE_PREFIX = 'UNDECRYPTABLE ';
+/** Characters of the cipher name kept in the placeholder. */
+const UNDECRYPTABLE_NAME_CHARS = 200;
+
+export function undecryptableName(cipherName: string): string {
+  return cutToBytes(UNDECRYPTABLE_PREFIX + [...cipherName].slice(0, UNDECRYPTABLE_NAME_CHARS).join(''), MAX_PLAIN_NAME_BYTES);
+}
+
+/**
+ * The order in which a directory's entries take their shown names: ascending cipher names,
+ * compared as UTF-16 code units (byte order for the ASCII names sealfs writes).
+ */
+export function compareCipherNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The name under which an entry shows when `name` is already `taken` by an earlier entry of
+ * its directory (say, a renamed and a re-created directory): "name (duplicate n).ext" with
+ * the smallest n ≥ 2 that is free.
+ */
+export function uniqueName(taken: { has(name: string): boolean }, name: string): string {
+  if (!taken.has(name)) return name;
+  for (let n = 2; ; n++) {
+    const candidate = insertBeforeExtension(name, `(duplicate ${n})`);
+    if (!taken.has(candidate)) return candidate;
+  }
+}

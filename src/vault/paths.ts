@@ -1,0 +1,37 @@
+/**
+ * Where sealfs keeps things outside the cipher directory, and the path rules every layer
+ * uses to keep them outside it.
+ */
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, sep } from 'node:path';
+
+/**
+ * Whether `child` is `parent` or lies below it. Both must be absolute and resolved the same
+ * way (the callers use realpath/resolveLoosely, so a symlink cannot hide an overlap). Only a
+ * whole `..` component leads out: a child named `..x` is inside.
+ */
+export function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * `$XDG_STATE_HOME/sealfs`, else `~/.local/state/sealfs`: scrub state, mount logs and the
+ * quarantine of repairs. The XDG spec says relative values are invalid and must be ignored.
+ */
+export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_STATE_HOME;
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'sealfs');
+  return join(env.HOME || homedir(), '.local', 'state', 'sealfs');
+}
+
+const VAULT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A vault id as sealfs writes them (a lowercase UUID). Vault ids name files (key store
+ * entries, scrub state, logs, quarantine folders) but come from the untrusted vault file,
+ * so only this shape, which can never name another path, is accepted.
+ */
+export function isVaultId(text: string): boolean {
+  return VAULT_ID.test(text);
+}

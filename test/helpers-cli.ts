@@ -1,0 +1,33 @@
+/**
+ * The sealfs command run in process (not a test file itself): runCli with its own output
+ * streams, environment and no terminal, so a missing passphrase option fails at once as it
+ * does for a detached process. Only what needs the real executable (a mount, a prompt on a
+ * pseudo-terminal, the bin entry itself) spawns dist/src/cli/main.js.
+ */
+import { Readable, Writable } from 'node:stream';
+import { runCli } from '../src/cli/program.js';
+import type { Run } from '../bench/lib/proc.js';
+
+function collector(parts: Buffer[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      parts.push(chunk);
+      callback();
+    },
+  });
+}
+
+/** `sealfs ARGS…` in this process with `env` as its environment; stdin is `input` (default: empty). */
+export async function runInProcess(args: readonly string[], env: NodeJS.ProcessEnv, input: string | Uint8Array = ''): Promise<Run> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const code = await runCli(args, {
+    stdout: collector(out),
+    stderr: collector(err),
+    stdin: Readable.from(input.length ? [Buffer.from(input)] : [], { objectMode: false }),
+    env,
+    openTerminal: () => undefined,
+  });
+  const stdout = Buffer.concat(out);
+  return { code, signal: null, stdout: stdout.toString('utf8'), out: stdout, stderr: Buffer.concat(err).toString('utf8'), timedOut: false };
+}
