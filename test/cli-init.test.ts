@@ -16,8 +16,8 @@ import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
-import { runInProcess } from './helpers-cli.js';
-import { runDetached, type Run } from '../bench/lib/proc.js';
+import { runInProcess, type CliRun } from './helpers-cli.js';
+import { runDetached } from '../bench/lib/proc.js';
 
 const RECOVERY = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
 const PASS1 = 'Tr0ub4dor&3-first-passphrase';
@@ -30,7 +30,7 @@ let root: string;
 const transcript: string[] = [];
 
 /** Runs sealfs in process; `binary` runs the built executable instead, as a detached process. */
-async function run(args: string[], env: NodeJS.ProcessEnv = {}, binary = false): Promise<Run> {
+async function run(args: string[], env: NodeJS.ProcessEnv = {}, binary = false): Promise<CliRun> {
   const fullEnv = { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env };
   const result = binary ? await runDetached(process.execPath, [CLI, ...args], fullEnv, 30_000) : await runInProcess(args, fullEnv);
   transcript.push(result.stdout, result.stderr);
@@ -68,7 +68,7 @@ async function treeHash(dir: string): Promise<string> {
 }
 
 /** A vault made with PASS1 in `dir/vault`, key store `dir/ks` (by the built executable when `binary`). */
-async function makeVault(dir: string, binary = false): Promise<{ cipherDir: string; keystore: string; pw: string; recovery: string; init: Run }> {
+async function makeVault(dir: string, binary = false): Promise<{ cipherDir: string; keystore: string; pw: string; recovery: string; init: CliRun }> {
   const cipherDir = join(dir, 'vault');
   const keystore = join(dir, 'ks');
   const pw = await passFile(dir, 'pw', PASS1);

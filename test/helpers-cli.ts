@@ -8,6 +8,9 @@ import { Readable, Writable } from 'node:stream';
 import { runCli } from '../src/cli/program.js';
 import type { Run } from '../bench/lib/proc.js';
 
+/** What a run of the command gave (a run in process has no signal or time limit). */
+export type CliRun = Pick<Run, 'code' | 'stdout' | 'stderr'>;
+
 function collector(parts: Buffer[]): Writable {
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -18,7 +21,7 @@ function collector(parts: Buffer[]): Writable {
 }
 
 /** `sealfs ARGS…` in this process with `env` as its environment; stdin is `input` (default: empty). */
-export async function runInProcess(args: readonly string[], env: NodeJS.ProcessEnv, input: string | Uint8Array = ''): Promise<Run> {
+export async function runInProcess(args: readonly string[], env: NodeJS.ProcessEnv, input: string | Uint8Array = ''): Promise<CliRun> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const code = await runCli(args, {
@@ -28,6 +31,5 @@ export async function runInProcess(args: readonly string[], env: NodeJS.ProcessE
     env,
     openTerminal: () => undefined,
   });
-  const stdout = Buffer.concat(out);
-  return { code, signal: null, stdout: stdout.toString('utf8'), out: stdout, stderr: Buffer.concat(err).toString('utf8'), timedOut: false };
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }

@@ -13,18 +13,18 @@ import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
 import { CLI } from './build.js';
-import { runInProcess } from './helpers-cli.js';
-import { endProcess, freePort, runDetached, sleep, type Run } from '../bench/lib/proc.js';
+import { runInProcess, type CliRun } from './helpers-cli.js';
+import { endProcess, freePort, runDetached, sleep } from '../bench/lib/proc.js';
 
 export const PASSPHRASE = 'scrub and backup test passphrase';
 
 /** Runs the CLI in process, with `env` as its environment and no terminal. */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Run> {
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
   return runInProcess(args, env);
 }
 
 /** Runs the built executable detached (no terminal), with a bounded time: the end-to-end check. */
-export function runCliBinary(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
+export function runCliBinary(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
   return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
 }
 
