@@ -16,8 +16,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
-import { runInProcess, type CliRun } from './helpers-cli.js';
-import { runDetached } from '../bench/lib/proc.js';
+import { runBuiltCli, runInProcess, type CliRun } from './helpers-cli.js';
 
 const RECOVERY = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
 const PASS1 = 'Tr0ub4dor&3-first-passphrase';
@@ -32,7 +31,7 @@ const transcript: string[] = [];
 /** Runs sealfs in process; `binary` runs the built executable instead, as a detached process. */
 async function run(args: string[], env: NodeJS.ProcessEnv = {}, binary = false): Promise<CliRun> {
   const fullEnv = { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env };
-  const result = binary ? await runDetached(process.execPath, [CLI, ...args], fullEnv, 30_000) : await runInProcess(args, fullEnv);
+  const result = binary ? await runBuiltCli(args, fullEnv, 30_000) : await runInProcess(args, fullEnv);
   transcript.push(result.stdout, result.stderr);
   return result;
 }

@@ -12,9 +12,8 @@ import { initVault } from '../src/vault/init.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
-import { CLI } from './build.js';
 import { runInProcess, type CliRun } from './helpers-cli.js';
-import { endProcess, freePort, runDetached, sleep } from '../bench/lib/proc.js';
+import { endProcess, freePort, sleep } from '../bench/lib/proc.js';
 
 export const PASSPHRASE = 'scrub and backup test passphrase';
 
@@ -23,10 +22,8 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise
   return runInProcess(args, env);
 }
 
-/** Runs the built executable detached (no terminal), with a bounded time: the end-to-end check. */
-export function runCliBinary(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
-  return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
-}
+/** The built executable, detached: the end-to-end check. */
+export { runBuiltCli as runCliBinary } from './helpers-cli.js';
 
 export interface TestVault {
   readonly cipherDir: string;
