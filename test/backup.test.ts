@@ -11,7 +11,6 @@ import { EXIT } from '../src/cli/exit.js';
 import { formatKeyFile } from '../src/crypto/keyfile.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import {
-  buildCli,
   cipherRel,
   flipByte,
   listTree,
@@ -44,7 +43,6 @@ beforeAll(async () => {
     TMPDIR: join(root, 'tmp'),
     RCLONE_CONFIG: join(root, 'no-rclone.conf'),
   };
-  await buildCli();
   dav = await startWebdav(join(root, 'provider'), join(root, 'rclone.conf'));
 }, 180_000);
 

@@ -1,7 +1,7 @@
 /**
  * The CLI as a user runs it: init, key export/import, passwd. Most runs are in process
  * (runCli, with no terminal, so a missing option can never hang on a prompt); a few run the
- * built executable (dist/src/cli/main.js, built with tsc first) detached, end to end, and the
+ * built executable (dist/src/cli/main.js, test/build.ts) detached, end to end, and the
  * prompt itself is tested through a pseudo-terminal (python3's pty module) when python3 is
  * available.
  */
@@ -10,17 +10,14 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readKeyFile } from '../src/crypto/keyfile.js';
 import { EXIT } from '../src/cli/exit.js';
 import { encodeRecoveryKey } from '../src/vault/recovery.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
-import { runInProcess } from './helpers-cli.js';
-import { runDetached, type Run } from './process.js';
+import { CLI } from './build.js';
+import { runBuiltCli, runInProcess, type CliRun } from './helpers-cli.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const RECOVERY = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
 const PASS1 = 'Tr0ub4dor&3-first-passphrase';
 const PASS2 = 'correct horse battery staple second';
@@ -32,9 +29,9 @@ let root: string;
 const transcript: string[] = [];
 
 /** Runs sealfs in process; `binary` runs the built executable instead, as a detached process. */
-async function run(args: string[], env: NodeJS.ProcessEnv = {}, binary = false): Promise<Run> {
+async function run(args: string[], env: NodeJS.ProcessEnv = {}, binary = false): Promise<CliRun> {
   const fullEnv = { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), ...env };
-  const result = binary ? await runDetached(process.execPath, [CLI, ...args], fullEnv, 30_000) : await runInProcess(args, fullEnv);
+  const result = binary ? await runBuiltCli(args, fullEnv, 30_000) : await runInProcess(args, fullEnv);
   transcript.push(result.stdout, result.stderr);
   return result;
 }
@@ -70,7 +67,7 @@ async function treeHash(dir: string): Promise<string> {
 }
 
 /** A vault made with PASS1 in `dir/vault`, key store `dir/ks` (by the built executable when `binary`). */
-async function makeVault(dir: string, binary = false): Promise<{ cipherDir: string; keystore: string; pw: string; recovery: string; init: Run }> {
+async function makeVault(dir: string, binary = false): Promise<{ cipherDir: string; keystore: string; pw: string; recovery: string; init: CliRun }> {
   const cipherDir = join(dir, 'vault');
   const keystore = join(dir, 'ks');
   const pw = await passFile(dir, 'pw', PASS1);
@@ -83,11 +80,6 @@ async function makeVault(dir: string, binary = false): Promise<{ cipherDir: stri
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-cli-init-'));
   await mkdir(join(root, 'home'));
-  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-    cwd: REPO,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
   await stat(CLI);
 }, 180_000);
 

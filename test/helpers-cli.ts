@@ -6,7 +6,11 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { runCli } from '../src/cli/program.js';
-import type { Run } from './process.js';
+import { runDetached, type Run } from '../bench/lib/proc.js';
+import { CLI } from './build.js';
+
+/** What a run of the command gave (a run in process has no signal or time limit). */
+export type CliRun = Pick<Run, 'code' | 'stdout' | 'stderr'>;
 
 function collector(parts: Buffer[]): Writable {
   return new Writable({
@@ -18,7 +22,7 @@ function collector(parts: Buffer[]): Writable {
 }
 
 /** `sealfs ARGS…` in this process with `env` as its environment; stdin is `input` (default: empty). */
-export async function runInProcess(args: readonly string[], env: NodeJS.ProcessEnv, input: string | Uint8Array = ''): Promise<Run> {
+export async function runInProcess(args: readonly string[], env: NodeJS.ProcessEnv, input: string | Uint8Array = ''): Promise<CliRun> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const code = await runCli(args, {
@@ -29,4 +33,10 @@ export async function runInProcess(args: readonly string[], env: NodeJS.ProcessE
     openTerminal: () => undefined,
   });
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** The built executable (test/build.ts), detached (no terminal), with a bounded time: the end-to-end check. */
+export async function runBuiltCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
+  const { code, stdout, stderr } = await runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
+  return { code, stdout, stderr };
 }

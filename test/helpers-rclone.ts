@@ -6,53 +6,24 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initVault } from '../src/vault/init.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault, type Vault } from '../src/vault/vault.js';
 import { joinPlain } from '../src/vault/tree.js';
-import { runInProcess } from './helpers-cli.js';
-import { runDetached, type Run } from './process.js';
+import { runInProcess, type CliRun } from './helpers-cli.js';
+import { endProcess, freePort, sleep } from '../bench/lib/proc.js';
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 export const PASSPHRASE = 'scrub and backup test passphrase';
 
-/** Builds dist/ with tsc unless every compiled file is newer than its source. */
-export async function buildCli(): Promise<void> {
-  if (await upToDate()) return;
-  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: REPO, encoding: 'utf8' });
-  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
-}
-
-async function upToDate(): Promise<boolean> {
-  async function walk(dir: string): Promise<boolean> {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) {
-        if (!(await walk(path))) return false;
-      } else if (entry.name.endsWith('.ts')) {
-        const out = join(REPO, 'dist', relative(REPO, path)).replace(/\.ts$/, '.js');
-        const [src, js] = await Promise.all([stat(path), stat(out).catch(() => undefined)]);
-        if (!js || js.mtimeMs < src.mtimeMs) return false;
-      }
-    }
-    return true;
-  }
-  return (await walk(join(REPO, 'src'))) && (await walk(join(REPO, 'bench')));
-}
-
 /** Runs the CLI in process, with `env` as its environment and no terminal. */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Run> {
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
   return runInProcess(args, env);
 }
 
-/** Runs the built executable detached (no terminal), with a bounded time: the end-to-end check. */
-export function runCliBinary(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
-  return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
-}
+/** The built executable, detached: the end-to-end check. */
+export { runBuiltCli as runCliBinary } from './helpers-cli.js';
 
 export interface TestVault {
   readonly cipherDir: string;
@@ -209,18 +180,6 @@ export async function flipByte(path: string, offset: number): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // rclone
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host: '127.0.0.1' });
@@ -266,16 +225,12 @@ export async function startWebdav(root: string, configFile: string): Promise<Web
           port,
           configFile,
           stop: async () => {
-            if (child.exitCode === null) {
-              child.kill('SIGTERM');
-              const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-              await exited;
-              clearTimeout(timer);
-            }
+            if (child.exitCode === null && child.pid !== undefined) await endProcess(child.pid, 5_000);
+            await exited;
           },
         };
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     child.kill('SIGKILL');
     await exited;

@@ -1,8 +1,8 @@
 /**
  * Helpers for the sync tests (not a test file itself: vitest only collects *.test.ts).
  *
- * - SealfsCli: the CLI built by tsc into a folder of this run's own (other test files rebuild
- *   dist/ while we run), run as child processes with a private HOME, state and config folder.
+ * - SealfsCli: the CLI of test/build.ts, run as child processes with a private HOME, state and
+ *   config folder.
  *   Mounts are served by those child processes, never by the test process.
  * - Mounts: every `sealfs mount` a test makes, and the cleanup that always takes it down
  *   again: `sealfs unmount`, then `fusermount -u`, `fusermount -u -z`, then
@@ -10,25 +10,21 @@
  * - SyncthingPair: two real Syncthing instances on 127.0.0.1, each with its own home, driven
  *   only through the REST API, with bounded timeouts everywhere.
  *
- * Environment (for debugging): SEALFS_TEST_BUILD=DIR tests an existing `tsc --outDir DIR`
- * build instead of compiling one; SEALFS_SYNC_DEBUG=1 logs every Syncthing state poll.
+ * Environment (for debugging): SEALFS_SYNC_DEBUG=1 logs every Syncthing state poll.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readMounts } from '../src/fs/mountinfo.js';
-import { alive, runDetached, type Run } from './process.js';
+import { CLI, REPO } from './build.js';
+import { alive, endProcess, freePort, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
+export { sleep };
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
 export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Why FUSE mounts cannot be tested here, or undefined. */
 export function fuseProblem(): string | undefined {
@@ -45,46 +41,6 @@ export function syncthingProblem(): string | undefined {
   return undefined;
 }
 
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** Runs a program (not through a shell) with a time limit; never rejects. */
-export function exec(command: string, args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolvePromise) => {
-    execFile(command, args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
-}
-
-// ---------------------------------------------------------------- processes
-
-/** Ends one process this test started, by pid: SIGTERM, then SIGKILL after `graceMs`. */
-export async function endPid(pid: number, graceMs = 5000): Promise<void> {
-  if (!alive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  try {
-    await waitFor(`pid ${pid} to exit`, () => !alive(pid), graceMs);
-  } catch {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    await waitFor(`pid ${pid} to exit after SIGKILL`, () => !alive(pid), graceMs).catch(() => undefined);
-  }
-}
-
 // ---------------------------------------------------------------- mounts
 
 export async function isMounted(mnt: string): Promise<boolean> {
@@ -98,56 +54,29 @@ export async function mountsUnder(dir: string): Promise<string[]> {
 /** Takes a FUSE mount down whatever state it is in: -u, then -u -z, then fuse-unstick. */
 export async function forceUnmount(mnt: string): Promise<void> {
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount3', ['-u', mnt], 30_000);
+  await runDetached('fusermount3', ['-u', mnt], process.env, 30_000);
   if (!(await isMounted(mnt))) return;
-  await exec('fusermount3', ['-u', '-z', mnt], 30_000);
+  await runDetached('fusermount3', ['-u', '-z', mnt], process.env, 30_000);
   if (!(await isMounted(mnt))) return;
-  if (UNSTICK) await exec(UNSTICK, [mnt], 30_000);
-  if (await isMounted(mnt)) await exec('umount', ['-l', mnt], 30_000);
+  if (UNSTICK) await runDetached(UNSTICK, [mnt], process.env, 30_000);
+  if (await isMounted(mnt)) await runDetached('umount', ['-l', mnt], process.env, 30_000);
 }
 
-/** The sealfs CLI, compiled by tsc into a private folder inside the repository. */
+/** The sealfs CLI (test/build.ts) with a private HOME, state and config folder. */
 export class SealfsCli {
   private constructor(
-    readonly build: string,
-    readonly cli: string,
     /** HOME, XDG_STATE_HOME and XDG_CONFIG_HOME of every command go below this folder. */
     readonly home: string,
-    private readonly owned = true,
   ) {}
 
-  /**
-   * Builds the CLI (tsc -p tsconfig.json) into node_modules/.cache/sealfs-<tag>-<pid>: inside
-   * the repository so that node_modules and the native addon resolve exactly as from dist/.
-   */
-  static async build(tag: string, home: string): Promise<SealfsCli> {
-    const reuse = process.env.SEALFS_TEST_BUILD;
-    if (reuse) {
-      // Expert/debugging: test an existing build (tsc --outDir) instead of compiling one.
-      await stat(join(reuse, 'src', 'cli', 'main.js'));
-      await mkdir(home, { recursive: true });
-      return new SealfsCli(reuse, join(reuse, 'src', 'cli', 'main.js'), home, false);
-    }
-    const build = join(REPO, 'node_modules', '.cache', `sealfs-${tag}-${process.pid}`);
-    const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', build], {
-      cwd: REPO,
-      encoding: 'utf8',
-      timeout: 170_000,
-    });
-    if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
-    const cli = join(build, 'src', 'cli', 'main.js');
-    await stat(cli);
+  static async create(home: string): Promise<SealfsCli> {
     await mkdir(home, { recursive: true });
-    return new SealfsCli(build, cli, home);
+    return new SealfsCli(home);
   }
 
   run(args: string[], timeoutMs = 60_000): Promise<Run> {
     const env = { ...process.env, HOME: join(this.home, 'home'), XDG_STATE_HOME: join(this.home, 'state'), XDG_CONFIG_HOME: join(this.home, 'config') };
-    return runDetached(process.execPath, [this.cli, ...args], env, timeoutMs);
-  }
-
-  async dispose(): Promise<void> {
-    if (this.owned) await rm(this.build, { recursive: true, force: true });
+    return runDetached(process.execPath, [CLI, ...args], env, timeoutMs);
   }
 }
 
@@ -193,7 +122,7 @@ export class Mounts {
       const pid = Number.parseInt((await readFile(pidFile, 'utf8').catch(() => '')).trim(), 10);
       if (Number.isInteger(pid) && pid > 0) {
         await waitFor(`server ${pid} to exit after unmount`, () => !alive(pid), 5000).catch(() => undefined);
-        await endPid(pid);
+        await endProcess(pid, 5000);
       }
     }
     this.mounted.delete(mnt);
@@ -212,19 +141,6 @@ export class Mounts {
 }
 
 // ---------------------------------------------------------------- Syncthing
-
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePromise(port));
-    });
-  });
-}
 
 async function distinctPorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
@@ -494,7 +410,7 @@ export class SyncthingPair {
       if (!child?.pid || !alive(child.pid)) continue;
       await this.api(node, 'POST', '/rest/system/shutdown', undefined, 5000).catch(() => undefined);
       await waitFor(`Syncthing ${node.name} to exit`, () => !alive(child.pid!), 10_000).catch(() => undefined);
-      await endPid(child.pid);
+      await endProcess(child.pid, 5000);
     }
   }
 }
@@ -514,7 +430,7 @@ function tail(path: string): string {
 /** `syncthing generate`, then config.xml edited so that nothing but 127.0.0.1 is ever used. */
 async function generate(home: string, name: string, folderPath: string, guiPort: number, listenPort: number): Promise<SyncthingNode> {
   await mkdir(home, { recursive: true });
-  const gen = await exec('syncthing', ['generate', '--home', home, '--no-default-folder', '--skip-port-probing'], 60_000);
+  const gen = await runDetached('syncthing', ['generate', '--home', home, '--no-default-folder', '--skip-port-probing'], process.env, 60_000);
   const id = /Device ID:\s*([A-Z0-9-]{63})/.exec(gen.stdout + gen.stderr)?.[1];
   if (gen.code !== 0 || !id) throw new Error(`syncthing generate failed (${gen.code}): ${gen.stdout}${gen.stderr}`);
   const apiKey = randomBytes(18).toString('base64url');

@@ -267,27 +267,53 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('damage found while serving', { time
   });
 });
 
-describe.skipIf(FUSE_PROBLEM !== undefined)('unmounted from outside, mounted again at once', { timeout: 60_000 }, () => {
+describe.skipIf(FUSE_PROBLEM !== undefined)('unmounted from outside, mounted again at once', { timeout: 150_000 }, () => {
   /**
    * The kernel hands a freed FUSE connection number to the next mount, so after
-   * `fusermount -u MNT` and at once a new `sealfs mount … MNT`, the old server must tell its
-   * mount from the new one (by the mount id, which is not reused), end by itself, and never
-   * unmount the new mount.
+   * `fusermount -u MNT` and at once a new `sealfs mount … MNT`, the new mount can look exactly
+   * like the old one (same place, same device number). The old server must tell them apart
+   * (its secret probe name), end by itself, and never unmount the new mount.
+   *
+   * Which number a mount gets is not left to luck (other test files mount and unmount at the
+   * same time, leaving free numbers below ours that the new mount would take): anonymous
+   * device numbers (FUSE's and tmpfs's alike) are handed out lowest free first, so before
+   * each unmount every free number below the old mount's is taken by a tmpfs of our own;
+   * the freed number is then the lowest, and the new mount gets it unless another test
+   * mounts in between (then the next attempt).
    */
   it('the old server ends after fusermount -u and an immediate remount at the same place, and never unmounts the new mount', async () => {
     const v = await h.vault();
-    const device = async () => (await mountRows()).find((r) => r.mountpoint === v.mnt)?.device;
+    const deviceAt = async (path: string) => (await mountRows()).find((r) => r.mountpoint === path)?.device;
+    const minor = (device: string | undefined) => Number(device?.split(':')[1]);
+    const fillers: string[] = [];
+    /** Takes every free anonymous device number below `device` with a tmpfs mount. */
+    const fillBelow = async (device: string | undefined) => {
+      for (;;) {
+        const dir = join(v.dir, `filler-${fillers.length}`);
+        await mkdir(dir);
+        const m = await h.spawn('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'sealfs-test-filler', dir]);
+        expect(m.code, m.stderr).toBe(0);
+        fillers.push(dir);
+        if (minor(await deviceAt(dir)) > minor(device)) return;
+        expect(fillers.length, 'free device numbers below the mount').toBeLessThan(2000);
+      }
+    };
     let first = 0;
     let second = 0;
     let reused = false;
-    for (let attempt = 0; attempt < 5 && !reused; attempt++) {
-      if (second) await h.unmountOk(v, second);
-      first = await h.mountOk(v);
-      const before = await device();
-      const u = await h.spawn('fusermount3', ['-u', v.mnt]);
-      expect(u.code, u.stderr).toBe(0);
-      second = await h.mountOk(v);
-      reused = (await device()) === before;
+    try {
+      for (let attempt = 0; attempt < 10 && !reused; attempt++) {
+        if (second) await h.unmountOk(v, second);
+        first = await h.mountOk(v);
+        const before = await deviceAt(v.mnt);
+        await fillBelow(before);
+        const u = await h.spawn('fusermount3', ['-u', v.mnt]);
+        expect(u.code, u.stderr).toBe(0);
+        second = await h.mountOk(v);
+        reused = (await deviceAt(v.mnt)) === before;
+      }
+    } finally {
+      for (const dir of fillers.splice(0).reverse()) await h.spawn('umount', [dir]);
     }
     expect(reused, 'the new mount got the same FUSE connection number').toBe(true);
     await sleep(3000);

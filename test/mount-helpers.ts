@@ -1,10 +1,10 @@
 /**
  * Shared helpers of the mount-*.test.ts suites (not a test file itself: vitest only collects
- * *.test.ts): build the CLI, create vaults, mount them through `sealfs mount` in a separate
+ * *.test.ts): create vaults, mount them through `sealfs mount` in a separate
  * server process, run programs against the mount, and always clean up.
  *
  * useMountHarness() registers the hooks of one test file:
- * - beforeAll: a temp root and the built CLI;
+ * - beforeAll: a temp root (the CLI is test/build.ts's, built once per run);
  * - afterEach: the programs the test started and that still run are ended (their own
  *   process groups); every mount the test made (scope 'test') is taken down: `fusermount -u`,
  *   then `fusermount -u -z`, then shared/tools/fuse-unstick, then `umount -l`; its server is
@@ -15,22 +15,21 @@
  * The test process never serves a mount itself, so it may use the mount freely; it still
  * uses only asynchronous calls on it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as osConstants, tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { parseRecoveryKey } from '../src/vault/recovery.js';
 import { openVault } from '../src/vault/vault.js';
 import { readMounts, type MountEntry } from '../src/fs/mountinfo.js';
-import { alive } from './process.js';
+import { CLI, REPO } from './build.js';
+import { alive, endProcess, killGroup, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
 
-export { alive };
+export { alive, sleep, waitFor, type Run };
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
 export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
@@ -55,16 +54,6 @@ function fuseProblem(): string | undefined {
 /** Why FUSE tests cannot run here, or undefined. */
 export const FUSE_PROBLEM = fuseProblem();
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 50): Promise<number> {
-  const start = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(stepMs);
-  }
-  return Date.now() - start;
-}
 
 export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -89,17 +78,6 @@ export async function serversFor(cli: string, cipherDir: string): Promise<number
 
 // ---- processes ----------------------------------------------------------------------
 
-export interface Run {
-  /** Exit code; 128 + n for a signal (as a shell reports it); -1 if it could not start. */
-  code: number;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  /** stdout as bytes. */
-  out: Buffer;
-  stderr: string;
-  timedOut: boolean;
-}
-
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
@@ -115,91 +93,6 @@ export const mountRows = readMounts;
 
 export async function isMounted(mnt: string): Promise<boolean> {
   return (await mountRows()).some((row) => row.mountpoint === mnt);
-}
-
-// ---- the CLI build ----------------------------------------------------------------------
-
-const CACHE = join(REPO, 'node_modules', '.cache');
-const SHARED_PREFIX = 'sealfs-mount-build-';
-
-async function listSources(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listSources(path)));
-    else if (entry.name.endsWith('.ts')) out.push(path);
-  }
-  return out;
-}
-
-/** A hash of everything tsc reads from this repository: equal hash, equal build. */
-async function sourceHash(): Promise<string> {
-  const files = [...(await listSources(join(REPO, 'src'))), ...(await listSources(join(REPO, 'bench'))), join(REPO, 'tsconfig.json'), join(REPO, 'package.json')].sort();
-  const hash = createHash('sha256');
-  for (const file of files) {
-    hash.update(relative(REPO, file)).update('\0');
-    hash.update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0');
-  }
-  return hash.digest('hex').slice(0, 16);
-}
-
-function tsc(outDir: string): void {
-  const result = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', outDir], {
-    cwd: REPO,
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${result.stdout}${result.stderr}`);
-}
-
-/**
- * The CLI as tsc builds it (tsconfig.json), in a folder under node_modules/.cache (inside
- * the repository, so node_modules and the native addon resolve as from dist/), never in
- * dist/, which other tests rebuild while these run. The mount-* files of one run share a
- * build of identical sources (content hash; built once under a lock, published by an atomic
- * rename, so no file is ever loaded half written); a tree that changed while tsc ran gets a
- * private build, removed at the end.
- */
-async function buildCli(label: string): Promise<{ dir: string; shared: boolean }> {
-  await mkdir(CACHE, { recursive: true });
-  // Shared builds of sources that changed more than an hour ago (no run takes that long).
-  for (const name of await readdir(CACHE).catch(() => [] as string[])) {
-    if (!name.startsWith(SHARED_PREFIX)) continue;
-    const st = await stat(join(CACHE, name)).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > 3600_000) await rm(join(CACHE, name), { recursive: true, force: true });
-  }
-  const before = await sourceHash();
-  const shared = join(CACHE, SHARED_PREFIX + before);
-  const ready = () => existsSync(join(shared, 'src', 'cli', 'main.js'));
-  const lock = shared + '.lock';
-  const deadline = Date.now() + 150_000;
-  while (!ready()) {
-    let locked = false;
-    try {
-      await mkdir(lock);
-      locked = true;
-    } catch {
-      // Someone else builds it; a lock older than 3 minutes belongs to a run that died.
-      const st = await stat(lock).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > 180_000) await rm(lock, { recursive: true, force: true });
-      if (Date.now() > deadline) break;
-      await sleep(250);
-      continue;
-    }
-    try {
-      if (ready()) break;
-      const tmp = `${shared}.tmp-${process.pid}`;
-      await rm(tmp, { recursive: true, force: true });
-      tsc(tmp);
-      if ((await sourceHash()) !== before) return { dir: tmp, shared: false };
-      await rename(tmp, shared).catch(async () => rm(tmp, { recursive: true, force: true }));
-    } finally {
-      if (locked) await rm(lock, { recursive: true, force: true });
-    }
-  }
-  if (ready()) return { dir: shared, shared: true };
-  const own = join(CACHE, `sealfs-${label}-${process.pid}`);
-  tsc(own);
-  return { dir: own, shared: false };
 }
 
 // ---- vaults and mounts ----------------------------------------------------------------------
@@ -225,9 +118,8 @@ export interface MountResult extends Run {
 
 export class MountHarness {
   root = '';
-  cli = '';
-  private buildDir = '';
-  private sharedBuild = true;
+  /** The CLI every mount runs (test/build.ts). */
+  readonly cli = CLI;
   private counter = 0;
   private readonly mounts = new Map<string, Scope>();
   private readonly servers = new Map<number, Scope>();
@@ -242,37 +134,16 @@ export class MountHarness {
 
   /** Runs a program; it is ended (its process group) when it runs out of time or the test ends. */
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Run> {
-    return new Promise((resolvePromise) => {
-      const child = spawn(command, args, {
-        // Own process group: no terminal to hang on, and the whole group can be ended.
-        detached: true,
-        cwd: options.cwd ?? this.root,
-        env: options.env ?? this.env(),
-        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      });
+    let started: ChildProcess | undefined;
+    const onSpawn = (child: ChildProcess) => {
+      started = child;
       this.children.add(child);
-      const out: Buffer[] = [];
-      let stderr = '';
-      let timedOut = false;
-      child.stdout!.on('data', (d: Buffer) => out.push(d));
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      if (options.input !== undefined) child.stdin!.end(options.input);
-      const timer = setTimeout(() => {
-        timedOut = true;
-        killGroup(child, 'SIGKILL');
-      }, options.timeoutMs ?? 60_000);
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        this.children.delete(child);
-        resolvePromise({ code: -1, signal: null, stdout: '', out: Buffer.alloc(0), stderr: err.message, timedOut });
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        this.children.delete(child);
-        const buf = Buffer.concat(out);
-        resolvePromise({ code: code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : -1), signal, stdout: buf.toString('utf8'), out: buf, stderr, timedOut });
-      });
-    });
+    };
+    return runDetached(command, args, options.env ?? this.env(), options.timeoutMs, {
+      cwd: options.cwd ?? this.root,
+      ...(options.input === undefined ? {} : { input: options.input }),
+      onSpawn,
+    }).finally(() => started && this.children.delete(started));
   }
 
   /** `sealfs ARGS` with this file's HOME/XDG folders. */
@@ -376,10 +247,6 @@ export class MountHarness {
   async setUp(): Promise<void> {
     this.root = await mkdtemp(join(tmpdir(), `sealfs-${this.label}-`));
     if (FUSE_PROBLEM) return;
-    const build = await buildCli(this.label);
-    this.buildDir = build.dir;
-    this.sharedBuild = build.shared;
-    this.cli = join(build.dir, 'src', 'cli', 'main.js');
     await stat(this.cli);
   }
 
@@ -399,12 +266,7 @@ export class MountHarness {
       this.servers.delete(pid);
       if (!alive(pid) || !this.isOurServer(pid)) continue;
       await waitFor(`server ${pid} to end`, () => !alive(pid), 5000).catch(() => undefined);
-      if (alive(pid) && this.isOurServer(pid)) {
-        process.kill(pid, 'SIGTERM');
-        await waitFor(`server ${pid} to end after SIGTERM`, () => !alive(pid), 5000).catch(() => {
-          if (alive(pid)) process.kill(pid, 'SIGKILL');
-        });
-      }
+      if (alive(pid) && this.isOurServer(pid)) await endProcess(pid, 5000);
     }
   }
 
@@ -446,22 +308,8 @@ export class MountHarness {
     const still = (await mountRows()).filter((row) => this.root && row.mountpoint.startsWith(this.root + '/'));
     // Never delete through a mount that is still there.
     if (this.root && still.length === 0) await rm(this.root, { recursive: true, force: true });
-    if (!this.sharedBuild && this.buildDir) await rm(this.buildDir, { recursive: true, force: true });
     if (still.length > 0) throw new Error(`still mounted after cleanup: ${still.map((r) => r.mountpoint).join(', ')}`);
     if (left.length > 0) throw new Error(`a test left these mounted (cleared now): ${left.join(', ')}`);
-  }
-}
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // already gone
-    }
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * A real FUSE mount through the built CLI (tsc -p tsconfig.json; `node …/src/cli/main.js` in
+ * A real FUSE mount through the built CLI (test/build.ts; `node …/src/cli/main.js` in
  * child processes), the way a user runs it: mount, use the plaintext view, check that only
  * ciphertext reaches the cipher folder, unmount; recover from a killed server; refuse a wrong
  * passphrase and a non-empty mount point; end the server when something else unmounts it.
@@ -22,17 +22,10 @@ import { loadFuseBinding } from '../src/fs/kernel.js';
 import { fuseOptionList } from '../src/fs/mount.js';
 import { parseMountinfo, readMounts } from '../src/fs/mountinfo.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
-import { alive, runDetached, type Run } from './process.js';
+import { CLI } from './build.js';
+import { alive, runDetached, type Run } from '../bench/lib/proc.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-/**
- * The CLI as tsc builds it (tsconfig.json), into a folder of this run's own: other test files
- * rebuild dist/ while this one runs, and a file being rewritten must never be loaded half
- * written. It sits inside the repository so that node_modules and the native addon resolve
- * exactly as from dist/.
- */
-const BUILD = join(REPO, 'node_modules', '.cache', `sealfs-mount-smoke-${process.pid}`);
-const CLI = join(BUILD, 'src', 'cli', 'main.js');
 const PASSPHRASE = 'mount smoke test passphrase';
 
 /** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
@@ -57,7 +50,7 @@ function run(args: string[], timeoutMs = 60_000): Promise<Run> {
   return runDetached(process.execPath, [CLI, ...args], { ...process.env, HOME: join(root, 'home'), XDG_STATE_HOME: join(root, 'state'), XDG_CONFIG_HOME: join(root, 'config') }, timeoutMs);
 }
 
-function exec(command: string, args: string[]): Promise<Run> {
+function exec(command: string, args: string[]): Promise<Pick<Run, 'code' | 'stdout' | 'stderr'>> {
   return new Promise((resolvePromise) => {
     execFile(command, args, { encoding: 'buffer', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
@@ -135,11 +128,6 @@ async function serverPid(s: Setup): Promise<number> {
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-mount-'));
   if (PROBLEM) return;
-  const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', BUILD], {
-    cwd: REPO,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) console.warn(`tsc reported errors (testing what it emitted):\n${tsc.stdout}${tsc.stderr}`);
   await stat(CLI);
 }, 180_000);
 
@@ -165,7 +153,6 @@ afterAll(async () => {
   // Never delete through a mount that is still there.
   for (const entry of await readMounts()) if (root && entry.mountpoint.startsWith(root + '/')) await forceUnmount(entry.mountpoint);
   if (root) await rm(root, { recursive: true, force: true });
-  await rm(BUILD, { recursive: true, force: true });
 });
 
 describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI)', { timeout: 90_000 }, () => {

@@ -59,6 +59,15 @@ describe('PlainFs without FUSE', () => {
     const raw = await readdir(dir);
     expect(raw.length).toBe(2);
   });
+
+  it('a write of nothing changes nothing, also past the end (as pwrite(2))', async () => {
+    const fh = await fs.create('/z.txt', 0o644);
+    await fs.write(fh, 0, enc('abc'));
+    expect(await fs.write(fh, 9000, new Uint8Array(0))).toBe(0);
+    expect((await fs.fgetattr(fh)).size).toBe(3);
+    await fs.release(fh);
+    expect((await fs.getattr('/z.txt')).size).toBe(3);
+  });
 });
 
 /** The errno a kernel request gets for this PlainFs call (0 on success), as src/fs/kernel.ts answers. */

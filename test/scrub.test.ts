@@ -14,7 +14,7 @@ import { scrubVault, type ScrubProblem } from '../src/tools/scrub.js';
 import { openVault } from '../src/vault/vault.js';
 import { ROOT_DIR_ID } from '../src/vault/names.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
-import { buildCli, bytesOf, cipherRel, flipByte, listTree, LONG_DIR, makeVaultIn, keyArgs, plainFsOf, runCli, runCliBinary, TREE, writePlain } from './helpers-rclone.js';
+import { bytesOf, cipherRel, flipByte, listTree, LONG_DIR, makeVaultIn, keyArgs, plainFsOf, runCli, runCliBinary, TREE, writePlain } from './helpers-rclone.js';
 
 const STORED = 65_536 + 28;
 const chunkAt = (i: number) => 24 + i * STORED;
@@ -25,7 +25,6 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-scrub-'));
   env = { ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'home', '.config'), XDG_STATE_HOME: join(root, 'state') };
-  await buildCli();
 }, 180_000);
 
 afterAll(async () => {

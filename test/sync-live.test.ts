@@ -58,7 +58,7 @@ const latencies: { change: string; ms: number }[] = [];
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-live-'));
   if (FUSE) return;
-  cli = await SealfsCli.build('sync-live', join(root, 'cli'));
+  cli = await SealfsCli.create(join(root, 'cli'));
   mounts = new Mounts(cli);
   cipher = join(root, 'cipher');
   mnt = join(root, 'plain');
@@ -80,7 +80,6 @@ afterAll(async () => {
   } finally {
     for (const m of root ? await mountsUnder(root) : []) await forceUnmount(m);
     if (latencies.length) console.log(`sync-live: change → visible through the mount (ms): ${latencies.map((l) => `${l.change} ${l.ms}`).join(', ')}`);
-    await cli?.dispose();
     if (root && (await mountsUnder(root)).length === 0) await rm(root, { recursive: true, force: true });
   }
 }, 120_000);

@@ -145,7 +145,7 @@ async function whilePaused(work: () => Promise<void>): Promise<void> {
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'sealfs-sync-'));
   if (FUSE || SYNCTHING) return;
-  cli = await SealfsCli.build('sync-syncthing', join(root, 'cli'));
+  cli = await SealfsCli.create(join(root, 'cli'));
   mounts = new Mounts(cli);
   cipherA = join(root, 'A', 'cipher');
   cipherB = join(root, 'B', 'cipher');
@@ -177,7 +177,6 @@ afterAll(async () => {
           outcomes.map((o) => `  ${o.scenario}: ${o.files} files, lost ${o.lostOnA}/${o.lostOnB}, ${o.seconds} s${o.note ? ` (${o.note})` : ''}`).join('\n'),
       );
     }
-    await cli?.dispose();
     if (root && (await mountsUnder(root)).length === 0) await rm(root, { recursive: true, force: true });
   }
 }, 120_000);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
-import { buildCli, CLI } from './helpers-rclone.js';
+import { CLI } from './build.js';
 import {
   copyKeystore,
   copyVault,
@@ -60,7 +60,6 @@ beforeAll(async () => {
   passFile = join(root, 'pass');
   await copyKeystore(VAULT_V1, keystore);
   await writeFile(passFile, `${expected.passphrase}\n`, { mode: 0o600 });
-  await buildCli();
 }, 180_000);
 
 afterAll(async () => {

@@ -1,10 +1,14 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile, readdir, realpath } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 
 /**
- * Child processes, mounts and clean-up for the mount benchmark.
+ * Child processes, mounts and clean-up for the benchmarks; the process helpers (running a
+ * program detached with a time limit, whether a pid is alive, ending one, waiting for a
+ * condition, a free TCP port) are also the tests' (test/ imports them from here).
  *
  * Every command runs in a child process; this process never touches a mount point except
  * through them and through /proc/self/mountinfo (FUSE servers are children too, so even a
@@ -133,10 +137,15 @@ export async function waitExit(child: ChildProcess, timeoutMs: number): Promise<
   });
 }
 
-/** Whether a process exists (and is not a zombie). */
-export async function pidAlive(pid: number): Promise<boolean> {
+/** Is a process still running? An exited one not yet reaped (a zombie) is not. */
+export function alive(pid: number): boolean {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     return state !== 'Z' && state !== 'X';
   } catch {
@@ -146,17 +155,15 @@ export async function pidAlive(pid: number): Promise<boolean> {
 
 /** Waits for a process we did not spawn directly (a daemon) to go away. */
 export async function waitPidGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (await pidAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
+  return waitFor(`pid ${pid} to exit`, () => !alive(pid), timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }
 
-/** Ends a process this benchmark started: SIGTERM, then SIGKILL after a grace period. By pid only. */
+/** Ends a process we started: SIGTERM, then SIGKILL after a grace period. By pid only. */
 export async function endProcess(pid: number, graceMs = 3000): Promise<void> {
-  if (!(await pidAlive(pid))) return;
+  if (!alive(pid)) return;
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
@@ -169,6 +176,105 @@ export async function endProcess(pid: number, graceMs = 3000): Promise<void> {
     return;
   }
   await waitPidGone(pid, graceMs);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return delay(ms);
+}
+
+/** Polls `condition` until it holds; resolves to the milliseconds that took, rejects after `timeoutMs`. */
+export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 50): Promise<number> {
+  const start = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await sleep(stepMs);
+  }
+  return Date.now() - start;
+}
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released for the caller to bind). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('the kernel gave no port'))));
+    });
+  });
+}
+
+/** What a program run by runDetached did. */
+export interface Run {
+  /** Exit code; 128 + n for signal n (as a shell reports it); -1 if it could not start. */
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  /** stdout as bytes. */
+  out: Buffer;
+  stderr: string;
+  /** Ended (SIGKILL to its process group) because it ran out of time. */
+  timedOut: boolean;
+}
+
+export interface DetachedOptions {
+  cwd?: string;
+  /** Written to its stdin (which is otherwise closed). */
+  input?: string | Buffer;
+  /** Called with the child once spawned (to end it early, e.g. when a test ends). */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+/**
+ * Runs a program to its end, detached: in its own session and process group, so that a
+ * passphrase prompt can never reach a terminal and hang, and the whole group can be ended.
+ * After `timeoutMs` the group gets SIGKILL. Never rejects: a program that cannot start
+ * gives code -1 and the reason in stderr.
+ */
+export function runDetached(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 60_000, options: DetachedOptions = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      detached: true,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      env,
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    options.onSpawn?.(child);
+    const out: Buffer[] = [];
+    let stderr = '';
+    let timedOut = false;
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    if (options.input !== undefined) child.stdin!.end(options.input);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child, 'SIGKILL');
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: -1, signal: null, stdout: '', out: Buffer.alloc(0), stderr: `${command}: ${err.message}`, timedOut });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const buf = Buffer.concat(out);
+      resolve({ code: code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : -1), signal, stdout: buf.toString('utf8'), out: buf, stderr, timedOut });
+    });
+  });
+}
+
+/** Sends `signal` to the process group of a child started detached (to the child alone if that fails). */
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
 }
 
 // ---------------------------------------------------------------- mounts

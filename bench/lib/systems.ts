@@ -2,22 +2,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
+  alive,
   CommandError,
   canonical,
   endProcess,
+  freePort,
   fuseUnmount,
   isMounted,
   note,
   onAbort,
   once,
-  pidAlive,
   readTail,
   run,
+  sleep,
   waitExit,
   waitMounted,
   waitPidGone,
@@ -200,18 +200,6 @@ const RCLONE_MOUNT = [
   '--vfs-cache-max-age', '0s',
   '--vfs-cache-poll-interval', '1s',
 ];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface RcloneStats {
   readonly transfers: number;
@@ -430,7 +418,7 @@ export const sealfs: Driver = {
     }
     if (serverPid === undefined && foreground) serverPid = launcher.pid;
     if (serverPid === undefined) note(`bench: sealfs wrote no pid to ${pidFile}; its memory cannot be measured`);
-    else if (!(await pidAlive(serverPid))) {
+    else if (!alive(serverPid)) {
       note(`bench: sealfs pid ${serverPid} from ${pidFile} is not running; its memory cannot be measured`);
       serverPid = undefined;
     } else if (!(await holdsDevFuse(serverPid))) {

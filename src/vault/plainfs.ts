@@ -276,6 +276,9 @@ export class PlainFs {
     const { file, flags } = this.handle(fh);
     if ((flags & ACCESS_MODE) === constants.O_RDONLY) throw errno('EBADF', `${file.plainPath} is open read-only`);
     if (!file.writable) throw errno('EACCES', `${file.plainPath}: ciphertext file is not writable`);
+    // As pwrite(2): writing nothing changes nothing, also past the end (the kernel never sends
+    // such a write; offline callers may).
+    if (data.length === 0) return 0;
     try {
       await file.revalidate();
       // O_APPEND goes to the real end even when the kernel's idea of the size is stale.

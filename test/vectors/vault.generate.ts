@@ -28,7 +28,8 @@ import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../../src/vault/longnames.js
 import { PlainFs } from '../../src/vault/plainfs.js';
 import { encodeRecoveryKey, parseRecoveryKey } from '../../src/vault/recovery.js';
 import { openVault } from '../../src/vault/vault.js';
-import { CLI, readPlain, writePlain } from '../helpers-rclone.js';
+import { CLI } from '../build.js';
+import { readPlain, writePlain } from '../helpers-rclone.js';
 import {
   copyCipherTree,
   copyKeystore,

@@ -1,0 +1,50 @@
+/**
+ * Which tier runs each test file (test/*.test.ts). vitest.config.ts makes one project of each
+ * tier; test/tiers.test.ts fails when a test file is in no tier or in more than one.
+ *
+ * - unit: in this process only: crypto, vectors, geometry, names, PlainFs; no FUSE, no other
+ *   program started (`npm run test:unit`, well under a minute).
+ * - mount: real FUSE mounts through the built CLI (`npm run test:mount`).
+ * - integration: other programs: rclone, Syncthing, fio, and the built CLI run as a child
+ *   process without a mount (`npm run test:integration`). A CLI test that runs the CLI in
+ *   this process belongs in unit.
+ */
+export const TIERS = {
+  unit: [
+    'bench-report',
+    'cli-filter',
+    'directory',
+    'exit-codes',
+    'geometry',
+    'geometry.native',
+    'keystore',
+    'keystore.independent',
+    'layers',
+    'names',
+    'names.independent',
+    'native',
+    'nativekeys',
+    'nodetable',
+    'paths',
+    'plainfs',
+    'plainfs-random',
+    'randomaccess',
+    'recovery',
+    'roundtrip',
+    'sync-names',
+    'tamper',
+    'tiers',
+    'unlock',
+    'vectors',
+    'vectors.independent',
+  ],
+  mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  integration: ['backup', 'cli-init', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type Tier = keyof typeof TIERS;
+
+/** The test files of a tier, as paths relative to the repository. */
+export function tierFiles(tier: Tier): string[] {
+  return TIERS[tier].map((name) => `test/${name}.test.ts`);
+}
