@@ -361,7 +361,7 @@ describe('FORMAT.md §2, §10, §11 read independently', () => {
 
   it.each(N.rejected.map((r) => [r.reason, r] as const))('§10.2: rejected — %s', (_, r) => {
     expect(decryptName(NK, unhex(r.parentId), r.storedName, r.kind)).toBeUndefined();
-    expect(readStored(NK, unhex(r.parentId), r.storedName, r.kind, noSidecars)).toEqual({ kind: 'undecryptable' });
+    expect(readStored(NK, unhex(r.parentId), 255, r.storedName, r.kind, noSidecars)).toEqual({ kind: 'undecryptable' });
   });
 
   it('§10.6: symlink targets', () => {
