@@ -14,25 +14,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { readMounts } from '../src/fs/mountinfo.js';
-import { CLI, REPO } from './build.js';
-import { alive, endProcess, freePort, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
+import { join } from 'node:path';
+import { CLI } from './build.js';
+import { alive, endProcess, forceUnmount, freePort, fuseProblem, isMounted, mountsUnder, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
 
-export { sleep };
-
-/** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
-export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
-
-/** Why FUSE mounts cannot be tested here, or undefined. */
-export function fuseProblem(): string | undefined {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
-  return undefined;
-}
+export { forceUnmount, fuseProblem, mountsUnder, sleep };
 
 /** Why Syncthing cannot run here, or undefined. */
 export function syncthingProblem(): string | undefined {
@@ -42,25 +30,6 @@ export function syncthingProblem(): string | undefined {
 }
 
 // ---------------------------------------------------------------- mounts
-
-export async function isMounted(mnt: string): Promise<boolean> {
-  return (await readMounts()).some((entry) => entry.mountpoint === mnt);
-}
-
-export async function mountsUnder(dir: string): Promise<string[]> {
-  return (await readMounts()).map((e) => e.mountpoint).filter((m) => m === dir || m.startsWith(dir + '/'));
-}
-
-/** Takes a FUSE mount down whatever state it is in: -u, then -u -z, then fuse-unstick. */
-export async function forceUnmount(mnt: string): Promise<void> {
-  if (!(await isMounted(mnt))) return;
-  await runDetached('fusermount3', ['-u', mnt], process.env, 30_000);
-  if (!(await isMounted(mnt))) return;
-  await runDetached('fusermount3', ['-u', '-z', mnt], process.env, 30_000);
-  if (!(await isMounted(mnt))) return;
-  if (UNSTICK) await runDetached(UNSTICK, [mnt], process.env, 30_000);
-  if (await isMounted(mnt)) await runDetached('umount', ['-l', mnt], process.env, 30_000);
-}
 
 /** The sealfs CLI (test/build.ts) with a private HOME, state and config folder. */
 export class SealfsCli {

@@ -15,24 +15,21 @@
  * The test process never serves a mount itself, so it may use the mount freely; it still
  * uses only asynchronous calls on it.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { parseRecoveryKey } from '../src/vault/recovery.js';
 import { openVault } from '../src/vault/vault.js';
 import { readMounts, type MountEntry } from '../src/fs/mountinfo.js';
-import { CLI, REPO } from './build.js';
-import { alive, endProcess, killGroup, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
+import { CLI } from './build.js';
+import { alive, endProcess, forceUnmount, fuseProblem, isMounted, killGroup, runDetached, sleep, waitFor, type Run } from '../bench/lib/proc.js';
 
-export { alive, sleep, waitFor, type Run };
+export { alive, isMounted, sleep, waitFor, type Run };
 
-
-/** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
-export const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
 
 /** The documented bounds: attribute/entry timeout 1 s, listing and open-file revalidation 1 s. */
 export const SYNC_VISIBLE_MS = 2000;
@@ -43,13 +40,6 @@ export const SYNC_VISIBLE_MS = 2000;
  */
 export const SHORT_CACHE_MS = 200;
 export const SHORT_CACHE_ARGS: readonly string[] = ['--cache-time', String(SHORT_CACHE_MS / 1000)];
-
-function fuseProblem(): string | undefined {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
-  return undefined;
-}
 
 /** Why FUSE tests cannot run here, or undefined. */
 export const FUSE_PROBLEM = fuseProblem();
@@ -91,9 +81,6 @@ export interface SpawnOptions {
 export type MountRow = MountEntry;
 export const mountRows = readMounts;
 
-export async function isMounted(mnt: string): Promise<boolean> {
-  return (await mountRows()).some((row) => row.mountpoint === mnt);
-}
 
 // ---- vaults and mounts ----------------------------------------------------------------------
 
@@ -259,7 +246,7 @@ export class MountHarness {
     for (const [mnt, s] of [...this.mounts]) {
       if (s !== scope) continue;
       this.mounts.delete(mnt);
-      await this.clearMount(mnt);
+      await forceUnmount(mnt, 15_000);
     }
     for (const [pid, s] of [...this.servers]) {
       if (s !== scope) continue;
@@ -279,20 +266,6 @@ export class MountHarness {
     }
   }
 
-  /** fusermount -u, then -u -z, then fuse-unstick, then umount -l: whatever it takes. */
-  async clearMount(mnt: string): Promise<void> {
-    const steps: [string, string[]][] = [
-      ['fusermount3', ['-u', mnt]],
-      ['fusermount3', ['-u', '-z', mnt]],
-      ...(UNSTICK ? ([[UNSTICK, [mnt]]] as [string, string[]][]) : []),
-      ['umount', ['-l', mnt]],
-    ];
-    for (const [command, args] of steps) {
-      if (!(await isMounted(mnt))) return;
-      await this.spawn(command, args, { timeoutMs: 15_000, cwd: '/' });
-    }
-  }
-
   async tearDown(): Promise<void> {
     await this.cleanUp('test');
     await this.cleanUp('file');
@@ -300,7 +273,7 @@ export class MountHarness {
     if (this.root) {
       for (const row of await mountRows()) {
         if (row.mountpoint.startsWith(this.root + '/')) {
-          await this.clearMount(row.mountpoint);
+          await forceUnmount(row.mountpoint, 15_000);
           left.push(row.mountpoint);
         }
       }

@@ -9,13 +9,12 @@
  * (afterEach: `fusermount -u -z`, then shared/tools/fuse-unstick as a last resort). This test
  * process never serves a mount, so it may touch the mount freely; it still uses async calls.
  */
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
 import { loadFuseBinding } from '../src/fs/kernel.js';
@@ -23,20 +22,10 @@ import { fuseOptionList } from '../src/fs/mount.js';
 import { parseMountinfo, readMounts } from '../src/fs/mountinfo.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
-import { alive, runDetached, type Run } from '../bench/lib/proc.js';
+import { alive, forceUnmount, fuseProblem, isMounted, runDetached, waitFor, type Run } from '../bench/lib/proc.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PASSPHRASE = 'mount smoke test passphrase';
 
-/** shared/ sits beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
-const UNSTICK = [resolve(REPO, '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
-
-function fuseProblem(): string | undefined {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
-  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
-  return undefined;
-}
 const PROBLEM = fuseProblem();
 if (PROBLEM) console.warn(`mount-smoke: skipped: ${PROBLEM}`);
 
@@ -59,28 +48,8 @@ function exec(command: string, args: string[]): Promise<Pick<Run, 'code' | 'stdo
   });
 }
 
-async function isMounted(mnt: string): Promise<boolean> {
-  return (await readMounts()).some((entry) => entry.mountpoint === mnt);
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Last-resort cleanup: lazy unmount, then abort the connection with fuse-unstick. */
-async function forceUnmount(mnt: string): Promise<void> {
-  if (!(await isMounted(mnt))) return;
-  await exec('fusermount3', ['-u', '-z', mnt]);
-  if (!(await isMounted(mnt)) || !UNSTICK) return;
-  await exec(UNSTICK, [mnt]);
-  if (await isMounted(mnt)) await exec('umount', ['-l', mnt]);
-}
 
 interface Setup {
   dir: string;

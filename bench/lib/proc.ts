@@ -1,9 +1,12 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile, readdir, realpath } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { constants as osConstants } from 'node:os';
+import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { readMounts } from '../../src/fs/mountinfo.js';
+import { packageRoot } from '../../src/packageroot.js';
 
 /**
  * Child processes, mounts and clean-up for the benchmarks; the process helpers (running a
@@ -279,17 +282,9 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 // ---------------------------------------------------------------- mounts
 
-function unescapeMountinfo(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
-/** Mount points (absolute, as the kernel reports them) from /proc/self/mountinfo. */
+/** Mount points (absolute, as the kernel reports them), read with the product's own mountinfo parser. */
 export async function mountPoints(): Promise<string[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  return text
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => unescapeMountinfo(line.split(' ')[4] ?? ''));
+  return (await readMounts()).map((entry) => entry.mountpoint);
 }
 
 export async function isMounted(path: string): Promise<boolean> {
@@ -322,11 +317,34 @@ export async function waitMounted(path: string, timeoutMs: number, server?: Chil
   }
 }
 
-const FUSE_UNSTICK = '/work/shared/tools/fuse-unstick';
+/** shared/tools/fuse-unstick beside the repository (CI: ../shared of a fresh clone; here /work/shared). */
+export const UNSTICK = [resolve(packageRoot(), '..', 'shared', 'tools', 'fuse-unstick'), '/work/shared/tools/fuse-unstick'].find((p) => existsSync(p));
+
+/** Why FUSE mounts cannot be made here, or undefined. */
+export function fuseProblem(): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
+  if (spawnSync('fusermount3', ['-V'], { encoding: 'utf8' }).error) return 'fusermount3 is not installed (Debian package fuse3)';
+  return undefined;
+}
+
+/** Takes a FUSE mount down whatever state it is in: -u, then -u -z, then fuse-unstick, then umount -l. */
+export async function forceUnmount(mnt: string, stepTimeoutMs = 30_000): Promise<void> {
+  const steps: [string, string[]][] = [
+    ['fusermount3', ['-u', mnt]],
+    ['fusermount3', ['-u', '-z', mnt]],
+    ...(UNSTICK ? ([[UNSTICK, [mnt]]] as [string, string[]][]) : []),
+    ['umount', ['-l', mnt]],
+  ];
+  for (const [command, args] of steps) {
+    if (!(await isMounted(mnt))) return;
+    await runDetached(command, args, process.env, stepTimeoutMs, { cwd: '/' });
+  }
+}
 
 /**
- * Takes a FUSE mount down: `fusermount -u` (retried while busy), then, if it is still there, the
- * lazy path (fuse-unstick when available: abort the connection and `fusermount -u -z`).
+ * Takes a benchmark's FUSE mount down: `fusermount -u` (retried while busy), then, if it is
+ * still there, whatever forceUnmount takes.
  */
 export async function fuseUnmount(path: string): Promise<void> {
   for (let attempt = 0; attempt < 10 && (await isMounted(path)); attempt++) {
@@ -340,12 +358,8 @@ export async function fuseUnmount(path: string): Promise<void> {
   }
   if (!(await isMounted(path))) return;
   note(`bench: ${path} is stuck; clearing it`);
-  try {
-    if (existsSync(FUSE_UNSTICK)) await run(FUSE_UNSTICK, [path], { timeoutS: 20 });
-    else await run('fusermount3', ['-u', '-z', path], { timeoutS: 20 });
-  } catch (err) {
-    note(`bench: could not clear ${path}: ${(err as Error).message}`);
-  }
+  await forceUnmount(path, 20_000);
+  if (await isMounted(path)) note(`bench: could not clear ${path}`);
 }
 
 // ---------------------------------------------------------------- clean-up on exit and signals
