@@ -10,19 +10,15 @@ import { readdirSync, readFileSync, readlinkSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aessiv, gcm } from '@noble/ciphers/aes.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { scrypt } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
+import { concat, fileKey, fromUtf8, hex, subkeys, utf8 } from './vectors/spec.js';
 
 const VAULT = fileURLToPath(new URL('./vectors/vault-v1/', import.meta.url));
 const CIPHER = join(VAULT, 'cipher');
 
-const utf8 = (text: string) => new TextEncoder().encode(text);
-const fromUtf8 = (bytes: Uint8Array) => new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 
 // ---- §12: the key store ----------------------------------------------------------------
 
@@ -101,13 +97,6 @@ function writeRecoveryKey(key: Uint8Array): string {
 
 // ---- §2-§5, §10: just enough to read a file and the names of the root --------------------
 
-const HKDF = (salt: Uint8Array, ikm: Uint8Array, info: string, L: number) => hkdf(sha256, ikm, salt, utf8(info), L);
-const subkeys = (MK: Uint8Array) => ({
-  CK: HKDF(new Uint8Array(0), MK, 'sealfs v1 content', 32),
-  NK: HKDF(new Uint8Array(0), MK, 'sealfs v1 names', 64),
-  DK: HKDF(new Uint8Array(0), MK, 'sealfs v1 dirid', 32),
-});
-
 /** §3-§5: the plaintext of a sealed AES-256-GCM file (every chunk must verify, the last as final). */
 function openSealedFile(file: Uint8Array, CK: Uint8Array): Uint8Array {
   const H = file.subarray(0, 24);
@@ -115,7 +104,7 @@ function openSealedFile(file: Uint8Array, CK: Uint8Array): Uint8Array {
   const e = H[6]!;
   expect(e >= 12 && e <= 20 && H[7] === 0).toBe(true);
   const C = 2 ** e;
-  const FK = HKDF(H, CK, 'sealfs v1 file key', 32);
+  const FK = fileKey(CK, H);
   const B = file.length - 24;
   const n = Math.ceil(B / (C + 28));
   const out: Uint8Array[] = [];
@@ -208,7 +197,7 @@ describe('FORMAT.md §12 and §13, read independently, on the frozen vault v1', 
     // §12: another vault id in the AAD fails the tag too.
     expect(() => unwrapKeyStore({ ...keyFile, vaultId: '00000000-0000-4000-8000-000000000000' }, expected.passphrase)).toThrow();
     const [body, mac] = readFileSync(join(CIPHER, 'sealfs.vault'), 'utf8').split('\n');
-    const VK = HKDF(new Uint8Array(0), readRecoveryKey(expected.recoveryKey), 'sealfs v1 config', 32);
+    const { VK } = subkeys(readRecoveryKey(expected.recoveryKey));
     expect(mac).toBe(`hmac-sha256:${hex(hmac(sha256, VK, utf8(body!)))}`);
   });
 

@@ -6,44 +6,14 @@
  * the long-name and conflict-copy rules, symlink targets and the vault file's MAC are all
  * written down again from the spec text.
  */
-import { readFileSync } from 'node:fs';
 import { aessiv } from '@noble/ciphers/aes.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { base32nopad, base64urlnopad } from '@scure/base';
 import { describe, expect, it } from 'vitest';
+import { concat, equalBytes, fromUtf8, hex, loadVector, subkeys, unhex, utf8, type EntryKindName, type NameVectors, type VaultVectors } from './vectors/spec.js';
 
-// ---- FORMAT.md, written down again ---------------------------------------------------
-
-const utf8 = (text: string) => new TextEncoder().encode(text);
-/** §10.2: names are UTF-8 kept byte for byte — a leading U+FEFF is part of the name. */
-const fromUtf8 = (bytes: Uint8Array) => new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const unhex = (text: string) => new Uint8Array(Buffer.from(text, 'hex'));
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-/** §1: HKDF(salt, ikm, info, L) — noble's argument order is hkdf(hash, ikm, salt, info, L). */
-const HKDF = (salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, L: number) => hkdf(sha256, ikm, salt, info, L);
-
-/** §2 */
-function subkeys(MK: Uint8Array) {
-  const empty = new Uint8Array(0);
-  return {
-    NK: HKDF(empty, MK, utf8('sealfs v1 names'), 64),
-    VK: HKDF(empty, MK, utf8('sealfs v1 config'), 32),
-    DK: HKDF(empty, MK, utf8('sealfs v1 dirid'), 32),
-  };
-}
+// ---- FORMAT.md, written down again (§1–§2 in ./vectors/spec.ts) ---------------------------
 
 /** §10.1 */
 const ROOT_ID = new Uint8Array(8);
@@ -68,7 +38,7 @@ function validName(N: string): boolean {
   return n >= 1 && n <= 255 && !N.includes('/') && !N.includes('\0') && N !== '.' && N !== '..';
 }
 
-type Kind = 'file' | 'dir' | 'symlink';
+type Kind = EntryKindName;
 
 /** §10.2: E for an entry N of directory P; `id` only for directories. */
 function encryptName(NK: Uint8Array, P: Uint8Array, N: string, id?: Uint8Array): string {
@@ -167,31 +137,8 @@ function readVault(file: string, VK: Uint8Array): Record<string, unknown> {
 
 // ---- The vectors ---------------------------------------------------------------------
 
-interface Stored {
-  name: string;
-  sidecar?: string;
-  sidecarContent?: string;
-}
-interface NameVectors {
-  masterKey: string;
-  nameKey: { info: string; length: number; hex: string };
-  dirIdKey: { info: string; length: number; hex: string };
-  directories: { path: string; parentId?: string; name?: string; id: string }[];
-  entries: { directory: string; parentId: string; name: string; nameUtf8: string; kind: Kind; dirId?: string; payload: string; encrypted: string; encryptedLength: number; stored: Record<string, Stored> }[];
-  longNameThresholds: { maxNameLength: number; parentId: string; kind: Kind; name: string; nameBytes: number; dirId?: string; encrypted: string; encryptedLength: number; long: boolean; storedName: string; hash?: string; sidecar?: string; sidecarContent?: string }[];
-  conflictCopies: { storedName: string; parentId: string; kind: Kind; prefix: string; rest: string; name: string; dirId?: string; sidecar?: string; sidecarContent?: string }[];
-  rejected: { storedName: string; parentId: string; kind: Kind; reason: string }[];
-  symlinkTargets: { associatedData: string; cases: { target: string; targetUtf8: string; stored: string }[] };
-}
-interface VaultVectors {
-  masterKey: string;
-  configKey: { info: string; length: number; hex: string };
-  cases: { config: Record<string, unknown>; body: string; macLine: string; mac: string; file: string }[];
-}
-
-const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(`./vectors/${name}`, import.meta.url), 'utf8')) as T;
-const N = load<NameVectors>('names.json');
-const V = load<VaultVectors>('vault.json');
+const N = loadVector<NameVectors>('names.json');
+const V = loadVector<VaultVectors>('vault.json');
 const MK = unhex(N.masterKey);
 const { NK, VK, DK } = subkeys(MK);
 const noSidecars = () => undefined;

@@ -3,7 +3,6 @@
  * test/vectors/vault.json): directory ids, encrypted names, long names, conflict copies,
  * symlink targets and the vault file.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,38 +23,13 @@ import {
 } from '../src/vault/ciphernames.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { longNameHash } from '../src/vault/longnames.js';
-import { NameCipher, ROOT_DIR_ID, validatePlainName, type EntryKind } from '../src/vault/names.js';
+import { NameCipher, ROOT_DIR_ID, validatePlainName } from '../src/vault/names.js';
 import { NameError } from '../src/vault/errors.js';
 import { readVaultFile, verifyVaultFile, writeVaultFile, type VaultConfig } from '../src/vault/vaultfile.js';
+import { hex, loadVector, unhex, type NameVectors, type VaultVectors } from './vectors/spec.js';
 
-const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(`./vectors/${name}`, import.meta.url), 'utf8')) as T;
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const unhex = (text: string) => new Uint8Array(Buffer.from(text, 'hex'));
-
-interface Stored {
-  name: string;
-  sidecar?: string;
-  sidecarContent?: string;
-}
-interface NameVectors {
-  masterKey: string;
-  nameKey: { hex: string };
-  dirIdKey: { hex: string };
-  directories: { path: string; parentId?: string; name?: string; id: string }[];
-  entries: { directory: string; parentId: string; name: string; nameUtf8: string; kind: EntryKind; dirId?: string; payload: string; encrypted: string; encryptedLength: number; stored: Record<string, Stored> }[];
-  longNameThresholds: { maxNameLength: number; parentId: string; kind: EntryKind; name: string; nameBytes: number; dirId?: string; encrypted: string; long: boolean; storedName: string; hash?: string; sidecar?: string; sidecarContent?: string }[];
-  conflictCopies: { storedName: string; parentId: string; kind: EntryKind; prefix: string; rest: string; name: string; dirId?: string; sidecar?: string; sidecarContent?: string }[];
-  rejected: { storedName: string; parentId: string; kind: EntryKind; reason: string }[];
-  symlinkTargets: { cases: { target: string; targetUtf8: string; stored: string }[] };
-}
-interface VaultVectors {
-  masterKey: string;
-  configKey: { hex: string };
-  cases: { config: VaultConfig; body: string; macLine: string; mac: string; file: string }[];
-}
-
-const N = load<NameVectors>('names.json');
-const V = load<VaultVectors>('vault.json');
+const N = loadVector<NameVectors>('names.json');
+const V = loadVector<VaultVectors<VaultConfig>>('vault.json');
 const MK = unhex(N.masterKey);
 const names = new NameCipher(deriveSubkey(MK, 'names'), deriveSubkey(MK, 'dirid'));
 const decoderFor = (limit: number) => new DirectoryDecoder(names, limit);
@@ -311,12 +285,15 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
       expect(insertBeforeExtension(name, marker), JSON.stringify([name, marker])).toBe(reference(name, marker));
     }
     // 255-byte names of 1-, 2-, 3- and 4-byte code points: linear, not one re-encoding per dropped code point.
+    // The bound is generous for a shared, loaded machine; it only catches work that grows with every dropped code point.
     const start = performance.now();
+    let longest = 0;
     for (const unit of ['a', 'é', '中', '😀']) {
       const name = unit.repeat(Math.floor(255 / bytes(unit)));
-      for (let n = 2; n < 20_000; n++) expect(bytes(insertBeforeExtension(name, `(duplicate ${n})`))).toBeLessThanOrEqual(255);
+      for (let n = 2; n < 20_000; n++) longest = Math.max(longest, bytes(insertBeforeExtension(name, `(duplicate ${n})`)));
     }
-    expect(performance.now() - start).toBeLessThan(3000);
+    expect(performance.now() - start).toBeLessThan(10_000);
+    expect(longest).toBe(255);
   });
 
   it('storedForm / nonCanonicalForm: short when E has at most L characters, long otherwise; only that form is read', () => {

@@ -4,41 +4,13 @@
  * helpers that do) — the constants, the header rules, the size arithmetic and the
  * associated data are all written down again from the spec text.
  */
-import { readFileSync } from 'node:fs';
 import { gcm } from '@noble/ciphers/aes.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
+import { concat, fileKey, hex, HKDF, loadVector, subkeys, unhex, utf8, type ContentVectorFile, type KeysVector } from './vectors/spec.js';
 
-// ---- FORMAT.md, written down again ---------------------------------------------------
-
-const utf8 = (text: string) => new TextEncoder().encode(text);
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const unhex = (text: string) => new Uint8Array(Buffer.from(text, 'hex'));
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
-/** §1: HKDF(salt, ikm, info, L) — note the argument order of noble's hkdf(hash, ikm, salt, info, L). */
-const HKDF = (salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, L: number) => hkdf(sha256, ikm, salt, info, L);
-
-/** §2 */
-function subkeys(MK: Uint8Array) {
-  const empty = new Uint8Array(0);
-  return {
-    CK: HKDF(empty, MK, utf8('sealfs v1 content'), 32),
-    NK: HKDF(empty, MK, utf8('sealfs v1 names'), 64),
-    VK: HKDF(empty, MK, utf8('sealfs v1 config'), 32),
-  };
-}
-const fileKey = (CK: Uint8Array, H: Uint8Array) => HKDF(H, CK, utf8('sealfs v1 file key'), 32);
+// ---- FORMAT.md, written down again (§1–§2 in ./vectors/spec.ts) ---------------------------
 
 /** §3 */
 interface Header {
@@ -115,29 +87,10 @@ const fails = (fn: () => unknown) => {
 
 // ---- The vectors ---------------------------------------------------------------------
 
-interface VectorCase {
-  plaintextSize: number;
-  chunks: number;
-  sealedSize: number;
-  plaintextSha256: string;
-  header: string;
-  fileKey: string;
-  sealed: string;
-}
-interface VectorFile {
-  cipher: string;
-  cipherId: number;
-  chunkSize: number;
-  masterKey: string;
-  fileId: string;
-  cases: VectorCase[];
-}
-
-const load = (name: string): unknown => JSON.parse(readFileSync(new URL(`./vectors/${name}`, import.meta.url), 'utf8'));
-const keys = load('keys.json') as { masterKey: string; contentKey: { hex: string }; nameKey: { hex: string }; configKey: { hex: string } };
+const keys = loadVector<KeysVector>('keys.json');
 const MK = unhex(keys.masterKey);
 const vectorFiles = ['aes-256-gcm-4096', 'aes-256-gcm-65536', 'chacha20-poly1305-4096', 'chacha20-poly1305-65536'].map(
-  (name) => load(`${name}.json`) as VectorFile,
+  (name) => loadVector<ContentVectorFile>(`${name}.json`),
 );
 
 /** The plaintext rule of test/vectors/README.md. */

@@ -3,7 +3,6 @@
  * with the fixed nonces reproduces the stored bytes exactly, every reader gives back the
  * plaintext, and the derived keys match.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CIPHER_NAMES, NONCE_BYTES, type CipherName } from '../src/crypto/ciphers.js';
 import { contentContext } from '../src/crypto/context.js';
@@ -14,27 +13,13 @@ import { deriveFileKey, deriveSubkey } from '../src/crypto/kdf.js';
 import { chunkCount, plainSizeOf, sealedSize } from '../src/crypto/geometry.js';
 import { createDecryptStream, decrypt, MemoryStore, SealedFile } from '../src/index.js';
 import { BACKENDS, expectBytes, fromHex, pattern, requireEveryBackend, runStream } from './helpers.js';
+import { loadVector, type ContentVectorFile, type KeysVector } from './vectors/spec.js';
 
-interface VectorCase {
-  plaintextSize: number;
-  chunks: number;
-  sealedSize: number;
-  header: string;
-  fileKey: string;
-  sealed: string;
-}
-interface VectorFile {
-  cipher: CipherName;
-  chunkSize: number;
-  masterKey: string;
-  fileId: string;
-  cases: VectorCase[];
-}
+type VectorFile = ContentVectorFile<CipherName>;
 
-const load = (name: string): unknown => JSON.parse(readFileSync(new URL(`./vectors/${name}`, import.meta.url), 'utf8'));
-const keys = load('keys.json') as { masterKey: string; contentKey: { hex: string }; nameKey: { hex: string }; configKey: { hex: string } };
+const keys = loadVector<KeysVector>('keys.json');
 const MK = fromHex(keys.masterKey);
-const files: VectorFile[] = CIPHER_NAMES.flatMap((cipher) => [4096, 65536].map((c) => load(`${cipher}-${c}.json`) as VectorFile));
+const files: VectorFile[] = CIPHER_NAMES.flatMap((cipher) => [4096, 65536].map((c) => loadVector<VectorFile>(`${cipher}-${c}.json`)));
 
 function nonces(count: number): Uint8Array {
   const out = new Uint8Array(count * NONCE_BYTES);
