@@ -9,14 +9,17 @@
  * the server still answers within a bound afterwards.
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, useMountHarness, walk, type TestVault } from './mount-helpers.js';
+import { shownAccess, type PermissionRule } from '../src/fs/permissions.js';
+import { FUSE_PROBLEM, SHORT_CACHE_ARGS, SHORT_CACHE_MS, sleep, useMountHarness, walk, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('hostile-perms');
 if (FUSE_PROBLEM) console.warn(`hostile-perms: skipped: ${FUSE_PROBLEM}`);
 
+const NOBODY = 65534;
+const IS_ROOT = process.getuid?.() === 0;
 /** How long the server may take to answer a plain request after an attack. */
 const ANSWER_MS = 2000;
 
@@ -102,6 +105,170 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('names from the kernel that are not 
 
     await answers(v);
     expect(await outside.state()).toBe(before);
+    await h.unmountOk(v, pid);
+  });
+});
+
+describe('the permission rule (src/fs/permissions.ts)', () => {
+  const FILE = 0o100000;
+  const DIR = 0o040000;
+  const asRoot = (othersMode: number): PermissionRule => ({ mountOwner: { uid: 0, gid: 0 }, recordedOwners: true, othersMode });
+  const asUser: PermissionRule = { mountOwner: { uid: 1000, gid: 1000 }, recordedOwners: false, othersMode: 0o755 };
+
+  it("caps group and other bits by --others-mode and keeps the mount owner's owner bits", () => {
+    expect(shownAccess({ mode: FILE | 0o644, uid: 0, gid: 0 }, asRoot(0o701))).toEqual({ mode: FILE | 0o600, uid: 0, gid: 0 });
+    expect(shownAccess({ mode: DIR | 0o777, uid: 0, gid: 0 }, asRoot(0o751))).toEqual({ mode: DIR | 0o751, uid: 0, gid: 0 });
+    expect(shownAccess({ mode: FILE | 0o640, uid: 0, gid: 0 }, asRoot(0o777))).toEqual({ mode: FILE | 0o640, uid: 0, gid: 0 });
+  });
+
+  it("caps another user's owner bits by the owner digit", () => {
+    expect(shownAccess({ mode: FILE | 0o777, uid: NOBODY, gid: NOBODY }, asRoot(0o501))).toEqual({ mode: FILE | 0o501, uid: NOBODY, gid: NOBODY });
+    expect(shownAccess({ mode: FILE | 0o777, uid: NOBODY, gid: NOBODY }, asRoot(0))).toEqual({ mode: FILE, uid: NOBODY, gid: NOBODY });
+  });
+
+  it('never shows setuid or setgid; shows the sticky bit as stored', () => {
+    expect(shownAccess({ mode: FILE | 0o6777, uid: 0, gid: 0 }, asRoot(0o777)).mode).toBe(FILE | 0o777);
+    expect(shownAccess({ mode: DIR | 0o3777, uid: 0, gid: 0 }, asRoot(0o777)).mode).toBe(DIR | 0o1777);
+  });
+
+  it('not running as root, every entry belongs to the mount owner whatever owner the cipher folder names', () => {
+    expect(shownAccess({ mode: FILE | 0o666, uid: NOBODY, gid: 4 }, asUser)).toEqual({ mode: FILE | 0o644, uid: 1000, gid: 1000 });
+  });
+});
+
+describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount --others-mode', () => {
+  it('is refused without --allow-other and outside 0-777, before anything is mounted', async () => {
+    const v = await h.vault();
+    for (const args of [['--others-mode', '750'], ['--allow-other', '--others-mode', '1777'], ['--allow-other', '--others-mode', 'rwx']]) {
+      const r = await h.mount(v, { args });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/--others-mode/);
+    }
+    expect((await walk(v.mnt)).length).toBe(0);
+  });
+});
+
+/**
+ * Runs `ops` as nobody in the mount's folder `dir` (opened as root first: the test's temp
+ * folders are private) and returns each result: the data read, "ok", an octal mode, or the
+ * errno name. ops: [op, name] with op read | write | stat | create.
+ */
+async function asNobody(dir: string, ops: [string, string][]): Promise<string[]> {
+  const r = await h.python(
+    [
+      'import os,sys,json,errno',
+      'd=os.open(sys.argv[1], os.O_RDONLY)',
+      'os.setgroups([]); os.setgid(65534); os.setuid(65534)',
+      'def run(op, name):',
+      '    try:',
+      '        if op == "read":',
+      '            fd=os.open(name, os.O_RDONLY, dir_fd=d); data=os.read(fd, 100); os.close(fd); return data.decode()',
+      '        if op == "write":',
+      '            fd=os.open(name, os.O_WRONLY, dir_fd=d); os.close(fd); return "ok"',
+      '        if op == "create":',
+      '            fd=os.open(name, os.O_CREAT|os.O_WRONLY|os.O_EXCL, 0o600, dir_fd=d); os.write(fd, b"nobody wrote this"); os.close(fd); return "ok"',
+      '        if op == "stat":',
+      '            st=os.stat(name, dir_fd=d, follow_symlinks=False); return "%o %d" % (st.st_mode & 0o7777, st.st_uid)',
+      '    except OSError as e: return errno.errorcode[e.errno]',
+      'print(json.dumps([run(op, name) for op, name in json.loads(sys.argv[2])]))',
+    ].join('\n'),
+    [dir, JSON.stringify(ops)],
+  );
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as string[];
+}
+
+/** Past the mount's attribute cache time, so that the kernel asks again. */
+const expire = () => sleep(SHORT_CACHE_MS * 2 + 100);
+
+describe.skipIf(FUSE_PROBLEM !== undefined || !IS_ROOT)('modes and owners planted by the provider (--allow-other, real FUSE mount, as root)', { timeout: 60_000 }, () => {
+  it('a chmod of the cipher files never gives nobody more than --others-mode; what nobody creates stays theirs', async () => {
+    const v = await h.vault();
+    const outside = await decoy();
+    const before = await outside.state();
+    const pid = await h.mountOk(v, { args: ['--allow-other', '--others-mode', '701', ...SHORT_CACHE_ARGS] });
+    await chmod(v.mnt, 0o711);
+    await writeFile(join(v.mnt, 'secret.txt'), 'root only');
+    await chmod(join(v.mnt, 'secret.txt'), 0o600);
+    await mkdir(join(v.mnt, 'nobodys'));
+    await chown(join(v.mnt, 'nobodys'), NOBODY, NOBODY);
+    await chmod(join(v.mnt, 'nobodys'), 0o700);
+    const cipherSecret = await h.cipherPathOf(v, '/secret.txt');
+    const cipherDir = await h.cipherPathOf(v, '/nobodys');
+
+    // Before any attack: nobody is kept out of the secret, and owns what it creates.
+    expect(await asNobody(v.mnt, [['read', 'secret.txt'], ['stat', 'secret.txt'], ['create', 'nobodys/mine.txt'], ['read', 'nobodys/mine.txt']])).toEqual([
+      'EACCES',
+      '600 0',
+      'ok',
+      'nobody wrote this',
+    ]);
+    expect((await lstat(await h.cipherPathOf(v, '/nobodys/mine.txt'))).uid).toBe(NOBODY);
+
+    // The provider opens the secret up (as Syncthing would apply a remote chmod).
+    await chmod(cipherSecret, 0o644);
+    await expire();
+    expect(await asNobody(v.mnt, [['read', 'secret.txt'], ['stat', 'secret.txt']])).toEqual(['EACCES', '600 0']);
+    await chmod(cipherSecret, 0o4777);
+    await chmod(cipherDir, 0o2777);
+    await expire();
+    expect(await asNobody(v.mnt, [['read', 'secret.txt'], ['write', 'secret.txt'], ['stat', 'secret.txt'], ['stat', 'nobodys']])).toEqual([
+      'EACCES',
+      'EACCES',
+      '701 0',
+      `701 ${NOBODY}`,
+    ]);
+    // Root sees the same: no provider-set setuid or setgid, nothing beyond the cap.
+    expect((await stat(join(v.mnt, 'secret.txt'))).mode & 0o7777).toBe(0o701);
+    expect((await stat(join(v.mnt, 'nobodys'))).mode & 0o7777).toBe(0o701);
+    expect(await readFile(join(v.mnt, 'secret.txt'), 'utf8')).toBe('root only');
+
+    await answers(v);
+    expect(await outside.state()).toBe(before);
+    await h.unmountOk(v, pid);
+  });
+
+  it('with --allow-other alone other users get nothing, whatever modes and owners the provider sets', async () => {
+    const v = await h.vault();
+    const outside = await decoy();
+    const before = await outside.state();
+    const pid = await h.mountOk(v, { args: ['--allow-other', ...SHORT_CACHE_ARGS] });
+    await writeFile(join(v.mnt, 'secret.txt'), 'root only');
+    await chmod(join(v.mnt, 'secret.txt'), 0o600);
+    const cipherSecret = await h.cipherPathOf(v, '/secret.txt');
+
+    // The provider makes the file nobody's, setuid and open to all, and the root folder too.
+    await chown(cipherSecret, NOBODY, NOBODY);
+    await chmod(cipherSecret, 0o4777);
+    await chmod(v.cipher, 0o777);
+    await expire();
+    expect(await asNobody(v.mnt, [['read', 'secret.txt'], ['write', 'secret.txt'], ['create', 'new.txt']])).toEqual(['EACCES', 'EACCES', 'EACCES']);
+    const st = await stat(join(v.mnt, 'secret.txt'));
+    expect({ mode: st.mode & 0o7777, uid: st.uid }).toEqual({ mode: 0, uid: NOBODY });
+    expect((await stat(v.mnt)).mode & 0o7777).toBe(0o700);
+
+    await answers(v);
+    expect(await outside.state()).toBe(before);
+    await h.unmountOk(v, pid);
+  });
+
+  it('setuid and setgid set through the mount are neither stored nor shown; the sticky bit is', async () => {
+    const v = await h.vault();
+    const pid = await h.mountOk(v, { args: SHORT_CACHE_ARGS.slice() });
+    const file = join(v.mnt, 'f');
+    await writeFile(file, 'x');
+    await mkdir(join(v.mnt, 'd'));
+    const cipherFile = await h.cipherPathOf(v, '/f');
+    const cipherDir = await h.cipherPathOf(v, '/d');
+    for (const [path, cipher, asked, kept] of [
+      [file, cipherFile, 0o4755, 0o755],
+      [file, cipherFile, 0o2750, 0o750],
+      [join(v.mnt, 'd'), cipherDir, 0o3775, 0o1775],
+    ] as const) {
+      await chmod(path, asked);
+      expect((await stat(path)).mode & 0o7777, asked.toString(8)).toBe(kept);
+      expect((await stat(cipher)).mode & 0o7777, asked.toString(8)).toBe(kept);
+    }
     await h.unmountOk(v, pid);
   });
 });
