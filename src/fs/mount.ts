@@ -147,7 +147,7 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
       maxWrite: MAX_WRITE,
       blockSize: MAX_WRITE,
       // Without allow_other no other user reaches the mount: modes show as stored.
-      permissions: permissionRule(options.allowOther ? (options.othersMode ?? 0) : NO_CAP),
+      permissions: permissionRule(options.allowOther ? (options.othersMode ?? 0) : NO_CAP, fs.recordsOwners),
       settings: options.vault.settings,
       probeName,
       log,

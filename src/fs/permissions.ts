@@ -39,10 +39,10 @@ export interface PermissionRule {
 /** No cap: a mount without allow_other, which no other user can reach. */
 export const NO_CAP = 0o777;
 
-/** The rule for a server running as this process's user. */
-export function permissionRule(othersMode: number): PermissionRule {
-  const uid = process.getuid?.() ?? 0;
-  return { mountOwner: { uid, gid: process.getgid?.() ?? 0 }, recordedOwners: uid === 0, othersMode: othersMode & 0o777 };
+/** The rule for a server running as this process's user; `recordedOwners` from PlainFs.recordsOwners. */
+export function permissionRule(othersMode: number, recordedOwners: boolean): PermissionRule {
+  const mountOwner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  return { mountOwner, recordedOwners, othersMode: othersMode & 0o777 };
 }
 
 /** The owner, group and mode the kernel sees for an entry whose cipher attributes are `st`. */
