@@ -609,7 +609,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
     const cipherFile = await h.cipherPathOf(v, file.slice(M.length));
     const cipherDir = await h.cipherPathOf(v, d.slice(M.length));
 
-    for (const mode of [0o600, 0o755, 0o640, 0o4755]) {
+    for (const mode of [0o600, 0o755, 0o640, 0o1755]) {
       await chmod(file, mode);
       expect((await stat(file)).mode & 0o7777).toBe(mode);
       expect((await stat(cipherFile)).mode & 0o7777).toBe(mode);
@@ -988,7 +988,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount --read-only (real FUSE
 describe.skipIf(FUSE_PROBLEM !== undefined || process.getuid?.() !== 0)('sealfs mount --allow-other (real FUSE mount, as root)', { timeout: 60_000 }, () => {
   it("gives new entries to the user who made them, and the kernel checks everyone's permissions", async () => {
     const v = await h.vault();
-    const pid = await h.mountOk(v, { args: ['--allow-other'] });
+    const pid = await h.mountOk(v, { args: ['--allow-other', '--others-mode', '777'] });
     const shared = join(v.mnt, 'shared');
     await mkdir(shared);
     await chmod(shared, 0o1777);

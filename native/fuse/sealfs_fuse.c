@@ -12,7 +12,8 @@
  * handler call (the low-level API answers lookup/create/setattr with attributes directly).
  *
  * This file only translates: requests become (opcode, request id, arguments...) calls of the
- * handler; reply functions take the request id. It exports its opcode, stat-layout and
+ * handler; reply functions take the request id. The one request it answers itself is one
+ * naming an entry in bytes that are not UTF-8 (EILSEQ: see is_utf8). It exports its opcode, stat-layout and
  * setattr-bit tables by name, so that src/fs/kernel.ts reads them instead of copying them.
  * Paths and inodes live in src/fs (kernel.ts, nodetable.ts).
  */
@@ -220,6 +221,51 @@ static napi_value str(napi_env env, const char *s) {
   return r;
 }
 
+/*
+ * Whether a name from the kernel is strict UTF-8 (no overlong forms, no surrogates, nothing
+ * past U+10FFFF). JavaScript strings cannot hold other bytes: converted, `x\xff` and `x\xfe`
+ * would both become "x\uFFFD", one file under two names. Such names are refused here with
+ * EILSEQ, before any handler sees them.
+ */
+static bool is_utf8(const char *text) {
+  const unsigned char *p = (const unsigned char *)text;
+  while (*p) {
+    const unsigned char c = *p;
+    int more;
+    unsigned char lo = 0x80, hi = 0xBF; /* range of the first continuation byte */
+    if (c < 0x80) {
+      p++;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) lo = 0xA0;      /* overlong */
+      else if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) lo = 0x90;      /* overlong */
+      else if (c == 0xF4) hi = 0x8F; /* past U+10FFFF */
+    } else {
+      return false;
+    }
+    p++;
+    if (*p < lo || *p > hi) return false;
+    for (int i = 1; i < more; i++) {
+      if (p[i] < 0x80 || p[i] > 0xBF) return false;
+    }
+    p += more;
+  }
+  return true;
+}
+
+/* Answers EILSEQ and returns false when a name (or a second one, if not NULL) is not UTF-8. */
+static bool names_ok(fuse_req_t req, const char *name, const char *other) {
+  if (is_utf8(name) && (other == NULL || is_utf8(other))) return true;
+  fuse_reply_err(req, EILSEQ);
+  return false;
+}
+
 /* fh of a request that has one, else -1: file handles are small positive integers. */
 static double fh_of(const struct fuse_file_info *fi) {
   return fi ? (double)fi->fh : -1;
@@ -236,6 +282,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (!names_ok(req, name, NULL)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)parent), str(s->env, name)};
   call_handler(s, OP_LOOKUP, req, 2, a);
@@ -299,24 +346,28 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  if (!names_ok(req, name, NULL)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)mode)};
   call_handler(s, OP_MKDIR, req, 3, a);
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (!names_ok(req, name, NULL)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)parent), str(s->env, name)};
   call_handler(s, OP_UNLINK, req, 2, a);
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (!names_ok(req, name, NULL)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)parent), str(s->env, name)};
   call_handler(s, OP_RMDIR, req, 2, a);
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  if (!names_ok(req, name, link)) return;
   session_t *s = S(req);
   napi_value a[] = {str(s->env, link), num(s->env, (double)parent), str(s->env, name)};
   call_handler(s, OP_SYMLINK, req, 3, a);
@@ -324,6 +375,7 @@ static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
                       unsigned int flags) {
+  if (!names_ok(req, name, newname)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)newparent), str(s->env, newname),
                     num(s->env, (double)flags)};
@@ -331,6 +383,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  if (!names_ok(req, newname, NULL)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)newparent), str(s->env, newname)};
   call_handler(s, OP_LINK, req, 3, a);
@@ -412,6 +465,7 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  if (!names_ok(req, name, NULL)) return;
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)mode), num(s->env, (double)fi->flags)};
   call_handler(s, OP_CREATE, req, 4, a);

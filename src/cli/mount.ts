@@ -26,6 +26,7 @@ interface MountCliOptions extends VaultKeyOptions {
   foreground?: boolean;
   readOnly?: boolean;
   allowOther?: boolean;
+  othersMode?: number;
   pidFile?: string;
   logFile?: string;
   backend?: string;
@@ -134,6 +135,7 @@ async function serveUntilClosed(mounted: MountedVault, log: (line: string) => vo
 
 async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: MountCliOptions, io: CliIo): Promise<void> {
   if (opts.serve) return serveCommand(cipherDirArg, mountpointArg, opts);
+  if (opts.othersMode !== undefined && !opts.allowOther) throw new CliError('--others-mode only applies with --allow-other', EXIT.USAGE);
   const cipherDir = resolve(cipherDirArg);
   const mountpoint = await checkMountpoint(mountpointArg);
   checkSidePaths(mountpoint, cipherDir, opts);
@@ -147,7 +149,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     let mounted: MountedVault;
     try {
       const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
-      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log });
+      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
     } finally {
       masterKey.fill(0);
     }
@@ -160,6 +162,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   const args = [process.argv[1]!, 'mount', cipherDir, mountpoint, '--serve'];
   if (opts.readOnly) args.push('--read-only');
   if (opts.allowOther) args.push('--allow-other');
+  if (opts.othersMode !== undefined) args.push('--others-mode', opts.othersMode.toString(8));
   if (opts.pidFile !== undefined) args.push('--pid-file', resolve(opts.pidFile));
   if (opts.backend !== undefined) args.push('--backend', opts.backend);
   if (opts.cacheTime !== undefined) args.push('--cache-time', String(opts.cacheTime));
@@ -226,7 +229,7 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     let mounted: MountedVault;
     try {
       const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
-      mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, log });
+      mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
     } finally {
       masterKey.fill(0);
     }
@@ -257,6 +260,14 @@ function parseCacheTime(text: string): number {
   return value;
 }
 
+/** `--others-mode`: a chmod-style octal mode such as 750 or 0 (digits only, at most 777). */
+function parseOthersMode(text: string): number {
+  if (!/^[0-7]{1,4}$/.test(text.trim()) || Number.parseInt(text, 8) > 0o777) {
+    throw new InvalidArgumentError('expected an octal mode from 0 to 777, such as 750 (no setuid, setgid or sticky digit)');
+  }
+  return Number.parseInt(text, 8);
+}
+
 /** Registers `sealfs mount` and `sealfs unmount`. */
 export function registerMountCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
@@ -268,6 +279,10 @@ export function registerMountCommands(program: Command, io: CliIo): void {
       .option('-f, --foreground', 'stay in the foreground and log to stderr; Ctrl-C unmounts')
       .option('--read-only', 'mount read-only')
       .option('--allow-other', 'let other users use the mount (the kernel checks file permissions); needs root or user_allow_other in /etc/fuse.conf')
+      .addOption(
+        new Option('--others-mode <mode>', 'with --allow-other: the most other users may get, as an octal mode such as 750 (default 0: nothing); modes in the vault folder only narrow it')
+          .argParser(parseOthersMode),
+      )
       .option('--pid-file <file>', 'write the pid of the serving process to FILE')
       .option('--log-file <file>', 'log of the background server (default: $XDG_STATE_HOME/sealfs/VAULTID.log, else ~/.local/state/sealfs/VAULTID.log)')
       .addOption(new Option('--backend <name>', 'crypto backend (default: $SEALFS_BACKEND, else native, else node)').choices(BACKEND_NAMES))

@@ -13,6 +13,7 @@ import type { MountSettings } from '../vault/settings.js';
 import { errno } from '../vault/tree.js';
 import { ERRNO, errnoOf } from './errno.js';
 import { NodeTable, type Node } from './nodetable.js';
+import { MODE_BITS, shownAccess, type PermissionRule } from './permissions.js';
 
 /** Writes in flight that get a slot of the write arena; more get buffers of their own. */
 const WRITE_SLOTS = 16;
@@ -143,6 +144,8 @@ export interface KernelOptions {
   readonly maxWrite: number;
   /** st_blksize reported to programs: their preferred I/O size (cp, dd, stdio buffers). */
   readonly blockSize: number;
+  /** Which owner and mode the kernel sees, from the cipher folder's (src/fs/permissions.ts). */
+  readonly permissions: PermissionRule;
   /** How long the kernel may trust attributes and names. */
   readonly settings: Pick<MountSettings, 'attrTimeoutMs' | 'entryTimeoutMs'>;
   /**
@@ -212,13 +215,15 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     return { uid: caller[0], gid: caller[1] };
   };
 
-  const statArray = (st: PlainStat): Float64Array =>
-    laidOut(native.statFields, {
+  /** Every attribute the kernel gets passes here: owner and mode only as the permission rule allows. */
+  const statArray = (st: PlainStat): Float64Array => {
+    const access = shownAccess(st, options.permissions);
+    return laidOut(native.statFields, {
       INO: st.ino,
-      MODE: st.mode,
+      MODE: access.mode,
       NLINK: st.nlink,
-      UID: st.uid,
-      GID: st.gid,
+      UID: access.uid,
+      GID: access.gid,
       RDEV: 0, // sealfs holds no device files
       SIZE: st.size,
       BLKSIZE: options.blockSize,
@@ -230,6 +235,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       CTIME_S: seconds(st.ctime),
       CTIME_NS: nanoseconds(st.ctime),
     });
+  };
 
   const probe = options.probeName === undefined ? undefined : `/${options.probeName}`;
   /** Attributes by path; the probe name answers as the root. */
@@ -261,7 +267,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
 
     SETATTR: async (id: number, toSet: number, mode: number, uid: number, gid: number, size: number, atime: number, mtime: number, fh: number) => {
       const n = node(id);
-      if (toSet & SET.MODE) await fs.chmod(pathOf(n), mode & 0o7777);
+      if (toSet & SET.MODE) await fs.chmod(pathOf(n), mode & MODE_BITS);
       if (toSet & (SET.UID | SET.GID)) await fs.chown(pathOf(n), uid, gid);
       if (toSet & SET.SIZE) await (fh > 0 ? fs.ftruncate(fh, size) : fs.truncate(pathOf(n), size));
       if (toSet & (SET.ATIME | SET.MTIME | SET.ATIME_NOW | SET.MTIME_NOW)) await fs.utimens(pathOf(n), setTime(atime), setTime(mtime));
@@ -273,7 +279,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     MKDIR: async (parentId: number, name: string, mode: number, request: number) => {
       const parent = node(parentId);
       const path = childPath(parent, name);
-      await fs.mkdir(path, mode & 0o7777, ownerOf(request));
+      await fs.mkdir(path, mode & MODE_BITS, ownerOf(request));
       return entry(parent, name, path);
     },
 
@@ -327,7 +333,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     // Opened read-write whatever the caller asked: the kernel checks the caller's access mode itself.
     CREATE: async (parentId: number, name: string, mode: number, _flags: number, request: number) => {
       const parent = node(parentId);
-      const fh = await fs.create(childPath(parent, name), mode & 0o7777, ownerOf(request), fsConstants.O_RDWR);
+      const fh = await fs.create(childPath(parent, name), mode & MODE_BITS, ownerOf(request), fsConstants.O_RDWR);
       let stat: Float64Array;
       try {
         stat = statArray(await fs.fgetattr(fh));

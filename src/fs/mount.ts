@@ -11,6 +11,7 @@ import { PlainFs } from '../vault/plainfs.js';
 import type { Vault } from '../vault/vault.js';
 import { MountError } from './errors.js';
 import { loadFuseBinding, serveKernel, type KernelSession } from './kernel.js';
+import { NO_CAP, permissionRule } from './permissions.js';
 import { quiet } from './log.js';
 import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, type MountEntry } from './mountinfo.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
@@ -34,6 +35,11 @@ export interface MountOptions {
   readonly readOnly?: boolean;
   /** Let other users in (allow_other, with the kernel checking permissions: default_permissions). */
   readonly allowOther?: boolean;
+  /**
+   * With allowOther: the most other users may get, a chmod-style mode (default 0: nothing).
+   * The cipher folder's modes only ever narrow it (src/fs/permissions.ts).
+   */
+  readonly othersMode?: number;
   /** Mount over a folder that has files in it (they are hidden while mounted). */
   readonly nonEmpty?: boolean;
   /** One timestamp-free line per event; never keys, passphrases or file contents. */
@@ -140,6 +146,8 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
       options: fuseOptionList({ cipherDir: options.vault.cipherDir, ...options }),
       maxWrite: MAX_WRITE,
       blockSize: MAX_WRITE,
+      // Without allow_other no other user reaches the mount: modes show as stored.
+      permissions: permissionRule(options.allowOther ? (options.othersMode ?? 0) : NO_CAP, fs.recordsOwners),
       settings: options.vault.settings,
       probeName,
       log,

@@ -209,6 +209,11 @@ export class PlainFs {
     return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
   }
 
+  /** Whether new entries are given to the user who made them (only root can): see own(). */
+  get recordsOwners(): boolean {
+    return this.isRoot;
+  }
+
   private async own(cipherPath: string, owner?: Owner): Promise<void> {
     if (owner && this.isRoot) await this.io.lchown(cipherPath, owner.uid, owner.gid);
   }
