@@ -8,6 +8,7 @@ import { loadAddon } from '../crypto/backends/native.js';
 
 interface ProcessCalls {
   protectProcess(): void;
+  isDumpable(): boolean;
 }
 
 /**
@@ -21,7 +22,11 @@ export function protectKeyHolder(): string | undefined {
   } catch (err) {
     return `core dumps and tracing of this process are not disabled: ${(err as Error).message}`;
   }
-  if (typeof calls.protectProcess !== 'function') return 'core dumps and tracing of this process are not disabled: the native addon is too old (rebuild it)';
+  if (typeof calls.protectProcess !== 'function' || typeof calls.isDumpable !== 'function') {
+    return 'core dumps and tracing of this process are not disabled: the native addon is too old (rebuild it)';
+  }
   calls.protectProcess();
+  // Off Linux there is no dumpable flag to clear: only the core limit was set.
+  if (calls.isDumpable() && process.platform === 'linux') return 'tracing of this process could not be disabled (prctl PR_SET_DUMPABLE)';
   return undefined;
 }
