@@ -261,6 +261,35 @@ describe('sealfs init / key / passwd', { timeout: 60_000 }, () => {
     expect(both.code).toBe(EXIT.USAGE);
   });
 
+  it('warns about a weak new passphrase (init, passwd, key import; file or --extpass) on stderr, and goes on', async () => {
+    const dir = await fresh();
+    const warning = /^sealfs: warning: weak passphrase: (.*)$/m;
+    const short = await passFile(dir, 'short', 'hunter2');
+    const repetitive = await passFile(dir, 'rep', 'abababababababab');
+    const cipherDir = join(dir, 'vault');
+    const keystore = join(dir, 'ks');
+    const init = await run(['init', cipherDir, '--keystore', keystore, '--passphrase-file', short, ...FAST]);
+    expect(init.code).toBe(EXIT.OK);
+    expect(warning.exec(init.stderr)?.[1]).toContain('shorter than 12 characters');
+    expect(init.stderr).not.toContain('hunter2');
+    const passwd = await run(['passwd', cipherDir, '--keystore', keystore, '--passphrase-file', short, '--new-passphrase-file', repetitive, ...FAST]);
+    expect(passwd.code).toBe(EXIT.OK);
+    expect(warning.exec(passwd.stderr)?.[1]).toContain('fewer than 6 different characters');
+    const viaCommand = await run(['passwd', cipherDir, '--keystore', keystore, '--extpass', `cat '${repetitive}'`, '--new-passphrase-file', short, ...FAST]);
+    expect(viaCommand.code).toBe(EXIT.OK);
+    expect(viaCommand.stderr).toMatch(warning);
+    const imported = await run(['key', 'import', cipherDir, '--keystore', keystore, '--replace', '--recovery-key-file', await passFile(dir, 'rk', init.stdout.trim()), '--extpass', `cat '${short}'`, ...FAST]);
+    expect(imported.code).toBe(EXIT.OK);
+    expect(imported.stderr).toMatch(warning);
+    // Unlocking with a weak passphrase is not warned about (it is not being chosen), nor is a good new one.
+    const exported = await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', short]);
+    expect(exported.code).toBe(EXIT.OK);
+    expect(exported.stderr).not.toMatch(warning);
+    const good = await run(['passwd', cipherDir, '--keystore', keystore, '--passphrase-file', short, '--new-passphrase-file', await passFile(dir, 'good', PASS3), ...FAST]);
+    expect(good.code).toBe(EXIT.OK);
+    expect(good.stderr).not.toMatch(warning);
+  });
+
   it('without a terminal and without options, says how to give the passphrase (exit 2)', async () => {
     const dir = await fresh();
     const { cipherDir, keystore } = await makeVault(dir);
@@ -384,6 +413,21 @@ describe.skipIf(!hasPython)('passphrase prompt on a terminal (python3 pty)', { t
     expect(exported.out).toContain(recovery);
     expect(exported.out).not.toContain('pty-secret');
     expect(exported.out).not.toContain('wrong');
+  });
+
+  it('a weak new passphrase typed at the prompt is warned about on the terminal, and used', async () => {
+    const dir = await fresh();
+    const cipherDir = join(dir, 'vault');
+    const keystore = join(dir, 'ks');
+    const init = runInPty(['init', cipherDir, '--keystore', keystore, ...FAST], [
+      ['Enter a new passphrase', 'short1\r'],
+      ['Repeat a new passphrase', 'short1\r'],
+    ]);
+    expect(init.code).toBe(EXIT.OK);
+    expect(init.out).toContain('sealfs: warning: weak passphrase: it is shorter than 12 characters');
+    expect(init.out).not.toContain('short1');
+    const pw = await passFile(dir, 'pw', 'short1');
+    expect((await run(['key', 'export', cipherDir, '--keystore', keystore, '--passphrase-file', pw])).code).toBe(EXIT.OK);
   });
 
   it('passwd, like every command that unlocks, lets a wrong current passphrase be retyped at the prompt', async () => {

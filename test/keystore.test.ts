@@ -1,4 +1,4 @@
-import { createDecipheriv, createHash, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt, scryptSync } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -12,6 +12,7 @@ import {
   changePassphrase,
   defaultKeystoreDir,
   KeyExistsError,
+  SCRYPT_MIN_LOG2N,
   keyFilePath,
   storeMasterKey,
   unlockMasterKey,
@@ -235,7 +236,7 @@ describe('scrypt calibration', () => {
     const calibration = await calibrateScrypt(target);
     expect(calibration.ms).toBeGreaterThanOrEqual(target);
     expect(Number.isInteger(Math.log2(calibration.N))).toBe(true);
-    expect(calibration.N).toBeGreaterThanOrEqual(1024);
+    expect(calibration.N).toBeGreaterThanOrEqual(2 ** 14);
     expect(calibration.r).toBe(8);
     expect(calibration.p).toBe(1);
   });
@@ -265,6 +266,72 @@ describe('scrypt calibration', () => {
     gcm.setAuthTag(Buffer.from(file.wrappedKey.tag, 'base64'));
     const unwrapped = Buffer.concat([gcm.update(Buffer.from(file.wrappedKey.ciphertext, 'base64')), gcm.final()]);
     expect(toHex(unwrapped)).toBe(toHex(masterKey));
+  });
+});
+
+/**
+ * A key file for `masterKey` under `passphrase` with any scrypt setting, made the way §12
+ * says (as someone who can write the key store could make one), not through sealfs.
+ */
+function keyFileWith(good: KeyStoreFile, masterKey: Uint8Array, passphrase: string, N: number, r: number): KeyStoreFile {
+  const salt = randomBytes(16);
+  const wrappingKey = scryptSync(passphrase, salt, 32, { N, r, p: 1, maxmem: 64 * 1024 * 1024 });
+  const nonce = randomBytes(12);
+  const gcm = createCipheriv('aes-256-gcm', wrappingKey, nonce);
+  gcm.setAAD(Buffer.from(`sealfs keystore v1 ${good.vaultId}`, 'utf8'));
+  const ciphertext = Buffer.concat([gcm.update(masterKey), gcm.final()]);
+  return {
+    ...good,
+    kdf: { name: 'scrypt', N, r, p: 1, salt: salt.toString('base64') },
+    wrappedKey: { cipher: 'aes-256-gcm', nonce: nonce.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: gcm.getAuthTag().toString('base64') },
+  };
+}
+
+describe('the KDF floor: N ≥ 2^14 with r ≥ 8', () => {
+  it('is where calibration starts, however small the target', async () => {
+    expect(SCRYPT_MIN_LOG2N).toBe(14);
+    expect((await calibrateScrypt(0.001)).N).toBe(2 ** 14);
+  });
+
+  it('a key file below it is refused when read, before the passphrase is asked, even though it unwraps', async () => {
+    const dir = await freshDir();
+    const keystoreDir = join(dir, 'ks');
+    const masterKey = generateMasterKey();
+    const path = await storeMasterKey({ keystoreDir, vaultId: VAULT_ID, cipherDir: join(dir, 'v'), masterKey, passphrase: 'p', kdfTargetMs: FAST });
+    const good = JSON.parse(await readFile(path, 'utf8')) as KeyStoreFile;
+    expect(good.kdf.N).toBeGreaterThanOrEqual(2 ** 14);
+    // Downgrades as whoever can write the key store would plant them: the same key, the same
+    // passphrase, cheaper scrypt (each file unwraps with the passphrase, as the check shows).
+    for (const [N, r] of [
+      [2 ** 10, 8],
+      [2 ** 13, 8],
+      [2 ** 14, 4],
+      [2 ** 15, 1],
+    ] as const) {
+      const weak = keyFileWith(good, masterKey, 'p', N, r);
+      const wrappingKey = scryptSync('p', Buffer.from(weak.kdf.salt, 'base64'), 32, { N, r, p: 1, maxmem: 64 * 1024 * 1024 });
+      const gcm = createDecipheriv('aes-256-gcm', wrappingKey, Buffer.from(weak.wrappedKey.nonce, 'base64'));
+      gcm.setAAD(Buffer.from(`sealfs keystore v1 ${VAULT_ID}`, 'utf8'));
+      gcm.setAuthTag(Buffer.from(weak.wrappedKey.tag, 'base64'));
+      expect(toHex(Buffer.concat([gcm.update(Buffer.from(weak.wrappedKey.ciphertext, 'base64')), gcm.final()]))).toBe(toHex(masterKey));
+
+      await writeFile(path, JSON.stringify(weak));
+      let asked = false;
+      const passphrase = async () => {
+        asked = true;
+        return 'p';
+      };
+      const err = await expectVaultError(unlockMasterKey({ keystoreDir, vaultId: VAULT_ID, passphrase }), 'no-key');
+      expect(err.message).toContain(`(N = 2^${Math.log2(N)}, r = ${r}) is below the floor (N ≥ 2^14, r ≥ 8)`);
+      expect(err.message).toContain(path);
+      expect(err.message.split('\n')).toHaveLength(1);
+      expect(asked).toBe(false);
+      // passwd reads the same way: it cannot carry a weak file forward either.
+      await expectVaultError(changePassphrase({ keystoreDir, vaultId: VAULT_ID, oldPassphrase: 'p', newPassphrase: 'q', kdfTargetMs: FAST }), 'no-key');
+    }
+    // At the floor it unlocks.
+    await writeFile(path, JSON.stringify(keyFileWith(good, masterKey, 'p', 2 ** 14, 8)));
+    expect(toHex(await unlockMasterKey({ keystoreDir, vaultId: VAULT_ID, passphrase: 'p' }))).toBe(toHex(masterKey));
   });
 });
 

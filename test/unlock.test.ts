@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VaultError } from '../src/vault/errors.js';
-import { initVault } from '../src/vault/init.js';
+import { initVault, unlockVault } from '../src/vault/init.js';
 import { readVaultFile, VAULT_FILE } from '../src/vault/vaultfile.js';
+import { lockVault, openVault } from '../src/vault/vault.js';
 import {
   PROMPT_ATTEMPTS,
   unlockForMaintenance,
@@ -150,5 +151,23 @@ describe('unlocking for maintenance, restore and repair', () => {
     expect(await kindOf(unlockForRepair(v.cipherDir, keystoreDir, answers(['right'], false).asker, backup(undefined)))).toBe('not-a-vault');
     const forged = { ...stored, mac: '0'.repeat(64) };
     expect(await kindOf(unlockForRepair(v.cipherDir, keystoreDir, answers(['right'], false).asker, backup(forged)))).toBe('vault-tampered');
+  });
+});
+
+describe('locking', () => {
+  it('lockVault zeroes the content, name and directory-id keys; the master key is zeroed by its holder', async () => {
+    const v = await vault();
+    const { masterKey } = await unlockVault({ cipherDir: v.cipherDir, keystoreDir: v.keystoreDir, passphrase: 'right' });
+    const opened = await openVault(v.cipherDir, masterKey, { backend: 'node' });
+    masterKey.fill(0);
+    const root = new Uint8Array(16);
+    const before = opened.names.encrypt(root, 'name');
+    const dirIdBefore = toHex(opened.names.deriveDirId(root, 'dir'));
+    expect(opened.content.contentKey.some((b) => b !== 0)).toBe(true);
+    lockVault(opened);
+    expect(opened.content.contentKey.every((b) => b === 0)).toBe(true);
+    // Both name keys are gone: the same inputs give other outputs (all-zero keys).
+    expect(opened.names.encrypt(root, 'name')).not.toBe(before);
+    expect(toHex(opened.names.deriveDirId(root, 'dir'))).not.toBe(dirIdBefore);
   });
 });

@@ -1,24 +1,29 @@
 /**
  * `sealfs mount` and `sealfs unmount`. The vault is unlocked in the foreground (so a wrong
  * passphrase or a bad mount point is reported right there, with nothing mounted); then, by
- * default, a detached server process is started, handed the master key over an IPC channel
- * (never argv or the environment, which other users can read), and the command returns once
- * that server reports the mount is up. `-f` serves from the command itself.
+ * default, a detached server process is started, handed the master key as raw bytes over a
+ * pipe of its own (never argv or the environment, which other users can read, and never a
+ * JavaScript string, which cannot be wiped), and the command returns once that server
+ * reports the mount is up. `-f` serves from the command itself. Whichever process serves
+ * first disables core dumps and tracing (keyholder.ts), and wipes its keys when it ends.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
+import { KEY_BYTES } from '../crypto/ciphers.js';
 import { checkFuseAvailable, checkMountpoint, mountVault, type MountedVault } from '../fs/mount.js';
 import { quiet } from '../fs/log.js';
 import { unmountPath } from '../fs/unmount.js';
 import { isInside, stateDir } from '../vault/paths.js';
 import { DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, mountSettings } from '../vault/settings.js';
-import { openVault } from '../vault/vault.js';
+import { lockVault, openVault, type Vault } from '../vault/vault.js';
 import { CliError, CliExit, describeError, EXIT } from './exit.js';
 import type { CliIo } from './io.js';
+import { protectKeyHolder } from './keyholder.js';
 import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
 
@@ -35,14 +40,10 @@ interface MountCliOptions extends VaultKeyOptions {
   serve?: boolean;
 }
 
-/** What the launcher hands its server over the IPC channel. */
-interface ServeRequest {
-  readonly type: 'start';
-  /** base64 of the master key. */
-  readonly key: string;
-}
+/** The server's fd of the pipe the launcher writes the master key into (after stdio and IPC). */
+const KEY_FD = 4;
 
-/** What the server says: ready for the key, then mounted or why not. */
+/** What the server says over the IPC channel: ready for the key, then mounted or why not. */
 type ServeReply =
   | { readonly type: 'ready' }
   | { readonly type: 'mounted'; readonly pid: number }
@@ -106,7 +107,7 @@ async function removePidFile(path: string | undefined): Promise<void> {
  * Serves until the mount is gone. SIGINT/SIGTERM/SIGHUP unmount (detaching lazily when
  * programs still use the mount); an unmount from outside ends it too.
  */
-async function serveUntilClosed(mounted: MountedVault, log: (line: string) => void, pidFile: string | undefined): Promise<void> {
+async function serveUntilClosed(mounted: MountedVault, vault: Vault, log: (line: string) => void, pidFile: string | undefined): Promise<void> {
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) {
@@ -129,6 +130,7 @@ async function serveUntilClosed(mounted: MountedVault, log: (line: string) => vo
     void stop('internal error');
   });
   await mounted.closed;
+  lockVault(vault);
   await removePidFile(pidFile).catch(() => undefined);
   log('server exiting');
 }
@@ -140,21 +142,24 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   const mountpoint = await checkMountpoint(mountpointArg);
   checkSidePaths(mountpoint, cipherDir, opts);
   await checkFuseAvailable({ allowOther: opts.allowOther ?? false });
+  const unprotected = protectKeyHolder();
   const { config, masterKey } = await unlockFromOptions(cipherDir, opts, io);
 
   if (opts.foreground) {
     // Logs go to stderr, or to --log-file when one is named (a file outside the mount).
     const logFd = opts.logFile === undefined ? 2 : await openLogFile(resolve(opts.logFile));
     const log = quiet((line: string) => void writeSync(logFd, logLine(line)));
+    if (unprotected !== undefined) log(`warning: ${unprotected}`);
+    const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() => masterKey.fill(0));
     let mounted: MountedVault;
     try {
-      const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
       mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
-    } finally {
-      masterKey.fill(0);
+    } catch (err) {
+      lockVault(vault);
+      throw err;
     }
     await writePidFile(opts.pidFile);
-    return serveUntilClosed(mounted, log, opts.pidFile);
+    return serveUntilClosed(mounted, vault, log, opts.pidFile);
   }
 
   const logFile = resolve(opts.logFile ?? join(stateDir(io.env), `${config.vaultId}.log`));
@@ -170,7 +175,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   const child = spawn(process.execPath, [...execArgv, ...args], {
     detached: true,
     cwd: '/',
-    stdio: ['ignore', logFd, logFd, 'ipc'],
+    stdio: ['ignore', logFd, logFd, 'ipc', 'pipe'], // fd 4 (KEY_FD): the key pipe
     env: { ...SERVER_MALLOC_ENV, ...process.env },
   });
   closeSync(logFd);
@@ -183,9 +188,10 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     // The key goes out only once the server listens for it (a message sent earlier could be lost).
     const onMessage = (message: ServeReply) => {
       if (message.type === 'ready') {
-        const request: ServeRequest = { type: 'start', key: Buffer.from(masterKey.buffer, masterKey.byteOffset, masterKey.byteLength).toString('base64') };
-        masterKey.fill(0);
-        child.send(request);
+        // Written from the key's own memory, which is zeroed once the bytes are in the pipe.
+        const keyPipe = child.stdio[KEY_FD] as Socket;
+        keyPipe.on('error', () => undefined); // a server that died is reported by 'exit'
+        keyPipe.end(Buffer.from(masterKey.buffer, masterKey.byteOffset, masterKey.byteLength), () => masterKey.fill(0));
         return;
       }
       child.off('message', onMessage);
@@ -210,6 +216,50 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   say(`Mounted ${cipherDir} at ${mountpoint} (server pid ${reply.pid}; log ${logFile}). Unmount with: sealfs unmount ${mountpoint}\n`);
 }
 
+/**
+ * Reads the master key the launcher writes into the key pipe (fd KEY_FD) once `ready` says
+ * the server listens: exactly KEY_BYTES raw bytes, then end of file. Read into one reused
+ * buffer (zeroed after each read) and copied into the key, so no other copy is left behind.
+ */
+function receiveKey(ready: () => void): Promise<Uint8Array> {
+  const key = new Uint8Array(KEY_BYTES);
+  const chunk = Buffer.alloc(KEY_BYTES + 1);
+  let length = 0;
+  return new Promise((resolvePromise, reject) => {
+    const fail = (why: string) => {
+      key.fill(0);
+      pipe.destroy();
+      reject(new CliError(`the launching \`sealfs mount\` ${why}`, EXIT.MOUNT));
+    };
+    // Node takes onread in the constructor too; @types/node lists it for connect() only.
+    const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+      fd: KEY_FD,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: chunk,
+        callback: (bytes: number) => {
+          if (length + bytes <= KEY_BYTES) key.set(chunk.subarray(0, bytes), length);
+          length += bytes;
+          chunk.fill(0);
+          return true;
+        },
+      },
+    };
+    const pipe = new Socket(options);
+    pipe.once('end', () => {
+      pipe.destroy();
+      if (length === KEY_BYTES) resolvePromise(key);
+      else fail(`sent ${length} bytes instead of a ${KEY_BYTES}-byte key`);
+    });
+    pipe.once('error', (err) => fail(`key pipe failed: ${err.message}`));
+    process.once('disconnect', () => {
+      if (length < KEY_BYTES) fail('went away before handing over the key');
+    });
+    ready();
+  });
+}
+
 /** The background server: gets the key from its launcher, mounts, reports, serves. */
 async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: MountCliOptions): Promise<void> {
   const log = quiet((line: string) => say(logLine(line)));
@@ -220,23 +270,23 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     });
   try {
     if (!process.send) throw new CliError('--serve is internal to `sealfs mount`', EXIT.USAGE);
-    const request = await new Promise<ServeRequest>((resolvePromise, reject) => {
-      process.once('message', (message: ServeRequest) => resolvePromise(message));
-      process.once('disconnect', () => reject(new CliError('the launching `sealfs mount` went away before handing over the key', EXIT.MOUNT)));
-      void reply({ type: 'ready' });
-    });
-    const masterKey = new Uint8Array(Buffer.from(request.key, 'base64'));
+    const unprotected = protectKeyHolder();
+    if (unprotected !== undefined) log(`warning: ${unprotected}`);
+    const masterKey = await receiveKey(() => void reply({ type: 'ready' }));
+    const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() =>
+      masterKey.fill(0),
+    );
     let mounted: MountedVault;
     try {
-      const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) });
       mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
-    } finally {
-      masterKey.fill(0);
+    } catch (err) {
+      lockVault(vault);
+      throw err;
     }
     await writePidFile(opts.pidFile);
     await reply({ type: 'mounted', pid: process.pid });
     if (process.connected) process.disconnect();
-    return await serveUntilClosed(mounted, log, opts.pidFile);
+    return await serveUntilClosed(mounted, vault, log, opts.pidFile);
   } catch (err) {
     const { line, code } = describeError(err);
     log(`could not mount: ${line}`);

@@ -18,7 +18,8 @@ interface OfflineOptions extends VaultKeyOptions {
 async function openPlainFs(cipherDir: string, opts: OfflineOptions, io: CliIo): Promise<PlainFs> {
   const { masterKey } = await unlockFromOptions(cipherDir, opts, io);
   const warn = (line: string) => void io.stderr.write(`sealfs: ${line}\n`);
-  return new PlainFs(await openVault(cipherDir, masterKey, { backend: opts.backend }), { readOnly: true, log: warn });
+  const vault = await openVault(cipherDir, masterKey, { backend: opts.backend }).finally(() => masterKey.fill(0));
+  return new PlainFs(vault, { readOnly: true, log: warn });
 }
 
 function plainPath(path: string | undefined): string {

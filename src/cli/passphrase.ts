@@ -23,8 +23,33 @@ export interface PassphraseOptions {
 export interface ObtainOptions extends PassphraseOptions {
   /** What is asked for, as in "Enter <purpose>: ", e.g. "passphrase for ~/Dropbox/vault". */
   readonly purpose: string;
-  /** When prompting: ask twice and compare (for a new passphrase). */
+  /** A new passphrase: asked twice at a prompt, and warned about when weak (weakPassphrase). */
   readonly confirm?: boolean;
+}
+
+/** A new passphrase shorter than this (in characters, after NFC) gets a warning. */
+export const MIN_PASSPHRASE_LENGTH = 12;
+/** …and one made of fewer different characters than this ("aaaaaaaaaaaa", "abababababab"). */
+export const MIN_DISTINCT_CHARACTERS = 6;
+
+/**
+ * Why a new passphrase is weak, or undefined. A simple rule rather than a strength estimator:
+ * the README's dependency table says why. It only warns: scrypt (docs/FORMAT.md §12) makes
+ * each guess cost, but a short or repetitive passphrase falls to few guesses all the same.
+ */
+export function weakPassphrase(passphrase: string): string | undefined {
+  const chars = [...passphrase.normalize('NFC')];
+  if (chars.length < MIN_PASSPHRASE_LENGTH) return `it is shorter than ${MIN_PASSPHRASE_LENGTH} characters`;
+  if (new Set(chars).size < MIN_DISTINCT_CHARACTERS) return `it is made of fewer than ${MIN_DISTINCT_CHARACTERS} different characters`;
+  return undefined;
+}
+
+function warnIfWeak(passphrase: string, fromPrompt: boolean, io: CliIo): void {
+  const why = weakPassphrase(passphrase);
+  if (why === undefined) return;
+  const line = `sealfs: warning: weak passphrase: ${why}; anyone who gets the key store can guess it (several unrelated words make a strong one)\n`;
+  if (fromPrompt) tellTerminal(line, io);
+  else io.stderr.write(line);
 }
 
 /** The options every command that needs the vault key takes, so they all read alike. */
@@ -48,14 +73,23 @@ export function keystoreOf(options: VaultKeyOptions, io: CliIo): string {
   return options.keystore ?? defaultKeystoreDir(io.env);
 }
 
-/** Obtains a passphrase from --passphrase-file, --extpass, or the terminal, in that order. */
+/**
+ * Obtains a passphrase from --passphrase-file, --extpass, or the terminal, in that order; a
+ * new one (confirm) that is weak gets a warning on the terminal it was typed at, else on stderr.
+ */
 export async function obtainPassphrase(options: ObtainOptions, io: CliIo): Promise<string> {
   if (options.passphraseFile !== undefined && options.extpass !== undefined) {
     throw new CliError('use either --passphrase-file or --extpass, not both', EXIT.USAGE);
   }
-  if (options.passphraseFile !== undefined) return fromFile(options.passphraseFile);
-  if (options.extpass !== undefined) return fromCommand(options.extpass, io.env);
-  return fromTerminal(options.purpose, options.confirm ?? false, io);
+  const fromPrompt = options.passphraseFile === undefined && options.extpass === undefined;
+  const passphrase =
+    options.passphraseFile !== undefined
+      ? await fromFile(options.passphraseFile)
+      : options.extpass !== undefined
+        ? await fromCommand(options.extpass, io.env)
+        : await fromTerminal(options.purpose, options.confirm ?? false, io);
+  if (options.confirm) warnIfWeak(passphrase, fromPrompt, io);
+  return passphrase;
 }
 
 /** The passphrase of a vault to unlock, as the vault layer asks for it (with retries at a prompt). */

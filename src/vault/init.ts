@@ -133,8 +133,12 @@ export interface UnlockVaultOptions {
 export async function unlockVault(options: UnlockVaultOptions): Promise<{ config: VaultConfig; masterKey: Uint8Array }> {
   const stored = await readVaultFile(options.cipherDir);
   const masterKey = await unlockMasterKey({ keystoreDir: options.keystoreDir, vaultId: stored.config.vaultId, passphrase: options.passphrase });
-  const config = verifyVaultFile(stored, masterKey, options.cipherDir);
-  return { config, masterKey };
+  try {
+    return { config: verifyVaultFile(stored, masterKey, options.cipherDir), masterKey };
+  } catch (err) {
+    masterKey.fill(0);
+    throw err;
+  }
 }
 
 export interface ImportOptions {

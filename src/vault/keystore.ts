@@ -22,8 +22,14 @@ export const KEY_FILE_SUFFIX = '.key';
 export const DEFAULT_KDF_TARGET_MS = 500;
 export const SCRYPT_R = 8;
 export const SCRYPT_P = 1;
-/** Calibration starts at N = 2^10 and doubles; it never goes past 2^20 (1 GiB of memory at r = 8). */
-export const SCRYPT_MIN_LOG2N = 10;
+/**
+ * The floor (docs/FORMAT.md §12): N ≥ 2^14 with r ≥ 8, i.e. 16 MiB and some 30-60 ms per
+ * guess on a 2020s core. Calibration starts there and doubles N; it never goes past 2^20
+ * (1 GiB of memory at r = 8). A key file below the floor is refused when READ: whoever can
+ * write the key store could otherwise swap in a cheap setting (and a file made with one
+ * invites offline guessing); there is no switch to accept one.
+ */
+export const SCRYPT_MIN_LOG2N = 14;
 export const SCRYPT_MAX_LOG2N = 20;
 const SALT_BYTES = 16;
 
@@ -212,7 +218,7 @@ export interface Calibration {
 }
 
 /**
- * Doubles N from 2^10 until one derivation takes at least `targetMs` (or N reaches 2^20).
+ * Doubles N from the floor (2^14) until one derivation takes at least `targetMs` (or N reaches 2^20).
  * Returns the parameters and, when passphrase and salt are given, the key the last
  * (chosen) derivation produced, so calibrating costs no extra derivation.
  */
@@ -224,6 +230,7 @@ async function calibrate(targetMs: number, passphrase: Uint8Array, salt: Uint8Ar
     const key = await scrypt(passphrase, salt, N, SCRYPT_R, SCRYPT_P);
     const ms = performance.now() - start;
     if (ms >= targetMs || log2N >= SCRYPT_MAX_LOG2N) return { N, r: SCRYPT_R, p: SCRYPT_P, ms, key };
+    key.fill(0);
   }
 }
 
@@ -250,7 +257,8 @@ async function wrap(
 ): Promise<KeyStoreFile> {
   if (masterKey.length !== KEY_BYTES) throw new RangeError(`master key must be ${KEY_BYTES} bytes, got ${masterKey.length}`);
   const salt = randomBytes(SALT_BYTES);
-  const { N, r, p, ms, key } = await calibrate(kdfTargetMs, passphraseBytes(passphrase), salt);
+  const secret = passphraseBytes(passphrase);
+  const { N, r, p, ms, key } = await calibrate(kdfTargetMs, secret, salt).finally(() => secret.fill(0));
   const nonce = randomBytes(NONCE_BYTES);
   const gcm = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   gcm.setAAD(aadFor(vaultId));
@@ -311,7 +319,7 @@ export async function readKeyStoreFile(keystoreDir: string, vaultId: string): Pr
   const kdfOk =
     kdf?.name === 'scrypt' &&
     Number.isInteger(log2N) &&
-    log2N >= SCRYPT_MIN_LOG2N &&
+    log2N >= 1 &&
     log2N <= SCRYPT_MAX_LOG2N + 2 &&
     Number.isInteger(kdf.r) &&
     kdf.r >= 1 &&
@@ -322,6 +330,14 @@ export async function readKeyStoreFile(keystoreDir: string, vaultId: string): Pr
     typeof kdf.salt === 'string' &&
     Buffer.from(kdf.salt, 'base64').length >= 8;
   if (!kdfOk) throw damaged(path, 'unsupported or invalid KDF parameters');
+  if (log2N < SCRYPT_MIN_LOG2N || kdf.r < SCRYPT_R) {
+    throw new VaultError(
+      'no-key',
+      `${path}: refusing a key file whose scrypt setting (N = 2^${log2N}, r = ${kdf.r}) is below the floor (N ≥ 2^${SCRYPT_MIN_LOG2N}, r ≥ ${SCRYPT_R}): ` +
+        'it makes the passphrase cheap to guess, and may have been swapped in by someone who can write the key store; ' +
+        're-create it from the recovery key with `sealfs key import --replace`',
+    );
+  }
   const w = file.wrappedKey;
   const wrapOk =
     w?.cipher === 'aes-256-gcm' && base64Field(w.nonce, NONCE_BYTES) && base64Field(w.ciphertext, KEY_BYTES) && base64Field(w.tag, TAG_BYTES);
@@ -334,12 +350,19 @@ function unwrap(file: KeyStoreFile, wrappingKey: Buffer): Uint8Array {
   const gcm = createDecipheriv('aes-256-gcm', wrappingKey, Buffer.from(w.nonce, 'base64'), { authTagLength: TAG_BYTES });
   gcm.setAAD(aadFor(file.vaultId));
   gcm.setAuthTag(Buffer.from(w.tag, 'base64'));
+  // The key is assembled in one array of its own; every intermediate copy is zeroed.
+  const head = gcm.update(Buffer.from(w.ciphertext, 'base64'));
   try {
-    const key = Buffer.concat([gcm.update(Buffer.from(w.ciphertext, 'base64')), gcm.final()]);
-    return new Uint8Array(key);
+    const tail = gcm.final();
+    const key = new Uint8Array(head.length + tail.length);
+    key.set(head, 0);
+    key.set(tail, head.length);
+    tail.fill(0);
+    return key;
   } catch {
     throw new VaultError('wrong-passphrase', 'wrong passphrase');
   } finally {
+    head.fill(0);
     wrappingKey.fill(0);
   }
 }
@@ -447,7 +470,8 @@ export async function unlockMasterKey(options: UnlockOptions): Promise<Uint8Arra
   const { file } = await readKeyStoreFile(options.keystoreDir, options.vaultId);
   const passphrase = await passphraseOf(options.passphrase);
   const { N, r, p, salt } = file.kdf;
-  return unwrap(file, await scrypt(passphraseBytes(passphrase), Buffer.from(salt, 'base64'), N, r, p));
+  const secret = passphraseBytes(passphrase);
+  return unwrap(file, await scrypt(secret, Buffer.from(salt, 'base64'), N, r, p).finally(() => secret.fill(0)));
 }
 
 export interface ChangePassphraseOptions {

@@ -72,6 +72,12 @@ export class NameCipher {
     private readonly dirIdKey: Uint8Array,
   ) {}
 
+  /** Zeroes both keys (the vault is being locked); nothing can be encrypted or decrypted after. */
+  wipe(): void {
+    this.nameKey.fill(0);
+    this.dirIdKey.fill(0);
+  }
+
   /**
    * The id a directory gets when created: derived from where it is created, so two
    * replicas that create the same directory offline produce the same ciphertext name and

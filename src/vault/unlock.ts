@@ -132,7 +132,10 @@ export async function unlockForRestore(stored: StoredVaultFile, where: string, k
   try {
     verifyVaultFile(stored, masterKey, where);
   } catch (err) {
-    if (!(err instanceof VaultError && err.kind === 'vault-tampered')) throw err;
+    if (!(err instanceof VaultError && err.kind === 'vault-tampered')) {
+      masterKey.fill(0);
+      throw err;
+    }
   }
   return { vaultId, masterKey };
 }
@@ -155,7 +158,12 @@ export async function unlockForRepair(
     const stored = await backup.vaultFile();
     if (!stored) throw err;
     const masterKey = await unlockVaultId(stored.config.vaultId, keystoreDir, passphrase);
-    verifyVaultFile(stored, masterKey, backup.where);
+    try {
+      verifyVaultFile(stored, masterKey, backup.where);
+    } catch (verifyErr) {
+      masterKey.fill(0);
+      throw verifyErr;
+    }
     return { masterKey, vaultId: stored.config.vaultId };
   }
 }

@@ -38,3 +38,13 @@ export async function openVault(cipherDir: string, masterKey: Uint8Array, option
   const tree = new Tree(dir, new DirectoryDecoder(names, config.maxNameLength, io), settings.listingTtlMs);
   return { cipherDir: dir, config, content, names, tree, settings, io };
 }
+
+/**
+ * Locks an unlocked vault: zeroes its content, name and directory-id keys (the master key
+ * itself is zeroed by whoever unlocked it, right after openVault). The vault is unusable
+ * afterwards; the mount server calls this when it ends.
+ */
+export function lockVault(vault: Vault): void {
+  vault.content.contentKey.fill(0);
+  vault.names.wipe();
+}
