@@ -158,6 +158,12 @@ describe('forged and damaged file ends', { timeout: 120_000 }, () => {
     await writeThrough(fs, '/b.txt', Buffer.from('world'));
     for (const path of ['/a.txt', '/b.txt']) await truncate(await h.cipherPathOf(w, path), HEADER + 28);
     expect(((await fs.open('/a.txt', constants.O_RDONLY).catch((e: unknown) => e)) as NodeJS.ErrnoException).code).toBe('EIO');
+    // Write-only: the open waits, the first write fails and changes nothing.
+    const forged = await readFile(await h.cipherPathOf(w, '/a.txt'));
+    const append = await fs.open('/a.txt', constants.O_WRONLY | constants.O_APPEND);
+    expect(((await fs.write(append, 0, Buffer.from('more')).catch((e: unknown) => e)) as NodeJS.ErrnoException).code).toBe('EIO');
+    await fs.release(append);
+    expect((await readFile(await h.cipherPathOf(w, '/a.txt'))).equals(forged)).toBe(true);
     const fh = await fs.open('/a.txt', constants.O_WRONLY | constants.O_TRUNC);
     await fs.write(fh, 0, Buffer.from('new'));
     await fs.release(fh);
@@ -202,6 +208,38 @@ describe('forged and damaged file ends', { timeout: 120_000 }, () => {
       await h.unmountOk(v);
     }
     expect(await treeSums(decoy)).toEqual(sums);
+  });
+
+  it.skipIf(FUSE_PROBLEM !== undefined)('the mount: appending to a forged file fails and changes nothing; truncating or overwriting it replaces it', async () => {
+    const w = await h.vault();
+    await h.mountOk(w);
+    const names = ['append.txt', 'trunc.txt', 'copy.txt'];
+    try {
+      for (const name of names) await writeFile(join(w.mnt, name), 'real contents');
+    } finally {
+      await h.unmountOk(w);
+    }
+    const cipher = Object.fromEntries(await Promise.all(names.map(async (name) => [name, await h.cipherPathOf(w, `/${name}`)] as const)));
+    for (const name of names) await truncate(cipher[name]!, HEADER + 28);
+    const forgedBytes = await readFile(cipher['append.txt']!);
+    await h.mountOk(w);
+    try {
+      const append = await h.spawn('sh', ['-c', 'echo more >> "$1"', 'sh', join(w.mnt, 'append.txt')], { timeoutMs: 20_000 });
+      // The write-only open waits for the first write (the kernel opens before it truncates).
+      expect(append.code).not.toBe(0);
+      expect(append.stderr).toMatch(/I\/O error|Input\/output error/);
+      expect((await readFile(cipher['append.txt']!)).equals(forgedBytes)).toBe(true);
+      const trunc = await h.spawn('sh', ['-c', ': > "$1" && cat "$1"', 'sh', join(w.mnt, 'trunc.txt')], { timeoutMs: 20_000 });
+      expect(trunc.code, trunc.stderr).toBe(0);
+      expect(trunc.out.length).toBe(0);
+      const copy = await h.spawn('sh', ['-c', 'printf new > "$1" && cat "$1"', 'sh', join(w.mnt, 'copy.txt')], { timeoutMs: 20_000 });
+      expect(copy.code, copy.stderr).toBe(0);
+      expect(copy.stdout).toBe('new');
+    } finally {
+      await h.unmountOk(w);
+    }
+    const scrub = await h.sealfsKeyed(w, 'scrub', ['--json']);
+    expect((JSON.parse(scrub.stdout) as { problems: { plainPath: string }[] }).problems.map((p) => p.plainPath)).toEqual(['/append.txt']);
   });
 
   it('`sealfs cat`: exit 4, one line naming the path and chunk, nothing on stdout; intact files exactly', async () => {

@@ -293,12 +293,20 @@ describe.each(CIPHER_NAMES)('%s', (cipher: CipherName) => {
           concat(other.subarray(0, HEADER_BYTES), seal(0).subarray(HEADER_BYTES)), // another file's authentic empty chunk
         ];
         for (const forged of forgeries) {
-          const sf = await SealedFile.open(new MemoryStore(forged), ctx, C);
+          const store = new MemoryStore(forged);
+          const sf = await SealedFile.open(store, ctx, C);
           expect(sf.size).toBe(0);
           await expectFormatErrorAsync(() => sf.read(0, 100), 'corrupt-chunk', 0);
           await expectFormatErrorAsync(() => sf.read(0, 0), 'corrupt-chunk', 0);
           await expectFormatErrorAsync(() => sf.read(5, 1), 'corrupt-chunk', 0);
           await expectFormatErrorAsync(() => sf.verifyEnd(), 'corrupt-chunk', 0);
+          // A write is never built on it (an append would make it pass as a real file)…
+          await expectFormatErrorAsync(() => sf.write(0, new Uint8Array(3)), 'corrupt-chunk', 0);
+          expect(same(store.bytes(), forged)).toBe(true);
+          // …but truncating it to nothing replaces it with a real empty file.
+          await sf.truncate(0);
+          expect((await sf.read(0, 100)).length).toBe(0);
+          expect((await (await SealedFile.open(store, ctx, C)).read(0, 100)).length).toBe(0);
         }
         const empty = await SealedFile.open(new MemoryStore(seal(0)), ctx, C);
         await empty.verifyEnd();

@@ -251,8 +251,10 @@ export class SealedFile {
     return out;
   }
 
+  /** Writes `data` at `position`; an unproven final chunk is verified first, never built upon. */
   write(position: number, data: Uint8Array): Promise<void> {
     return this.exclusive(async () => {
+      await this.verifyEndLocked();
       this.readAhead = undefined;
       if (this.gather(position, data)) return;
       await this.flushLocked();

@@ -239,11 +239,14 @@ export class PlainFs {
   /**
    * Opens a file once its final chunk verified (once per open file, for all its handles): it
    * proves the size, so no read can end the file early and an empty or forged file fails here
-   * with EIO, also where the kernel, knowing the size is 0, never sends a read. Only O_TRUNC,
-   * which discards the contents, opens an unproven file.
+   * with EIO, also where the kernel, knowing the size is 0, never sends a read. An open that
+   * cannot read waits: O_TRUNC discards the contents, and a write-only open may be the
+   * kernel's open before it truncates (`: > file`; it does not pass O_TRUNC): its first write
+   * verifies the end (SealedFile.write) unless a truncation replaced it.
    */
   async open(plainPath: string, flags: number): Promise<number> {
-    return this.openHandle(plainPath, flags, !(flags & constants.O_TRUNC));
+    const canRead = (flags & ACCESS_MODE) !== constants.O_WRONLY;
+    return this.openHandle(plainPath, flags, canRead && !(flags & constants.O_TRUNC));
   }
 
   private async openHandle(plainPath: string, flags: number, verifyEnd: boolean): Promise<number> {
