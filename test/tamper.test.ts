@@ -283,6 +283,56 @@ describe.each(CIPHER_NAMES)('%s', (cipher: CipherName) => {
         }
       });
 
+      it('a forged empty file (a header and 28 bytes) never reads as empty: reads of nothing and at the end fail', async () => {
+        const ctx = contentContext(KEY, { backend, cipher, chunkSize: C });
+        const real = seal(11);
+        const other = seal(3 * C);
+        const forgeries = [
+          real.subarray(0, HEADER_BYTES + CHUNK_OVERHEAD), // a real file cut to 52 bytes
+          concat(other.subarray(0, HEADER_BYTES), new Uint8Array(CHUNK_OVERHEAD).fill(7)), // another file's header, 28 junk bytes
+          concat(other.subarray(0, HEADER_BYTES), seal(0).subarray(HEADER_BYTES)), // another file's authentic empty chunk
+        ];
+        for (const forged of forgeries) {
+          const store = new MemoryStore(forged);
+          const sf = await SealedFile.open(store, ctx, C);
+          expect(sf.size).toBe(0);
+          await expectFormatErrorAsync(() => sf.read(0, 100), 'corrupt-chunk', 0);
+          await expectFormatErrorAsync(() => sf.read(0, 0), 'corrupt-chunk', 0);
+          await expectFormatErrorAsync(() => sf.read(5, 1), 'corrupt-chunk', 0);
+          await expectFormatErrorAsync(() => sf.verifyEnd(), 'corrupt-chunk', 0);
+          // A write is never built on it (an append would make it pass as a real file)…
+          await expectFormatErrorAsync(() => sf.write(0, new Uint8Array(3)), 'corrupt-chunk', 0);
+          expect(same(store.bytes(), forged)).toBe(true);
+          // …but truncating it to nothing replaces it with a real empty file.
+          await sf.truncate(0);
+          expect((await sf.read(0, 100)).length).toBe(0);
+          expect((await (await SealedFile.open(store, ctx, C)).read(0, 100)).length).toBe(0);
+        }
+        const empty = await SealedFile.open(new MemoryStore(seal(0)), ctx, C);
+        await empty.verifyEnd();
+        expect((await empty.read(0, 100)).length).toBe(0);
+      });
+
+      it('a final chunk that fails (garbled, or swapped for another file\'s) fails every read that would end the file', async () => {
+        const ctx = contentContext(KEY, { backend, cipher, chunkSize: C });
+        const plain = pattern(3 * C + 100);
+        const garbled = new Uint8Array(seal(plain.length));
+        garbled[sealedChunkOffset(3, C) + 40]! ^= 0x04;
+        const donor = seal(plain.length);
+        const swapped = concat(seal(plain.length).subarray(0, sealedChunkOffset(3, C)), chunkOf(donor, 3));
+        for (const damaged of [garbled, swapped]) {
+          const sf = await SealedFile.open(new MemoryStore(damaged), ctx, C);
+          await expectFormatErrorAsync(() => sf.verifyEnd(), 'corrupt-chunk', 3);
+          await expectFormatErrorAsync(() => sf.read(sf.size, 10), 'corrupt-chunk', 3);
+          await expectFormatErrorAsync(() => sf.read(2 * C, 10 * C), 'corrupt-chunk', 3);
+          await expectFormatErrorAsync(() => sf.read(0, plain.length + 1), 'corrupt-chunk', 3);
+          // Reads that do not reach the end are answered from their own, verified chunks.
+          expectBytes(await sf.read(0, 3 * C), plain.subarray(0, 3 * C));
+          // Truncating to the same size keeps (so verifies) the final chunk: refused.
+          await expectFormatErrorAsync(() => sf.truncate(plain.length), 'corrupt-chunk', 3);
+        }
+      });
+
       it('a store cut at a chunk boundary reads as truncated at its last chunk', async () => {
         const sealed = seal(6 * C + 5);
         const ctx = contentContext(KEY, { backend, cipher, chunkSize: C });

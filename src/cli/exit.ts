@@ -1,13 +1,13 @@
 /**
  * The one place where errors become exit codes. Every layer throws its own typed errors
- * (FormatError, KeyFileError, VaultError, ToolError, MountError, errno errors); only here
- * are they given a code. EXIT is the README's table ("Exit codes"), checked by a test.
+ * (FormatError, IntegrityFailure, KeyFileError, VaultError, ToolError, MountError, errno
+ * errors); only here are they given a code. EXIT is the README's table ("Exit codes"), checked by a test.
  */
 import { FormatError } from '../crypto/errors.js';
 import { KeyFileError } from '../crypto/keyfile.js';
 import { MountError } from '../fs/errors.js';
 import { ToolError, type ToolProblem } from '../tools/errors.js';
-import { VaultError, type VaultProblem } from '../vault/errors.js';
+import { IntegrityFailure, VaultError, type VaultProblem } from '../vault/errors.js';
 
 /** Exit codes of the sealfs command; documented in the README, stable for scripts. */
 export const EXIT = {
@@ -72,6 +72,7 @@ export const TOOL_EXIT: Readonly<Record<ToolProblem, number>> = {
   overlap: EXIT.USAGE,
   target: EXIT.IO,
   'no-vault': EXIT.VAULT,
+  integrity: EXIT.INTEGRITY,
 };
 
 /** errno codes that mean "this file or folder could not be read or written". */
@@ -80,7 +81,7 @@ const IO_CODES: ReadonlySet<string> = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEX
 /** The one line (empty: print nothing) and exit code for any error that reaches the top of a command. */
 export function describeError(err: unknown): { line: string; code: number } {
   if (err instanceof CliError) return { line: err.message, code: err.exitCode };
-  if (err instanceof FormatError) return { line: err.message, code: EXIT.INTEGRITY };
+  if (err instanceof FormatError || err instanceof IntegrityFailure) return { line: err.message, code: EXIT.INTEGRITY };
   if (err instanceof KeyFileError) return { line: err.message, code: EXIT.KEY };
   if (err instanceof VaultError) return { line: err.message, code: VAULT_EXIT[err.kind] };
   if (err instanceof ToolError) return { line: err.message, code: TOOL_EXIT[err.kind] };

@@ -1,11 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { access, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { generateMasterKey, readKeyFile, writeNewKeyFile } from '../crypto/keyfile.js';
 import { createDecryptStream, createEncryptStream } from '../crypto/stream.js';
 import type { ContentOptions } from '../crypto/context.js';
+import { partialPath } from '../tools/offline.js';
 import { CliError, EXIT } from './exit.js';
 import type { CliIo } from './io.js';
 
@@ -24,7 +24,7 @@ async function filter(transform: Transform, input: string | undefined, output: s
     await pipeline(source, transform, io.stdout);
     return;
   }
-  const temp = join(dirname(output), `.${basename(output)}.sealfs-partial-${process.pid}`);
+  const temp = partialPath(output);
   try {
     await pipeline(source, transform, createWriteStream(temp, { flags: 'wx', mode: 0o600 }));
     if (!force) await assertAbsent(output);

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { openVault } from '../vault/vault.js';
 import { PlainFs } from '../vault/plainfs.js';
+import { ToolError } from '../tools/errors.js';
 import { catFile, exportTree, listDirectory, type ListedEntry } from '../tools/offline.js';
 import { backendOption } from './args.js';
 import type { CliIo } from './io.js';
@@ -19,7 +20,7 @@ async function openPlainFs(cipherDir: string, opts: OfflineOptions, io: CliIo): 
   const { masterKey } = await unlockFromOptions(cipherDir, opts, io);
   const warn = (line: string) => void io.stderr.write(`sealfs: ${line}\n`);
   const vault = await openVault(cipherDir, masterKey, { backend: opts.backend }).finally(() => masterKey.fill(0));
-  return new PlainFs(vault, { readOnly: true, log: warn });
+  return new PlainFs(vault, { readOnly: true, log: warn, logIntegrity: false });
 }
 
 function plainPath(path: string | undefined): string {
@@ -73,7 +74,8 @@ export function registerOfflineCommands(program: Command, io: CliIo): void {
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, dest: string, opts: OfflineOptions) => {
     const fs = await openPlainFs(cipherDir, opts, io);
-    const s = await exportTree(fs, plainPath(path), dest);
+    const s = await exportTree(fs, plainPath(path), dest, (failure) => void io.stderr.write(`sealfs: ${failure.message}\n`));
     io.stderr.write(`Exported ${s.files} files (${s.bytes} bytes), ${s.dirs} directories, ${s.symlinks} symlinks to ${dest}\n`);
+    if (s.failed > 0) throw new ToolError('integrity', `${s.failed} ${s.failed === 1 ? 'entry' : 'entries'} failed authentication or are special files and were not exported (listed above)`);
   });
 }

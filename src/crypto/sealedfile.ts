@@ -68,11 +68,17 @@ export class SealedFile {
   /** Stored bytes after the header, read at open. */
   private prefetched: { readonly bytes: Uint8Array; readonly at: number } | undefined;
 
+  /**
+   * @param endVerified whether the final chunk at `plainSize` verified (or was sealed here):
+   *   only that chunk proves where the file ends, so until then no read may answer
+   *   "end of file", and an empty file (one empty chunk) is as unproven as any other.
+   */
   private constructor(
     private readonly store: ByteStore,
     private readonly cipher: FileCipher,
     private plainSize: number,
     private readonly writeBackMs: number,
+    private endVerified: boolean,
   ) {}
 
   /**
@@ -87,13 +93,14 @@ export class SealedFile {
     bytes.set(empty, HEADER_BYTES);
     await store.write(bytes, 0);
     if (!storeIsEmpty) await store.truncate(bytes.length);
-    return new SealedFile(store, cipher, 0, writeBackMs);
+    return new SealedFile(store, cipher, 0, writeBackMs, true);
   }
 
   /**
    * Opens an existing sealed file; `chunkSize`, when given, is what the vault expects. With
    * the store's size known, the header and the first chunks come in one read, kept (still
-   * unverified, as they are stored) for the first read of the file.
+   * unverified, as they are stored) for the first read of the file. Nothing is verified
+   * here: verifyEnd() proves the size, and every read checks the chunks it returns.
    */
   static async open(store: ByteStore, ctx: ContentContext, chunkSize?: number, storeSize?: number, writeBackMs = WRITE_BACK_DELAY_MS): Promise<SealedFile> {
     const prefix = Buffer.allocUnsafe(storeSize === undefined ? HEADER_BYTES : Math.min(storeSize, HEADER_BYTES + PREFETCH_BYTES));
@@ -103,12 +110,16 @@ export class SealedFile {
       throw new FormatError('bad-header', `header says chunk size ${header.chunkSize}, the vault uses ${chunkSize}`);
     }
     const size = plainSizeOf(storeSize ?? (await store.size()), header.chunkSize);
-    const file = new SealedFile(store, new FileCipher(ctx, header), size, writeBackMs);
+    const file = new SealedFile(store, new FileCipher(ctx, header), size, writeBackMs, false);
     if (got > HEADER_BYTES) file.prefetched = { bytes: prefix.subarray(HEADER_BYTES, got), at: Date.now() };
     return file;
   }
 
-  /** Plaintext size, gathered writes included. */
+  /**
+   * Plaintext size, gathered writes included. For a file just opened this is what the stored
+   * length says; it is proven once verifyEnd() (or a read reaching the end) has verified the
+   * final chunk.
+   */
   get size(): number {
     return this.pending ? Math.max(this.plainSize, this.pending.start + this.pending.length) : this.plainSize;
   }
@@ -148,16 +159,39 @@ export class SealedFile {
     const offset = sealedChunkOffset(first, C);
     const pre = this.prefetched;
     const prefetchedAt = runChunkOffset(first, C); // the prefetched bytes start after the header
+    const endsFile = last === this.lastIndex(size);
+    let sealed: Uint8Array;
     if (pre && Date.now() - pre.at < READ_CACHE_MS && prefetchedAt + length <= pre.bytes.length) {
-      return this.cipher.open(first, last === this.lastIndex(size), pre.bytes.subarray(prefetchedAt, prefetchedAt + length));
+      sealed = pre.bytes.subarray(prefetchedAt, prefetchedAt + length);
+    } else {
+      sealed = Buffer.allocUnsafe(length);
+      const got = await this.store.read(sealed, offset);
+      if (got < sealed.length) {
+        const chunk = first + runChunkAt(got, C);
+        throw new FormatError('truncated', `file ends inside chunk ${chunk}: it was cut short`, chunk);
+      }
     }
-    const sealed = Buffer.allocUnsafe(length);
-    const got = await this.store.read(sealed, offset);
-    if (got < sealed.length) {
-      const chunk = first + runChunkAt(got, C);
-      throw new FormatError('truncated', `file ends inside chunk ${chunk}: it was cut short`, chunk);
-    }
-    return this.cipher.open(first, last === this.lastIndex(size), sealed);
+    const plain = await this.cipher.open(first, endsFile, sealed);
+    if (endsFile) this.endVerified = true;
+    return plain;
+  }
+
+  /**
+   * Verifies the final chunk once, so that the size is proven and a read may answer "end of
+   * file". Its plaintext stays in the read-ahead: for a file of one chunk, the first read
+   * costs nothing more.
+   */
+  verifyEnd(): Promise<void> {
+    return this.exclusive(async () => {
+      await this.flushLocked();
+      await this.verifyEndLocked();
+    });
+  }
+
+  private async verifyEndLocked(): Promise<void> {
+    if (this.endVerified) return;
+    const last = this.lastIndex(this.plainSize);
+    await this.cachedChunks(last, last, this.plainSize);
   }
 
   read(position: number, length: number): Promise<Uint8Array> {
@@ -165,7 +199,12 @@ export class SealedFile {
       await this.flushLocked();
       const size = this.plainSize;
       const end = Math.min(size, position + length);
-      if (position >= end) return new Uint8Array(0);
+      // Nothing to return (at or past the end, or a read of nothing): only a verified final
+      // chunk says the file holds no more. A read that reaches the end verifies it anyway.
+      if (position >= end) {
+        await this.verifyEndLocked();
+        return new Uint8Array(0);
+      }
       const first = chunkIndexAt(position, this.chunkSize);
       const last = this.lastIndex(end);
       const plain = await this.cachedChunks(first, last, size);
@@ -212,8 +251,10 @@ export class SealedFile {
     return out;
   }
 
+  /** Writes `data` at `position`; an unproven final chunk is verified first, never built upon. */
   write(position: number, data: Uint8Array): Promise<void> {
     return this.exclusive(async () => {
+      await this.verifyEndLocked();
       this.readAhead = undefined;
       if (this.gather(position, data)) return;
       await this.flushLocked();
@@ -307,6 +348,8 @@ export class SealedFile {
       await this.store.write(sealed, sealedChunkOffset(a, C));
     }
     this.plainSize = newSize;
+    // The final chunk is now one sealed here.
+    if (last === newLast) this.endVerified = true;
   }
 
   /** Copies into `plain` the old bytes of chunk `c` that the write does not replace. */
@@ -324,7 +367,9 @@ export class SealedFile {
       this.readAhead = undefined;
       this.prefetched = undefined;
       const size = this.plainSize;
-      if (newSize === size) return;
+      // An unproven final chunk is sealed again (verified first when bytes of it stay), so a
+      // file truncated to its own size reads back as what it claims to be.
+      if (newSize === size && this.endVerified) return;
       if (newSize > size) return this.writeLocked(newSize, new Uint8Array(0));
       const C = this.chunkSize;
       const last = this.lastIndex(newSize);
@@ -334,6 +379,7 @@ export class SealedFile {
       await this.store.write(sealed, sealedChunkOffset(last, C));
       await this.store.truncate(sealedSize(newSize, C));
       this.plainSize = newSize;
+      this.endVerified = true;
     });
   }
 

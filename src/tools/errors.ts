@@ -12,7 +12,12 @@ export type ToolProblem =
   /** The target of a restore exists and is not empty, or its parent folder is missing. */
   | 'target'
   /** A backup holds no sealfs vault. */
-  | 'no-vault';
+  | 'no-vault'
+  /**
+   * An entry of the vault failed authentication, or is what sealfs never stores (a FIFO,
+   * socket or device planted in the cipher folder): `export` reports each and goes on.
+   */
+  | 'integrity';
 
 export class ToolError extends Error {
   constructor(

@@ -1,9 +1,11 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, symlink, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { IntegrityFailure } from '../vault/errors.js';
 import type { PlainFs, PlainStat } from '../vault/plainfs.js';
 import { joinPlain } from '../vault/tree.js';
+import { ToolError } from './errors.js';
 
 /** Bytes read per call when copying plaintext out of a vault. */
 const COPY_BYTES = 1024 * 1024;
@@ -36,8 +38,35 @@ export async function listDirectory(fs: PlainFs, plainPath: string): Promise<Lis
   return entries;
 }
 
-/** Streams a file's plaintext to `out`; stops at the first chunk that fails authentication. */
+/** Bits of a mode an exported entry keeps: never setuid, setgid or sticky bits, which the provider sets at will. */
+const EXPORTED_MODE_BITS = 0o777;
+
+/** Where a file is written until it is complete: beside its destination, hidden, never taken for it. */
+export function partialPath(dest: string): string {
+  return join(dirname(dest), `.${basename(dest)}.sealfs-partial-${process.pid}`);
+}
+
+/** A FIFO, socket or device in the cipher folder: sealfs never stores one, so it was planted there. */
+function specialFile(plainPath: string, st: PlainStat): ToolError {
+  const what = SPECIAL_KINDS.get(st.mode & constants.S_IFMT) ?? 'special file';
+  return new ToolError('integrity', `${plainPath}: a ${what} in the cipher folder, which sealfs never stores`);
+}
+
+const SPECIAL_KINDS: ReadonlyMap<number, string> = new Map([
+  [constants.S_IFIFO, 'FIFO'],
+  [constants.S_IFSOCK, 'socket'],
+  [constants.S_IFCHR, 'character device'],
+  [constants.S_IFBLK, 'block device'],
+]);
+
+/**
+ * Streams a file's plaintext to `out`, each piece only once its chunks verified; the file's
+ * final chunk verifies before anything is written (PlainFs.open). Stops at the first chunk
+ * that fails authentication (an IntegrityFailure naming the path and chunk).
+ */
 export async function catFile(fs: PlainFs, plainPath: string, out: Writable): Promise<void> {
+  const st = await fs.getattr(plainPath);
+  if (typeOf(st) === 'other') throw specialFile(plainPath, st);
   const fh = await fs.open(plainPath, constants.O_RDONLY);
   try {
     for (let position = 0; ; ) {
@@ -56,57 +85,91 @@ export interface ExportSummary {
   dirs: number;
   symlinks: number;
   bytes: number;
+  /** Entries not exported because they failed authentication or are special files. */
+  failed: number;
+}
+
+interface ExportRun {
+  readonly fs: PlainFs;
+  readonly summary: ExportSummary;
+  readonly onFailure: (failure: ToolError) => void;
 }
 
 /**
- * Copies a file or a whole tree out of the vault into `dest` (which must not exist),
- * keeping modes, modification times and symlinks. Any failure stops the export with
- * the failing path: nothing is silently skipped.
+ * Copies a file or a whole tree out of the vault into `dest` (which must not exist), keeping
+ * permission bits (never setuid, setgid or sticky), modification times and symlinks. An entry
+ * that fails authentication, or is a special file, is reported to `onFailure` (one ToolError
+ * of kind 'integrity' naming its path, and the chunk) and left out; the export goes on with
+ * the others. A file appears under its name only once all of it verified: it is written to
+ * partialPath() and renamed into place, and the partial file is removed on failure. Any other
+ * failure (the destination's disk, a missing entry) stops the export with the failing path.
  */
-export async function exportTree(fs: PlainFs, plainPath: string, dest: string): Promise<ExportSummary> {
-  const summary: ExportSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
-  const exists = await lstat(dest).then(() => true, () => false);
-  if (exists) throw Object.assign(new Error(`${dest}: already exists`), { code: 'EEXIST', path: dest });
-  await copyEntry(fs, plainPath, dest, summary);
+export async function exportTree(fs: PlainFs, plainPath: string, dest: string, onFailure: (failure: ToolError) => void = () => {}): Promise<ExportSummary> {
+  const summary: ExportSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, failed: 0 };
+  await refuseExisting(dest);
+  await copyEntry({ fs, summary, onFailure }, plainPath, dest);
   return summary;
 }
 
-async function copyEntry(fs: PlainFs, plainPath: string, dest: string, summary: ExportSummary): Promise<void> {
-  const st = await fs.getattr(plainPath);
-  const type = typeOf(st);
-  if (type === 'dir') {
-    await mkdir(dest, { mode: 0o700 });
-    for (const name of await fs.readdir(plainPath)) await copyEntry(fs, joinPlain(plainPath, name), join(dest, name), summary);
-    await chmod(dest, st.mode & 0o7777);
-    summary.dirs++;
-  } else if (type === 'symlink') {
-    await symlink(await fs.readlink(plainPath), dest);
-    summary.symlinks++;
-    return;
-  } else if (type === 'file') {
-    summary.bytes += await copyFile(fs, plainPath, dest, st.mode & 0o7777);
-    summary.files++;
-  } else {
-    throw new Error(`${plainPath}: cannot export a special file`);
-  }
-  await utimes(dest, st.atime, st.mtime);
+async function refuseExisting(dest: string): Promise<void> {
+  const exists = await lstat(dest).then(() => true, () => false);
+  if (exists) throw new ToolError('target', `${dest}: already exists (refusing to overwrite)`);
 }
 
-async function copyFile(fs: PlainFs, plainPath: string, dest: string, mode: number): Promise<number> {
-  const out = await open(dest, 'wx', 0o600);
+async function copyEntry(run: ExportRun, plainPath: string, dest: string): Promise<void> {
+  const { fs, summary } = run;
+  try {
+    const st = await fs.getattr(plainPath);
+    const type = typeOf(st);
+    if (type === 'dir') {
+      await mkdir(dest, { mode: 0o700 });
+      for (const name of await fs.readdir(plainPath)) await copyEntry(run, joinPlain(plainPath, name), join(dest, name));
+      await chmod(dest, st.mode & EXPORTED_MODE_BITS);
+      await utimes(dest, st.atime, st.mtime);
+      summary.dirs++;
+    } else if (type === 'symlink') {
+      await symlink(await fs.readlink(plainPath), dest);
+      summary.symlinks++;
+    } else if (type === 'file') {
+      summary.bytes += await copyFile(fs, plainPath, dest, st);
+      summary.files++;
+    } else {
+      throw specialFile(plainPath, st);
+    }
+  } catch (err) {
+    const failure = err instanceof IntegrityFailure ? new ToolError('integrity', err.message) : err;
+    if (!(failure instanceof ToolError && failure.kind === 'integrity')) throw err;
+    summary.failed++;
+    run.onFailure(new ToolError('integrity', `${failure.message}: not exported`));
+  }
+}
+
+/** Copies one file's plaintext to partialPath(dest), then renames it to `dest` once all of it verified. */
+async function copyFile(fs: PlainFs, plainPath: string, dest: string, st: PlainStat): Promise<number> {
   const fh = await fs.open(plainPath, constants.O_RDONLY);
+  const temp = partialPath(dest);
+  let out: FileHandle | undefined;
   let position = 0;
   try {
+    out = await open(temp, 'wx', 0o600);
     for (;;) {
       const data = await fs.read(fh, position, COPY_BYTES);
       if (data.length === 0) break;
       await out.write(data, 0, data.length, position);
       position += data.length;
     }
-    await out.chmod(mode);
+    await out.chmod(st.mode & EXPORTED_MODE_BITS);
+    await out.utimes(st.atime, st.mtime);
+    await out.close();
+    out = undefined;
+    await refuseExisting(dest);
+    await rename(temp, dest);
+  } catch (err) {
+    await out?.close();
+    await rm(temp, { force: true });
+    throw err;
   } finally {
     await fs.release(fh);
-    await out.close();
   }
   return position;
 }

@@ -32,3 +32,21 @@ export class NameError extends Error {
     this.name = 'NameError';
   }
 }
+
+/**
+ * Stored data of one entry failed authentication (a chunk, a name, a symlink target): an
+ * errno-style EIO, already logged once by PlainFs, naming the plaintext path (and the chunk).
+ * No byte of what failed was released.
+ */
+export class IntegrityFailure extends Error {
+  readonly code = 'EIO';
+
+  constructor(
+    readonly plainPath: string,
+    detail: string,
+    readonly chunk?: number,
+  ) {
+    super(`${plainPath}: ${detail}`);
+    this.name = 'IntegrityFailure';
+  }
+}

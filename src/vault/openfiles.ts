@@ -47,13 +47,19 @@ export class OpenFile {
     }
   }
 
-  /** Serves an opened descriptor; closes it when the file turns out not to be a valid one. */
+  /**
+   * Serves an opened descriptor; closes it when the file turns out not to be a valid one. An
+   * existing file's final chunk is verified here, once for every handle the file will serve
+   * (it proves the size, and that an empty file is one), unless `verifyEnd` is false: for an
+   * open that discards the contents.
+   */
   static async fromDescriptor(
     ctx: FileContext,
     cipherPath: string,
     plainPath: string,
     d: CipherDescriptor,
     create: boolean,
+    verifyEnd = true,
   ): Promise<OpenFile> {
     try {
       const store = fdStore(d.fd, ctx.io.direct);
@@ -61,6 +67,7 @@ export class OpenFile {
       const sealed = create
         ? await SealedFile.create(store, ctx.content, true, writeBackMs)
         : await SealedFile.open(store, ctx.content, ctx.chunkSize, d.size, writeBackMs);
+      if (!create && verifyEnd) await sealed.verifyEnd();
       return new OpenFile(ctx, cipherPath, plainPath, d.ino, d.fd, sealed, d.writable);
     } catch (err) {
       await ctx.io.close(d.fd);
@@ -73,7 +80,8 @@ export class OpenFile {
    * ours): it is read again, and its new header means chunks of the old version can never
    * verify in it. A file *replaced* by a new one is not followed: as with a file renamed
    * over on a local disk, an open file stays the version it was opened as, so no handle
-   * ever reads a mix of two versions; new opens get the new file.
+   * ever reads a mix of two versions; new opens get the new file. The rewrite is served
+   * only once its final chunk verified, as at open; until then every request tries again.
    */
   async revalidate(): Promise<void> {
     // Gathered writes go out first (within writeBackMs); until then ours is the newest.
@@ -82,8 +90,20 @@ export class OpenFile {
     const { io, content, chunkSize, settings } = this.ctx;
     const st = await io.fstat(this.fd);
     if (st.size !== sealedSize(this.sealed.size, chunkSize)) {
-      this.sealed = await SealedFile.open(fdStore(this.fd, io.direct), content, chunkSize, undefined, settings.writeBackMs);
+      try {
+        const rewritten = await SealedFile.open(fdStore(this.fd, io.direct), content, chunkSize, undefined, settings.writeBackMs);
+        await rewritten.verifyEnd();
+        this.sealed = rewritten;
+      } catch (err) {
+        this.checkedAt = 0;
+        throw err;
+      }
     }
+  }
+
+  /** Verifies the final chunk if it was not yet (a file opened to be truncated): a no-op otherwise. */
+  verifyEnd(): Promise<void> {
+    return this.sealed.verifyEnd();
   }
 
   /** The ciphertext file's attributes, through the descriptor (its name may be gone). */

@@ -6,6 +6,7 @@ import type { CipherIo } from './cipherio.js';
 import { emptyDirContents, quotedForLog, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
+import { IntegrityFailure } from './errors.js';
 import { OpenFile, type FileContext } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
@@ -45,6 +46,11 @@ export interface PlainFsOptions {
   readOnly?: boolean;
   /** One line per event worth a log entry (integrity failures, undecryptable names). */
   log?: (line: string) => void;
+  /**
+   * Whether integrity failures get a log line (default true, for the mount's log). An offline
+   * tool passes false: each failure reaches its user once, as the error it reports.
+   */
+  logIntegrity?: boolean;
 }
 
 interface Handle {
@@ -91,12 +97,12 @@ export class PlainFs {
     if (this.options.readOnly) throw errno('EROFS', 'mounted read-only');
   }
 
-  /** Turns an authentication failure into EIO, logged once with the plaintext path. */
+  /** Turns an authentication failure into EIO (IntegrityFailure), logged once with the plaintext path. */
   private integrity(plainPath: string, err: unknown): never {
     if (err instanceof FormatError) {
       const chunk = err.chunk === undefined ? '' : ` (chunk ${err.chunk})`;
-      this.log(`integrity: ${plainPath}${chunk}: ${err.message}`);
-      throw errno('EIO', `${plainPath}: ${err.message}`);
+      if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}${chunk}: ${err.message}`);
+      throw new IntegrityFailure(plainPath, err.message, err.chunk);
     }
     throw err;
   }
@@ -235,26 +241,39 @@ export class PlainFs {
     return this.register(file, flags);
   }
 
+  /**
+   * Opens a file once its final chunk verified (once per open file, for all its handles): it
+   * proves the size, so no read can end the file early and an empty or forged file fails here
+   * with EIO, also where the kernel, knowing the size is 0, never sends a read. An open that
+   * cannot read waits: O_TRUNC discards the contents, and a write-only open may be the
+   * kernel's open before it truncates (`: > file`; it does not pass O_TRUNC): its first write
+   * verifies the end (SealedFile.write) unless a truncation replaced it.
+   */
   async open(plainPath: string, flags: number): Promise<number> {
+    const canRead = (flags & ACCESS_MODE) !== constants.O_WRONLY;
+    return this.openHandle(plainPath, flags, canRead && !(flags & constants.O_TRUNC));
+  }
+
+  private async openHandle(plainPath: string, flags: number, verifyEnd: boolean): Promise<number> {
     if ((flags & ACCESS_MODE) !== constants.O_RDONLY || flags & constants.O_TRUNC) this.writable();
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
-    if (found.entry.undecryptable) throw errno('EIO', `${plainPath}: name does not decrypt`);
-    const file = await this.openFile(found, plainPath);
+    if (found.entry.undecryptable) throw new IntegrityFailure(plainPath, 'name does not decrypt');
+    const file = await this.openFile(found, plainPath, verifyEnd);
     const fh = this.register(file, flags);
     if (flags & constants.O_TRUNC) await this.ftruncate(fh, 0);
     return fh;
   }
 
-  private async openFile(found: Resolved, plainPath: string): Promise<OpenFile> {
+  private async openFile(found: Resolved, plainPath: string, verifyEnd: boolean): Promise<OpenFile> {
     const descriptor = await OpenFile.openDescriptor(this.io, found.cipherPath);
     const shared = this.openFiles.get(descriptor.ino);
-    if (shared) {
-      void this.io.close(descriptor.fd);
-      return shared;
-    }
+    if (shared) void this.io.close(descriptor.fd);
     try {
-      return await OpenFile.fromDescriptor(this.files, found.cipherPath, plainPath, descriptor, false);
+      if (!shared) return await OpenFile.fromDescriptor(this.files, found.cipherPath, plainPath, descriptor, false, verifyEnd);
+      // Shared with an open that skipped the check (O_TRUNC) and has not written the end yet.
+      if (verifyEnd) await shared.verifyEnd();
+      return shared;
     } catch (err) {
       return this.integrity(plainPath, err);
     }
@@ -304,8 +323,9 @@ export class PlainFs {
     }
   }
 
+  /** ftruncate verifies whatever it keeps: the end of the old contents need not be proven first. */
   async truncate(plainPath: string, size: number): Promise<void> {
-    const fh = await this.open(plainPath, constants.O_WRONLY);
+    const fh = await this.openHandle(plainPath, constants.O_WRONLY, false);
     try {
       await this.ftruncate(fh, size);
     } finally {
@@ -486,8 +506,8 @@ export class PlainFs {
     if (found.entry.kind !== 'symlink') throw errno('EINVAL', `${plainPath} is not a symbolic link`);
     const target = this.vault.names.decryptSymlinkTarget(await this.io.readlink(found.cipherPath));
     if (target === undefined) {
-      this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
-      throw errno('EIO', `${plainPath}: symlink target does not decrypt`);
+      if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
+      throw new IntegrityFailure(plainPath, 'symlink target does not decrypt');
     }
     return target;
   }
