@@ -221,6 +221,35 @@ describe.skipIf(PROBLEM !== undefined)('sealfs mount (real FUSE mount, built CLI
     expect(await isMounted(s.mnt)).toBe(false);
   });
 
+  it('refuses to unmount while a program holds a file open (exit 7, "busy"), keeps serving, and unmounts once it ends', async () => {
+    const s = await setup();
+    const { run: m } = await mount(s);
+    expect(m.code, m.stderr).toBe(EXIT.OK);
+    await writeFile(join(s.mnt, 'held.txt'), 'held open');
+    // A program in another process keeps the file open for as long as this test wants.
+    const holder = spawn('sh', ['-c', 'exec 3<"$1"; echo ready; exec sleep 60', 'holder', join(s.mnt, 'held.txt')], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise<void>((resolveReady, reject) => {
+        holder.stdout.once('data', () => resolveReady());
+        holder.once('exit', (code) => reject(new Error(`holder exited early (${code})`)));
+      });
+      const started = Date.now();
+      const u = await run(['unmount', s.mnt]);
+      expect(u.code).toBe(EXIT.MOUNT);
+      expect(u.stderr).toMatch(/is busy \(close the programs using it/);
+      // Busy is retried briefly (the kernel closes an ended program's files a moment later), then reported.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+      expect(await isMounted(s.mnt)).toBe(true);
+      expect(await readFile(join(s.mnt, 'held.txt'), 'utf8')).toBe('held open');
+    } finally {
+      holder.kill('SIGKILL');
+      await waitFor('the holder to end', () => holder.exitCode !== null || holder.signalCode !== null);
+    }
+    const u = await run(['unmount', s.mnt]);
+    expect(u.code, u.stderr).toBe(EXIT.OK);
+    expect(await isMounted(s.mnt)).toBe(false);
+  });
+
   it('refuses a wrong passphrase with exit 5 and mounts nothing', async () => {
     const s = await setup();
     const wrong = join(s.dir, 'wrong');

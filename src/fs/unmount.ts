@@ -81,8 +81,20 @@ export async function abortConnection(entry: MountEntry): Promise<boolean> {
 
 const busy = (output: string) => /busy/i.test(output);
 
+/**
+ * How long a busy mount is retried. The kernel closes the files of a program that just ended
+ * asynchronously (deferred fput), so right after the last program using the mount exits, an
+ * unmount can still find it busy for a moment; a loaded machine stretches that moment.
+ */
+const BUSY_RETRY_MS = 2000;
+const BUSY_STEP_MS = 100;
+
 async function unmountLive(mountpoint: string): Promise<void> {
   let result = await fusermount(['-u', mountpoint]);
+  for (const deadline = Date.now() + BUSY_RETRY_MS; !result.ok && busy(result.output) && Date.now() < deadline; ) {
+    await new Promise((resolvePromise) => setTimeout(resolvePromise, BUSY_STEP_MS));
+    result = await fusermount(['-u', mountpoint]);
+  }
   if (!result.ok && !busy(result.output)) {
     const viaUmount = await run('umount', [mountpoint]);
     if (viaUmount.ok) return;
