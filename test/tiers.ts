@@ -12,6 +12,7 @@
 export const TIERS = {
   unit: [
     'bench-report',
+    'cipherio',
     'cli-filter',
     'directory',
     'exit-codes',
