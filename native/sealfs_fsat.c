@@ -301,7 +301,7 @@ static int do_writefile(fsat_req *r, int dir, const char *leaf) {
   return result;
 }
 
-/* At most `max` + 1 bytes of a regular file, so a caller can tell one that is too long. */
+/* At most `max` bytes of a regular file (a caller asks for one more than it accepts). */
 static int do_readfile(fsat_req *r, int dir, const char *leaf) {
   int64_t max = r->a;
   int fd = do_open(r, dir, leaf, O_RDONLY, 0);
@@ -309,8 +309,8 @@ static int do_readfile(fsat_req *r, int dir, const char *leaf) {
   r->text = malloc((size_t)max + 1);
   int result = 0;
   if (r->text == NULL) result = -ENOMEM;
-  while (result == 0 && r->text_len < (size_t)max + 1) {
-    ssize_t n = read(fd, r->text + r->text_len, (size_t)max + 1 - r->text_len);
+  while (result == 0 && r->text_len < (size_t)max) {
+    ssize_t n = read(fd, r->text + r->text_len, (size_t)max - r->text_len);
     if (n < 0) {
       if (errno == EINTR) continue;
       result = -errno;

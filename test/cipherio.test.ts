@@ -11,6 +11,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { contentContext } from '../src/crypto/context.js';
+import { verifySealedFile } from '../src/tools/scrub.js';
 import { cipherIoFor, type CipherIo } from '../src/vault/cipherio.js';
 import { fsatAddon } from '../src/vault/fsat.js';
 import { ALLOW_NO_NATIVE } from './helpers.js';
@@ -187,6 +189,18 @@ describe.skipIf(!addon).each(MODES)('confined cipher io ($name)', ({ direct, wal
     expect(snapshot(decoy)).toEqual(before);
   });
 
+  it('reads a control file only when it is a regular file inside the vault, and only so much', async () => {
+    const before = snapshot(decoy);
+    fs.writeFileSync(join(vault, 'd', 'big'), Buffer.alloc(100_000, 7));
+    expect(Buffer.from(await io.readBounded(join(vault, 'd', 'big'), 10))).toEqual(Buffer.alloc(10, 7));
+    expect(Buffer.from(await io.readBounded(join(vault, 'd', 'file'), 100)).toString()).toBe('inside\n');
+    expect(await code(io.readBounded(join(vault, 'lf'), 100))).toBe('ELOOP');
+    expect(await code(io.readBounded(`${vault}/ld/f1`, 100))).toBe('ELOOP');
+    expect(await code(io.readBounded(join(vault, 'sock'), 100))).toBe('EIO');
+    expect(await code(io.readBounded(join(vault, 'dirfile'), 100))).toBe('EIO');
+    expect(snapshot(decoy)).toEqual(before);
+  });
+
   it('refuses to open anything but a regular file, without blocking', async () => {
     for (const name of ['dirfile', 'sock']) {
       for (const flags of [fs.constants.O_RDONLY, fs.constants.O_RDWR]) {
@@ -214,5 +228,21 @@ describe.skipIf(!addon).each(MODES)('confined cipher io ($name)', ({ direct, wal
     await io.unlink(join(vault, 'd', 'file'));
     expect(fs.existsSync(join(base, 'moved', 'd', 'file'))).toBe(false);
     expect(snapshot(decoy)).toEqual(before);
+  });
+});
+
+describe('scrub reads cipher files without following links', () => {
+  it('a cipher file that is a symlink out of the vault, a folder or a socket is unreadable, and nothing outside is read', async () => {
+    const ctx = contentContext(new Uint8Array(32).fill(1), { backend: 'node' });
+    const results: Record<string, string> = {};
+    for (const name of ['lf', 'dirfile', 'sock']) {
+      const verdict = await verifySealedFile(join(vault, name), ctx);
+      results[name] = `${verdict.failure?.kind}: ${verdict.failure?.detail}`;
+    }
+    expect(results).toEqual({
+      lf: expect.stringMatching(/^unreadable: cannot open: ELOOP/),
+      dirfile: 'unreadable: not a regular file',
+      sock: expect.stringMatching(/^unreadable: cannot open: ENXIO/),
+    });
   });
 });

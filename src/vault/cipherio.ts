@@ -3,6 +3,13 @@ import * as fsp from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fsatAddon, FsatOp, type FsatAddon, type FsatStat } from './fsat.js';
 
+/** A bounded read of a small control file (a long-name sidecar): ciphernames.readSidecar. */
+export interface BoundedReader {
+  lstat(path: string): Promise<{ isFile(): boolean }>;
+  /** At most `max` bytes of a regular file, opened without following a link or waiting on a FIFO. */
+  readBounded(path: string, max: number): Promise<Uint8Array>;
+}
+
 /**
  * The file-system calls made on the cipher directory: the one way sealfs touches it.
  *
@@ -24,7 +31,7 @@ import { fsatAddon, FsatOp, type FsatAddon, type FsatStat } from './fsat.js';
  * there because the cipher directory is never inside the mount that the same process serves
  * (the mount refuses it); fsync stays asynchronous, as it may take long.
  */
-export interface CipherIo {
+export interface CipherIo extends BoundedReader {
   readonly direct: boolean;
   lstat(path: string): Promise<fs.Stats>;
   readdir(path: string): Promise<string[]>;
@@ -168,12 +175,37 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     link: async (a, b) => void (await at(FsatOp.link, a, b)),
     symlink: async (t, p) => void (await at(FsatOp.symlink, p, t)),
     readlink: async (p) => (await at(FsatOp.readlink, p)) as string,
+    readBounded: async (p, max) => (await at(FsatOp.readFile, p, null, max)) as Buffer,
     chmod: async (p, m) => void (await at(FsatOp.chmod, p, null, m)),
     lchown: async (p, u, g) => void (await at(FsatOp.lchown, p, null, u, g)),
     lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
     statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
   };
   return io;
+}
+
+/** readBounded with Node's calls: the last component is never followed, a FIFO never waited on. */
+export async function nodeReadBounded(path: string, max: number): Promise<Uint8Array> {
+  const handle = await fsp.open(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) throw notRegular(path);
+    const buffer = Buffer.alloc(max);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buffer.length; length += n) {
+      n = (await handle.read(buffer, length, buffer.length - length, length)).bytesRead;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+function notRegular(path: string): NodeJS.ErrnoException {
+  const err = new Error(`EIO: not a regular file, open '${path}'`) as NodeJS.ErrnoException;
+  err.code = 'EIO';
+  err.syscall = 'open';
+  err.path = path;
+  return err;
 }
 
 function fstatQueued(fd: number): Promise<fs.Stats> {
@@ -198,10 +230,7 @@ function nodeCipherIo(direct: boolean): CipherIo {
   const checkRegular = (fd: number, st: fs.Stats) => {
     if (st.isFile()) return fd;
     closeQuietly(fd);
-    const err = new Error('EIO: not a regular file') as NodeJS.ErrnoException;
-    err.code = 'EIO';
-    err.syscall = 'open';
-    throw err;
+    throw notRegular(`descriptor ${fd}`);
   };
   if (direct) {
     return {
@@ -231,6 +260,7 @@ function nodeCipherIo(direct: boolean): CipherIo {
       link: async (a, b) => fs.linkSync(a, b),
       symlink: async (t, p) => fs.symlinkSync(t, p),
       readlink: async (p) => fs.readlinkSync(p),
+      readBounded: nodeReadBounded,
       chmod: async (p, m) => fs.chmodSync(p, m),
       lchown: async (p, u, g) => fs.lchownSync(p, u, g),
       lutimes: async (p, a, m) => fs.lutimesSync(p, a, m),
@@ -245,7 +275,7 @@ function nodeCipherIo(direct: boolean): CipherIo {
     writeText: async (p, t) => {
       const file = await fsp.open(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_CONFINED);
       try {
-        if (!(await file.stat()).isFile()) checkRegular(-1, await file.stat());
+        if (!(await file.stat()).isFile()) throw notRegular(p);
         await file.writeFile(t);
       } finally {
         await file.close();
@@ -265,6 +295,7 @@ function nodeCipherIo(direct: boolean): CipherIo {
     link: (a, b) => fsp.link(a, b),
     symlink: (t, p) => fsp.symlink(t, p),
     readlink: (p) => fsp.readlink(p),
+    readBounded: nodeReadBounded,
     chmod: (p, m) => fsp.chmod(p, m),
     lchown: (p, u, g) => fsp.lchown(p, u, g),
     lutimes: (p, a, m) => fsp.lutimes(p, a, m),

@@ -68,7 +68,7 @@ export class DirectoryDecoder {
     let encoded: string | undefined;
     if (type.type === 'long') {
       const path = join(cipherDir, type.sidecar);
-      const read = await readSidecar(path, type.hash);
+      const read = await readSidecar(path, type.hash, this.io);
       if (read.ok) encoded = read.encoded;
       else if (read.fault === 'unreadable') throw errno('EIO', `long-name sidecar ${path}: ${read.detail}`, 'read');
     } else {
