@@ -4,6 +4,8 @@
  * at a decoy tree outside the vault, and a user works through the mount as usual. Nothing
  * outside the vault may be written, chmod-ed or deleted (the decoy tree's contents and modes
  * are compared before and after), and the server must go on answering other requests.
+ * Also: a cipher file turned into a FIFO or a folder is EIO at once, and the offline tools
+ * refuse a swapped folder as the mount does.
  *
  * The mount runs with a 10 s cache time so that the attacks that rely on a cached listing
  * (a swapped entry still resolved through it) happen deterministically, as they do within
@@ -144,6 +146,27 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('a provider\'s symlinks lead nowhere
     await expectServing(v, 'other2', 'other file\n');
   });
 
+  it('a cipher file turned into a FIFO or a folder: opening it through the mount is EIO at once, and the server goes on serving', async () => {
+    await h.mountOk(v, { args: CACHE_ARGS });
+    await writeFile(join(v.mnt, 'other4'), 'other file\n');
+    for (const [name, plant] of [
+      ['became-fifo', async (path: string) => expect((await h.spawn('mkfifo', [path])).code).toBe(0)],
+      ['became-dir', async (path: string) => fs.mkdirSync(path)],
+    ] as const) {
+      await writeFile(join(v.mnt, name), 'contents\n');
+      await stat(join(v.mnt, name)); // listed and cached by the server as a file
+      const cipherPath = await h.cipherPathOf(v, name);
+      fs.rmSync(cipherPath);
+      await plant(cipherPath);
+      // From another process, with a time limit: the old server blocked for ever on the FIFO.
+      const start = Date.now();
+      const cat = await h.spawn('cat', [join(v.mnt, name)], { timeoutMs: 10_000 });
+      expect([name, cat.code, cat.stderr]).toEqual([name, 1, expect.stringMatching(/Input\/output error/)]);
+      expect(Date.now() - start).toBeLessThan(ANSWER_MS + 1000);
+      await expectServing(v, 'other4', 'other file\n');
+    }
+  });
+
   it('item 3: a cipher directory swapped for a symlink to a folder of 300 files: unlinks through the mount delete none of them', async () => {
     await h.mountOk(v, { args: CACHE_ARGS });
     await writeFile(join(v.mnt, 'other3'), 'other file\n');
@@ -162,5 +185,9 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('a provider\'s symlinks lead nowhere
     expect(fingerprint(decoy)).toEqual(before);
     expect(codes.filter((c) => c === undefined)).toEqual([]);
     await expectServing(v, 'other3', 'other file\n');
+    // The offline tools go through the same calls: no listing of the decoy, an error naming the path.
+    const ls = await h.sealfsKeyed(v, 'ls', ['/victim']);
+    expect([ls.code === 0, ls.stdout, ls.stderr]).toEqual([false, '', expect.stringContaining('victim')]);
+    expect(fingerprint(decoy)).toEqual(before);
   });
 });
