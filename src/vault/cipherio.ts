@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fsatAddon, FsatOp, type FsatAddon, type FsatStat } from './fsat.js';
+import { fsatAddon, FsatOp, type FsatAddon } from './fsat.js';
 
 /** A bounded read of a small control file (a long-name sidecar): ciphernames.readSidecar. */
 export interface BoundedReader {
@@ -73,9 +73,10 @@ class CipherStats implements fs.Stats {
   ctimeMs: number;
   birthtimeMs = 0;
 
-  constructor(s: FsatStat) {
-    ({ dev: this.dev, ino: this.ino, mode: this.mode, nlink: this.nlink, uid: this.uid, gid: this.gid, rdev: this.rdev } = s);
-    ({ size: this.size, blksize: this.blksize, blocks: this.blocks, atimeMs: this.atimeMs, mtimeMs: this.mtimeMs, ctimeMs: this.ctimeMs } = s);
+  /** `s`: lstat's Float64Array (sealfs_fsat.c): dev ino mode nlink uid gid rdev size blksize blocks atimeMs mtimeMs ctimeMs. */
+  constructor(s: Float64Array) {
+    [this.dev, this.ino, this.mode, this.nlink, this.uid, this.gid, this.rdev] = [s[0]!, s[1]!, s[2]!, s[3]!, s[4]!, s[5]!, s[6]!];
+    [this.size, this.blksize, this.blocks, this.atimeMs, this.mtimeMs, this.ctimeMs] = [s[7]!, s[8]!, s[9]!, s[10]!, s[11]!, s[12]!];
   }
 
   get atime(): Date { return new Date(this.atimeMs); }
@@ -147,7 +148,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
   const list = async (path: string) => (await at(FsatOp.readdir, path)) as { names: string[]; types: number[] };
   const io: CipherIo = {
     direct,
-    lstat: async (p) => new CipherStats((await at(FsatOp.lstat, p)) as FsatStat),
+    lstat: async (p) => new CipherStats((await at(FsatOp.lstat, p)) as Float64Array),
     readdir: async (p) => (await list(p)).names,
     readdirTypes: async (p) => {
       const { names, types } = await list(p);

@@ -38,22 +38,6 @@ export const FsatOp = {
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 
-/** Attributes as fsat returns them for lstat. */
-export interface FsatStat {
-  dev: number;
-  ino: number;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  size: number;
-  blksize: number;
-  blocks: number;
-  atimeMs: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}
 
 let addon: FsatAddon | null | undefined;
 
