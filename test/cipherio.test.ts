@@ -241,8 +241,16 @@ describe('scrub reads cipher files without following links', () => {
     }
     expect(results).toEqual({
       lf: expect.stringMatching(/^unreadable: cannot open: ELOOP/),
-      dirfile: 'unreadable: not a regular file',
+      dirfile: 'unreadable: cannot open: not a regular file',
       sock: expect.stringMatching(/^unreadable: cannot open: ENXIO/),
     });
+  });
+
+  it.skipIf(!addon)('through the vault\'s confined calls, a folder on the way swapped for a link is not followed either', async () => {
+    const ctx = contentContext(new Uint8Array(32).fill(1), { backend: 'node' });
+    const io = cipherIoFor({ directIo: false }, vault);
+    const verdict = await verifySealedFile(`${vault}/ld/f1`, ctx, undefined, undefined, io);
+    expect(verdict.failure).toEqual({ kind: 'unreadable', chunk: null, detail: expect.stringMatching(/^cannot open: ELOOP/) });
+    expect((await verifySealedFile(`${vault}/d/file`, ctx, undefined, undefined, io)).failure?.kind).not.toBe('unreadable');
   });
 });

@@ -9,8 +9,8 @@
  * chunk size), so even files whose names cannot be read are verified.
  */
 import { createHash } from 'node:crypto';
-import { constants, type BigIntStats, type Dirent } from 'node:fs';
-import { lstat, open, readlink, type FileHandle } from 'node:fs/promises';
+import { constants, read as readAt, type BigIntStats, type Dirent } from 'node:fs';
+import { lstat, open, readlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { ALL_VERIFIED, type ChunkRun } from '../crypto/backend.js';
@@ -162,10 +162,43 @@ export interface FileVerdict {
   readonly failure?: { readonly kind: FormatProblem | 'unreadable'; readonly chunk: number | null; readonly detail: string };
 }
 
-async function readFully(handle: FileHandle, into: Uint8Array, position: number): Promise<number> {
+/** An open sealed file, as verifying reads it. */
+interface SealedSource {
+  size(): Promise<number>;
+  read(into: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a sealed file to verify it: never through a link, never waiting on a FIFO, only a
+ * regular file. A file of the vault goes through its confined calls (`io`): a folder on
+ * the way swapped for a link is not followed either.
+ */
+async function openSealed(path: string, io?: CipherIo): Promise<SealedSource> {
+  if (io) {
+    const fd = await io.open(path, constants.O_RDONLY);
+    return {
+      size: async () => (await io.fstat(fd)).size,
+      read: (into, offset, length, position) => new Promise((done, fail) => readAt(fd, into, offset, length, position, (err, n) => (err ? fail(err) : done(n)))),
+      close: () => io.close(fd),
+    };
+  }
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw new Error('not a regular file');
+  }
+  return {
+    size: async () => (await handle.stat()).size,
+    read: async (into, offset, length, position) => (await handle.read(into, offset, length, position)).bytesRead,
+    close: () => handle.close(),
+  };
+}
+
+async function readFully(handle: SealedSource, into: Uint8Array, position: number): Promise<number> {
   let done = 0;
   while (done < into.length) {
-    const { bytesRead } = await handle.read(into, done, into.length - done, position + done);
+    const bytesRead = await handle.read(into, done, into.length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }
@@ -181,16 +214,20 @@ function formatFailure(err: FormatError): { kind: FormatProblem; chunk: number |
  * streaming through it in bounded batches. Never throws for bad data; I/O errors other
  * than "unreadable" propagate.
  */
-export async function verifySealedFile(path: string, ctx: ContentContext, buffers: Buffers = newBuffers(), onRead?: (bytes: number) => void): Promise<FileVerdict> {
-  let handle: FileHandle;
+export async function verifySealedFile(
+  path: string,
+  ctx: ContentContext,
+  buffers: Buffers = newBuffers(),
+  onRead?: (bytes: number) => void,
+  io?: CipherIo,
+): Promise<FileVerdict> {
+  let handle: SealedSource;
   try {
-    // Never through a link, never waiting on a FIFO; only a regular file is read.
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    handle = await openSealed(path, io);
   } catch (err) {
     return { bytes: 0, failure: { kind: 'unreadable', chunk: null, detail: `cannot open: ${(err as Error).message}` } };
   }
   try {
-    if (!(await handle.stat()).isFile()) return { bytes: 0, failure: { kind: 'unreadable', chunk: null, detail: 'not a regular file' } };
     return await verifyOpenFile(handle, ctx, buffers, onRead);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -201,8 +238,8 @@ export async function verifySealedFile(path: string, ctx: ContentContext, buffer
   }
 }
 
-async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: Buffers, onRead?: (bytes: number) => void): Promise<FileVerdict> {
-  const size = (await handle.stat()).size;
+async function verifyOpenFile(handle: SealedSource, ctx: ContentContext, buffers: Buffers, onRead?: (bytes: number) => void): Promise<FileVerdict> {
+  const size = await handle.size();
   const headerBytes = new Uint8Array(HEADER_BYTES);
   const got = await readFully(handle, headerBytes, 0);
   let cipher: FileCipher;
@@ -561,11 +598,17 @@ class Scrubber {
           this.seenInodes.add(inode);
         }
         let read = 0;
-        const verdict = await verifySealedFile(path, this.ctx, buffers, (n) => {
-          read += n;
-          this.reading += n;
-          this.progress();
-        });
+        const verdict = await verifySealedFile(
+          join(this.root, rel),
+          this.ctx,
+          buffers,
+          (n) => {
+            read += n;
+            this.reading += n;
+            this.progress();
+          },
+          this.io,
+        );
         this.reading -= read;
         const after = await lstat(path, { bigint: true }).catch(() => undefined);
         const changed = !after || fileStateKey(rel, after) !== key;
