@@ -252,8 +252,8 @@ static int do_open(fsat_req *r, int dir, const char *leaf, int flags, mode_t mod
   }
   int fd = openat(dir, leaf, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
   if (fd < 0) return errno == EISDIR || errno == ENXIO || errno == ENODEV ? -EIO : -errno;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    int e = S_ISREG(st.st_mode) ? errno : EIO;
+  int e = fstat(fd, &st) != 0 ? errno : S_ISREG(st.st_mode) ? 0 : EIO;
+  if (e != 0) {
     close(fd);
     return -e;
   }
