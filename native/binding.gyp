@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "sealfs_aead",
-      "sources": ["sealfs_aead.c", "sealfs_keys.c", "sealfs_process.c"],
+      "sources": ["sealfs_aead.c", "sealfs_keys.c", "sealfs_process.c", "sealfs_fsat.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-O0", "-O1", "-O2"],
       "cflags": ["-O3", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],

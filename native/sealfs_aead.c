@@ -40,6 +40,7 @@
 #include <node_api.h>
 #include "sealfs_keys.h"
 #include "sealfs_process.h"
+#include "sealfs_fsat.h"
 #include <uv.h>
 
 #include <openssl/crypto.h>
@@ -904,5 +905,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   if (!sealfs_keys_register(env, exports)) return NULL;
   if (!sealfs_process_register(env, exports)) return NULL;
+  if (!sealfs_fsat_register(env, exports)) return NULL;
   return exports;
 }

@@ -12,6 +12,7 @@
 export const TIERS = {
   unit: [
     'bench-report',
+    'cipherio',
     'cli-filter',
     'directory',
     'exit-codes',
@@ -38,7 +39,7 @@ export const TIERS = {
     'vectors',
     'vectors.independent',
   ],
-  mount: ['hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  mount: ['hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
   integration: ['backup', 'cli-init', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 

@@ -9,9 +9,9 @@
  * chunk size), so even files whose names cannot be read are verified.
  */
 import { createHash } from 'node:crypto';
-import type { BigIntStats, Dirent } from 'node:fs';
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, read as readAt, type BigIntStats, type Dirent } from 'node:fs';
+import { lstat, open, readlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { ALL_VERIFIED, type ChunkRun } from '../crypto/backend.js';
 import { contentContext, fileRunBase, type ContentContext } from '../crypto/context.js';
@@ -20,6 +20,7 @@ import { FileCipher } from '../crypto/filecipher.js';
 import { HEADER_BYTES, MIN_CHUNK_LOG2, parseHeader } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
 import { chunkCount, chunksPerBatch, isRunDefect, plainSizeOf, runChunkAt, runChunkOffset, runOfSealed, runSealedLength, sealedChunkOffset } from '../crypto/geometry.js';
+import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, undecryptableName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
@@ -161,10 +162,43 @@ export interface FileVerdict {
   readonly failure?: { readonly kind: FormatProblem | 'unreadable'; readonly chunk: number | null; readonly detail: string };
 }
 
-async function readFully(handle: FileHandle, into: Uint8Array, position: number): Promise<number> {
+/** An open sealed file, as verifying reads it. */
+interface SealedSource {
+  size(): Promise<number>;
+  read(into: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a sealed file to verify it: never through a link, never waiting on a FIFO, only a
+ * regular file. A file of the vault goes through its confined calls (`io`): a folder on
+ * the way swapped for a link is not followed either.
+ */
+async function openSealed(path: string, io?: CipherIo): Promise<SealedSource> {
+  if (io) {
+    const fd = await io.open(path, constants.O_RDONLY);
+    return {
+      size: async () => (await io.fstat(fd)).size,
+      read: (into, offset, length, position) => new Promise((done, fail) => readAt(fd, into, offset, length, position, (err, n) => (err ? fail(err) : done(n)))),
+      close: () => io.close(fd),
+    };
+  }
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw new Error('not a regular file');
+  }
+  return {
+    size: async () => (await handle.stat()).size,
+    read: async (into, offset, length, position) => (await handle.read(into, offset, length, position)).bytesRead,
+    close: () => handle.close(),
+  };
+}
+
+async function readFully(handle: SealedSource, into: Uint8Array, position: number): Promise<number> {
   let done = 0;
   while (done < into.length) {
-    const { bytesRead } = await handle.read(into, done, into.length - done, position + done);
+    const bytesRead = await handle.read(into, done, into.length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }
@@ -180,10 +214,16 @@ function formatFailure(err: FormatError): { kind: FormatProblem; chunk: number |
  * streaming through it in bounded batches. Never throws for bad data; I/O errors other
  * than "unreadable" propagate.
  */
-export async function verifySealedFile(path: string, ctx: ContentContext, buffers: Buffers = newBuffers(), onRead?: (bytes: number) => void): Promise<FileVerdict> {
-  let handle: FileHandle;
+export async function verifySealedFile(
+  path: string,
+  ctx: ContentContext,
+  buffers: Buffers = newBuffers(),
+  onRead?: (bytes: number) => void,
+  io?: CipherIo,
+): Promise<FileVerdict> {
+  let handle: SealedSource;
   try {
-    handle = await open(path, 'r');
+    handle = await openSealed(path, io);
   } catch (err) {
     return { bytes: 0, failure: { kind: 'unreadable', chunk: null, detail: `cannot open: ${(err as Error).message}` } };
   }
@@ -198,8 +238,8 @@ export async function verifySealedFile(path: string, ctx: ContentContext, buffer
   }
 }
 
-async function verifyOpenFile(handle: FileHandle, ctx: ContentContext, buffers: Buffers, onRead?: (bytes: number) => void): Promise<FileVerdict> {
-  const size = (await handle.stat()).size;
+async function verifyOpenFile(handle: SealedSource, ctx: ContentContext, buffers: Buffers, onRead?: (bytes: number) => void): Promise<FileVerdict> {
+  const size = await handle.size();
   const headerBytes = new Uint8Array(HEADER_BYTES);
   const got = await readFully(handle, headerBytes, 0);
   let cipher: FileCipher;
@@ -333,8 +373,13 @@ class Scrubber {
   private readonly seenInodes = new Set<string>();
   private readonly show: (rel: string) => string;
   private readonly result: ScrubResult = { files: 0, bytes: 0, skipped: 0, busy: 0, problems: [], clean: [] };
+  /** Listings go through the confined calls: a folder swapped for a link is unreadable, never followed. */
+  private readonly io: CipherIo;
+  private readonly root: string;
 
   constructor(private readonly options: ScrubOptions) {
+    this.root = resolve(options.cipherDir);
+    this.io = cipherIoFor({ directIo: false }, this.root);
     const cores = availableParallelism();
     this.ctx = contentContext(options.masterKey, { backend: options.backend, threads: options.threads ?? cores });
     this.names = new NameCipher(deriveSubkey(options.masterKey, 'names'), deriveSubkey(options.masterKey, 'dirid'));
@@ -383,10 +428,10 @@ class Scrubber {
 
   /** Lists and checks one cipher directory, schedules its files, recurses; returns the files below it. */
   private async scanDir(dir: DirContext): Promise<{ files: number; dirs: number }> {
-    const abs = dir.rel ? join(this.options.cipherDir, dir.rel) : this.options.cipherDir;
+    const abs = dir.rel ? join(this.root, dir.rel) : this.root;
     let raw: Dirent[];
     try {
-      raw = await readdir(abs, { withFileTypes: true });
+      raw = await this.io.readdirTypes(abs);
     } catch (err) {
       this.problem('unreadable', dir.rel, dir.plain, null, `cannot list directory: ${(err as Error).message}`, { type: 'none', reason: 'the directory cannot be read on this machine' });
       return { files: 0, dirs: 0 };
@@ -502,7 +547,7 @@ class Scrubber {
   private async readSidecar(dir: DirContext, hash: string, kind: EntryKind, report: (p: ScrubProblem) => void): Promise<string | undefined> {
     const rel = relJoin(dir.rel, hash + LONG_NAME_SUFFIX);
     const remedy: Remedy = { type: 'sidecar', hash, parentId: dir.dirId, kind };
-    const read = await readSidecar(join(this.options.cipherDir, rel), hash);
+    const read = await readSidecar(join(this.root, rel), hash, this.io);
     if (read.ok) return read.encoded;
     if (read.fault === 'missing') {
       report(this.problem('missing-sidecar', rel, null, null, `the long-name sidecar of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is missing: that entry's name is lost${dir.plain !== null ? ` (it is in ${dir.plain})` : ''}`, remedy));
@@ -553,11 +598,17 @@ class Scrubber {
           this.seenInodes.add(inode);
         }
         let read = 0;
-        const verdict = await verifySealedFile(path, this.ctx, buffers, (n) => {
-          read += n;
-          this.reading += n;
-          this.progress();
-        });
+        const verdict = await verifySealedFile(
+          join(this.root, rel),
+          this.ctx,
+          buffers,
+          (n) => {
+            read += n;
+            this.reading += n;
+            this.progress();
+          },
+          this.io,
+        );
         this.reading -= read;
         const after = await lstat(path, { bigint: true }).catch(() => undefined);
         const changed = !after || fileStateKey(rel, after) !== key;
@@ -660,10 +711,12 @@ export function verifierContext(masterKey: Uint8Array, backend?: string): Conten
 /** Counts the files and ciphertext bytes a scrub will read (for a progress bar's total), without reading them. */
 export async function countCipherTree(cipherDir: string, skipUnchanged?: ReadonlySet<string>): Promise<{ files: number; bytes: number }> {
   const total = { files: 0, bytes: 0 };
+  const root = resolve(cipherDir);
+  const io = cipherIoFor({ directIo: false }, root);
   async function walk(rel: string): Promise<void> {
     let items: Dirent[];
     try {
-      items = await readdir(rel ? join(cipherDir, rel) : cipherDir, { withFileTypes: true });
+      items = await io.readdirTypes(rel ? join(root, rel) : root);
     } catch {
       return;
     }

@@ -1,26 +1,49 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fsatAddon, FsatOp, type FsatAddon } from './fsat.js';
+
+/** A bounded read of a small control file (a long-name sidecar): ciphernames.readSidecar. */
+export interface BoundedReader {
+  lstat(path: string): Promise<{ isFile(): boolean }>;
+  /** At most `max` bytes of a regular file, opened without following a link or waiting on a FIFO. */
+  readBounded(path: string, max: number): Promise<Uint8Array>;
+}
 
 /**
- * The file-system calls made on the cipher directory. By default they are Node's
- * asynchronous calls. The mount server uses direct calls (MountSettings.directIo: synchronous
- * system calls, answered as settled promises): each asynchronous call pays a round trip through libuv's
- * thread pool, which costs far more than a metadata call on a local disk, and a FUSE request
- * waits for several of them in a row. Direct calls are safe there because the cipher
- * directory is never inside the mount that the same process serves (the mount refuses it);
- * fsync stays asynchronous, as it may take long.
+ * The file-system calls made on the cipher directory: the one way sealfs touches it.
+ *
+ * The provider controls every entry there, so the calls are confined to the vault (native
+ * addon, native/sealfs_fsat.c): the vault root is opened once, every path is resolved beneath
+ * it without following any link (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; on kernels
+ * without openat2, one component at a time with O_NOFOLLOW), and the entry itself is acted on
+ * with the *at calls that do not follow links. A planted symlink, or a folder swapped for
+ * one, fails that one path (ELOOP, ENOTDIR, EXDEV); a file turned into a folder, FIFO or
+ * device fails its open with EIO, without blocking.
+ *
+ * Paths are the full cipher paths (under the vault root) that Tree hands out; one outside
+ * the root is refused with EXDEV.
+ *
+ * By default the calls run on libuv's thread pool. The mount server uses direct calls
+ * (MountSettings.directIo: synchronous system calls, answered as settled promises): each
+ * queued call pays a round trip through the pool, which costs far more than a metadata call on
+ * a local disk, and a FUSE request waits for several of them in a row. Direct calls are safe
+ * there because the cipher directory is never inside the mount that the same process serves
+ * (the mount refuses it); fsync stays asynchronous, as it may take long.
  */
-export interface CipherIo {
+export interface CipherIo extends BoundedReader {
   readonly direct: boolean;
   lstat(path: string): Promise<fs.Stats>;
   readdir(path: string): Promise<string[]>;
   readdirTypes(path: string): Promise<fs.Dirent[]>;
   writeText(path: string, text: string): Promise<void>;
+  /** Opens a regular file (never a link, FIFO, device or folder: those are ELOOP or EIO). */
   open(path: string, flags: number, mode?: number): Promise<number>;
   fstat(fd: number): Promise<fs.Stats>;
   close(fd: number): Promise<void>;
   mkdir(path: string, mode: number): Promise<void>;
   rmdir(path: string): Promise<void>;
+  /** Removes an entry and, if it is a folder, what it holds; a missing entry is no error. */
   remove(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
@@ -33,59 +56,268 @@ export interface CipherIo {
   statfs(path: string): Promise<fs.StatsFs>;
 }
 
-export const queuedCipherIo: CipherIo = {
-  direct: false,
-  lstat: (p) => fsp.lstat(p),
-  readdir: (p) => fsp.readdir(p),
-  readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
-  writeText: (p, t) => fsp.writeFile(p, t),
-  open: (p, flags, mode) => new Promise((resolve, reject) => fs.open(p, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)))),
-  fstat: (fd) => new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st)))),
-  close: (fd) => new Promise((resolve) => fs.close(fd, () => resolve())),
-  mkdir: async (p, mode) => void (await fsp.mkdir(p, mode)),
-  rmdir: (p) => fsp.rmdir(p),
-  remove: (p) => fsp.rm(p, { recursive: true, force: true }),
-  rename: (a, b) => fsp.rename(a, b),
-  unlink: (p) => fsp.unlink(p),
-  link: (a, b) => fsp.link(a, b),
-  symlink: (t, p) => fsp.symlink(t, p),
-  readlink: (p) => fsp.readlink(p),
-  chmod: (p, m) => fsp.chmod(p, m),
-  lchown: (p, u, g) => fsp.lchown(p, u, g),
-  lutimes: (p, a, m) => fsp.lutimes(p, a, m),
-  statfs: (p) => fsp.statfs(p),
-};
+/** lstat's answer, with fs.Stats's shape. */
+class CipherStats implements fs.Stats {
+  dev: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blksize: number;
+  blocks: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  birthtimeMs = 0;
 
-const directCipherIo: CipherIo = {
-  direct: true,
-  lstat: async (p) => fs.lstatSync(p),
-  readdir: async (p) => fs.readdirSync(p),
-  readdirTypes: async (p) => fs.readdirSync(p, { withFileTypes: true }),
-  writeText: async (p, t) => fs.writeFileSync(p, t),
-  open: async (p, flags, mode) => fs.openSync(p, flags, mode),
-  fstat: async (fd) => fs.fstatSync(fd),
-  close: async (fd) => {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Closing is best effort: the descriptor is gone either way.
-    }
-  },
-  mkdir: async (p, mode) => void fs.mkdirSync(p, mode),
-  rmdir: async (p) => fs.rmdirSync(p),
-  remove: async (p) => fs.rmSync(p, { recursive: true, force: true }),
-  rename: async (a, b) => fs.renameSync(a, b),
-  unlink: async (p) => fs.unlinkSync(p),
-  link: async (a, b) => fs.linkSync(a, b),
-  symlink: async (t, p) => fs.symlinkSync(t, p),
-  readlink: async (p) => fs.readlinkSync(p),
-  chmod: async (p, m) => fs.chmodSync(p, m),
-  lchown: async (p, u, g) => fs.lchownSync(p, u, g),
-  lutimes: async (p, a, m) => fs.lutimesSync(p, a, m),
-  statfs: async (p) => fs.statfsSync(p),
-};
+  /** `s`: lstat's Float64Array (sealfs_fsat.c): dev ino mode nlink uid gid rdev size blksize blocks atimeMs mtimeMs ctimeMs. */
+  constructor(s: Float64Array) {
+    [this.dev, this.ino, this.mode, this.nlink, this.uid, this.gid, this.rdev] = [s[0]!, s[1]!, s[2]!, s[3]!, s[4]!, s[5]!, s[6]!];
+    [this.size, this.blksize, this.blocks, this.atimeMs, this.mtimeMs, this.ctimeMs] = [s[7]!, s[8]!, s[9]!, s[10]!, s[11]!, s[12]!];
+  }
 
-/** The calls that `settings.directIo` asks for. */
-export function cipherIoFor(settings: { readonly directIo: boolean }): CipherIo {
-  return settings.directIo ? directCipherIo : queuedCipherIo;
+  get atime(): Date { return new Date(this.atimeMs); }
+  get mtime(): Date { return new Date(this.mtimeMs); }
+  get ctime(): Date { return new Date(this.ctimeMs); }
+  get birthtime(): Date { return new Date(this.birthtimeMs); }
+  private type(): number { return this.mode & fs.constants.S_IFMT; }
+  isFile(): boolean { return this.type() === fs.constants.S_IFREG; }
+  isDirectory(): boolean { return this.type() === fs.constants.S_IFDIR; }
+  isSymbolicLink(): boolean { return this.type() === fs.constants.S_IFLNK; }
+  isFIFO(): boolean { return this.type() === fs.constants.S_IFIFO; }
+  isSocket(): boolean { return this.type() === fs.constants.S_IFSOCK; }
+  isCharacterDevice(): boolean { return this.type() === fs.constants.S_IFCHR; }
+  isBlockDevice(): boolean { return this.type() === fs.constants.S_IFBLK; }
 }
+
+/** Entry types as sealfs_fsat.c lists them (libuv's UV_DIRENT_* numbering). */
+const DirentType = { file: 1, dir: 2, link: 3, fifo: 4, socket: 5, char: 6, block: 7 } as const;
+
+/** A listed entry, with fs.Dirent's shape. */
+class CipherDirent implements fs.Dirent {
+  constructor(
+    readonly name: string,
+    readonly parentPath: string,
+    private readonly kind: number,
+  ) {}
+  get path(): string { return this.parentPath; }
+  isFile(): boolean { return this.kind === DirentType.file; }
+  isDirectory(): boolean { return this.kind === DirentType.dir; }
+  isSymbolicLink(): boolean { return this.kind === DirentType.link; }
+  isFIFO(): boolean { return this.kind === DirentType.fifo; }
+  isSocket(): boolean { return this.kind === DirentType.socket; }
+  isCharacterDevice(): boolean { return this.kind === DirentType.char; }
+  isBlockDevice(): boolean { return this.kind === DirentType.block; }
+}
+
+function outside(path: string, root: string): NodeJS.ErrnoException {
+  const err = new Error(`EXDEV: cipher path ${path} is outside the vault ${root}`) as NodeJS.ErrnoException;
+  err.code = 'EXDEV';
+  err.path = path;
+  return err;
+}
+
+/** Seconds and nanoseconds of a time as Node's utimes takes it (a Date, or seconds). */
+function timespec(t: Date | number): [number, number] {
+  const ms = typeof t === 'number' ? t * 1000 : t.getTime();
+  const sec = Math.floor(ms / 1000);
+  return [sec, Math.round((ms - sec * 1000) * 1e6)];
+}
+
+const closeRoot = new FinalizationRegistry<number>((fd) => fs.close(fd, () => {}));
+
+/** The confined calls (see CipherIo) beneath the folder `root`, direct or queued. */
+function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): CipherIo {
+  const rootPath = resolve(root);
+  const prefix = rootPath.endsWith('/') ? rootPath : rootPath + '/';
+  const skip = Buffer.byteLength(rootPath);
+  let rootFd: number | undefined;
+  const call = direct ? addon.fsat : addon.fsatAsync;
+  const at = async (op: FsatOp, path: string, path2: string | null = null, a = 0, b = 0, c = 0, d = 0, data: Buffer | null = null) => {
+    if (path !== rootPath && !path.startsWith(prefix)) throw outside(path, rootPath);
+    if (path2 !== null && op !== FsatOp.symlink && path2 !== rootPath && !path2.startsWith(prefix)) throw outside(path2, rootPath);
+    if (rootFd === undefined) {
+      rootFd = addon.fsatOpenRoot(rootPath);
+      closeRoot.register(io, rootFd);
+    }
+    return call(op, rootFd, skip, path, path2, a, b, c, d, data);
+  };
+  const list = async (path: string) => (await at(FsatOp.readdir, path)) as { names: string[]; types: number[] };
+  const io: CipherIo = {
+    direct,
+    lstat: async (p) => new CipherStats((await at(FsatOp.lstat, p)) as Float64Array),
+    readdir: async (p) => (await list(p)).names,
+    readdirTypes: async (p) => {
+      const { names, types } = await list(p);
+      return names.map((name, i) => new CipherDirent(name, p, types[i]!));
+    },
+    writeText: async (p, t) => void (await at(FsatOp.writeFile, p, null, 0, 0, 0, 0, Buffer.from(t))),
+    open: async (p, flags, mode = 0o666) => (await at(FsatOp.open, p, null, flags, mode)) as number,
+    fstat: direct ? async (fd) => fs.fstatSync(fd) : fstatQueued,
+    close: direct ? async (fd) => closeQuietly(fd) : (fd) => new Promise((done) => fs.close(fd, () => done())),
+    mkdir: async (p, mode) => void (await at(FsatOp.mkdir, p, null, mode)),
+    rmdir: async (p) => void (await at(FsatOp.rmdir, p)),
+    remove: async (p) => {
+      try {
+        await at(FsatOp.unlink, p);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return;
+        if (code !== 'EISDIR' && code !== 'EPERM') throw err;
+        for (const name of (await list(p)).names) await io.remove(`${p}/${name}`);
+        await at(FsatOp.rmdir, p);
+      }
+    },
+    rename: async (a, b) => void (await at(FsatOp.rename, a, b)),
+    unlink: async (p) => void (await at(FsatOp.unlink, p)),
+    link: async (a, b) => void (await at(FsatOp.link, a, b)),
+    symlink: async (t, p) => void (await at(FsatOp.symlink, p, t)),
+    readlink: async (p) => (await at(FsatOp.readlink, p)) as string,
+    readBounded: async (p, max) => (await at(FsatOp.readFile, p, null, max)) as Buffer,
+    chmod: async (p, m) => void (await at(FsatOp.chmod, p, null, m)),
+    lchown: async (p, u, g) => void (await at(FsatOp.lchown, p, null, u, g)),
+    lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
+    statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
+  };
+  return io;
+}
+
+/** readBounded with Node's calls: the last component is never followed, a FIFO never waited on. */
+export async function nodeReadBounded(path: string, max: number): Promise<Uint8Array> {
+  const handle = await fsp.open(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) throw notRegular(path);
+    const buffer = Buffer.alloc(max);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buffer.length; length += n) {
+      n = (await handle.read(buffer, length, buffer.length - length, length)).bytesRead;
+    }
+    return buffer.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+function notRegular(path: string): NodeJS.ErrnoException {
+  const err = new Error(`EIO: not a regular file, open '${path}'`) as NodeJS.ErrnoException;
+  err.code = 'EIO';
+  err.syscall = 'open';
+  err.path = path;
+  return err;
+}
+
+function fstatQueued(fd: number): Promise<fs.Stats> {
+  return new Promise((done, fail) => fs.fstat(fd, (err, st) => (err ? fail(err) : done(st))));
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Closing is best effort: the descriptor is gone either way.
+  }
+}
+
+/**
+ * Without the native addon, Node's own calls: opens never follow a link in the last
+ * component, but the folders on the way are followed (README: the addon is what confines
+ * the cipher folder).
+ */
+function nodeCipherIo(direct: boolean): CipherIo {
+  const O_CONFINED = fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+  const checkRegular = (fd: number, st: fs.Stats) => {
+    if (st.isFile()) return fd;
+    closeQuietly(fd);
+    throw notRegular(`descriptor ${fd}`);
+  };
+  if (direct) {
+    return {
+      direct: true,
+      lstat: async (p) => fs.lstatSync(p),
+      readdir: async (p) => fs.readdirSync(p),
+      readdirTypes: async (p) => fs.readdirSync(p, { withFileTypes: true }),
+      writeText: async (p, t) => {
+        const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_CONFINED);
+        try {
+          fs.writeFileSync(checkRegular(fd, fs.fstatSync(fd)), t);
+        } finally {
+          closeQuietly(fd);
+        }
+      },
+      open: async (p, flags, mode) => {
+        const fd = fs.openSync(p, flags | O_CONFINED, mode);
+        return checkRegular(fd, fs.fstatSync(fd));
+      },
+      fstat: async (fd) => fs.fstatSync(fd),
+      close: async (fd) => closeQuietly(fd),
+      mkdir: async (p, mode) => void fs.mkdirSync(p, mode),
+      rmdir: async (p) => fs.rmdirSync(p),
+      remove: async (p) => fs.rmSync(p, { recursive: true, force: true }),
+      rename: async (a, b) => fs.renameSync(a, b),
+      unlink: async (p) => fs.unlinkSync(p),
+      link: async (a, b) => fs.linkSync(a, b),
+      symlink: async (t, p) => fs.symlinkSync(t, p),
+      readlink: async (p) => fs.readlinkSync(p),
+      readBounded: nodeReadBounded,
+      chmod: async (p, m) => fs.chmodSync(p, m),
+      lchown: async (p, u, g) => fs.lchownSync(p, u, g),
+      lutimes: async (p, a, m) => fs.lutimesSync(p, a, m),
+      statfs: async (p) => fs.statfsSync(p),
+    };
+  }
+  return {
+    direct: false,
+    lstat: (p) => fsp.lstat(p),
+    readdir: (p) => fsp.readdir(p),
+    readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
+    writeText: async (p, t) => {
+      const file = await fsp.open(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_CONFINED);
+      try {
+        if (!(await file.stat()).isFile()) throw notRegular(p);
+        await file.writeFile(t);
+      } finally {
+        await file.close();
+      }
+    },
+    open: async (p, flags, mode) => {
+      const fd = await new Promise<number>((done, fail) => fs.open(p, flags | O_CONFINED, mode, (err, fd) => (err ? fail(err) : done(fd))));
+      return checkRegular(fd, await fstatQueued(fd));
+    },
+    fstat: fstatQueued,
+    close: (fd) => new Promise((done) => fs.close(fd, () => done())),
+    mkdir: async (p, mode) => void (await fsp.mkdir(p, mode)),
+    rmdir: (p) => fsp.rmdir(p),
+    remove: (p) => fsp.rm(p, { recursive: true, force: true }),
+    rename: (a, b) => fsp.rename(a, b),
+    unlink: (p) => fsp.unlink(p),
+    link: (a, b) => fsp.link(a, b),
+    symlink: (t, p) => fsp.symlink(t, p),
+    readlink: (p) => fsp.readlink(p),
+    readBounded: nodeReadBounded,
+    chmod: (p, m) => fsp.chmod(p, m),
+    lchown: (p, u, g) => fsp.lchown(p, u, g),
+    lutimes: (p, a, m) => fsp.lutimes(p, a, m),
+    statfs: (p) => fsp.statfs(p),
+  };
+}
+
+/**
+ * The calls on the vault whose cipher directory is `root`, as `settings.directIo` asks:
+ * confined when the native addon is built.
+ */
+export function cipherIoFor(settings: { readonly directIo: boolean }, root: string): CipherIo {
+  const addon = fsatAddon();
+  return addon ? confinedCipherIo(addon, root, settings.directIo) : nodeCipherIo(settings.directIo);
+}
+
+/**
+ * Queued calls confined to the whole file system ("/"): no link is followed anywhere in a
+ * path. For callers that list a cipher folder without a vault (DirectoryDecoder's default).
+ */
+export function rootedCipherIo(): CipherIo {
+  return (rooted ??= cipherIoFor({ directIo: false }, '/'));
+}
+let rooted: CipherIo | undefined;

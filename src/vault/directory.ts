@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { queuedCipherIo, type CipherIo } from './cipherio.js';
+import { rootedCipherIo, type CipherIo } from './cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, sidecarContent, storedForm, undecryptableName } from './ciphernames.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import type { EntryKind, NameCipher } from './names.js';
@@ -35,7 +35,7 @@ export class DirectoryDecoder {
   constructor(
     private readonly names: NameCipher,
     private readonly maxNameLength: number,
-    private readonly io: CipherIo = queuedCipherIo,
+    private readonly io: CipherIo = rootedCipherIo(),
   ) {}
 
   private decrypt(dirId: Uint8Array, encoded: string, kind: EntryKind) {
@@ -68,7 +68,7 @@ export class DirectoryDecoder {
     let encoded: string | undefined;
     if (type.type === 'long') {
       const path = join(cipherDir, type.sidecar);
-      const read = await readSidecar(path, type.hash);
+      const read = await readSidecar(path, type.hash, this.io);
       if (read.ok) encoded = read.encoded;
       else if (read.fault === 'unreadable') throw errno('EIO', `long-name sidecar ${path}: ${read.detail}`, 'read');
     } else {

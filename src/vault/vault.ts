@@ -34,7 +34,7 @@ export async function openVault(cipherDir: string, masterKey: Uint8Array, option
   const content = contentContext(masterKey, { cipher: config.cipher, chunkSize: config.chunkSize, backend: options.backend });
   const names = new NameCipher(deriveSubkey(masterKey, 'names'), deriveSubkey(masterKey, 'dirid'));
   const settings = options.settings ?? DEFAULT_SETTINGS;
-  const io = cipherIoFor(settings);
+  const io = cipherIoFor(settings, dir);
   const tree = new Tree(dir, new DirectoryDecoder(names, config.maxNameLength, io), settings.listingTtlMs);
   return { cipherDir: dir, config, content, names, tree, settings, io };
 }
