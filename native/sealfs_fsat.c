@@ -342,9 +342,30 @@ static void run(fsat_req *r) {
     return;
   }
   if (*rel == '\0') {
-    /* The vault root itself: only its attributes are asked for. */
-    if (r->op == OP_LSTAT) r->err = fstat(r->root, &r->st) == 0 ? 0 : -errno;
-    else r->err = -EINVAL;
+    /*
+     * The vault root itself (the mount's root folder): its attributes only. It is our own
+     * descriptor, opened once without following links, so its /proc/self/fd name is it.
+     */
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", r->root);
+    switch (r->op) {
+      case OP_LSTAT:
+        r->err = fstat(r->root, &r->st) == 0 ? 0 : -errno;
+        break;
+      case OP_CHMOD:
+        r->err = chmod(self, (mode_t)r->a) == 0 ? 0 : -errno;
+        break;
+      case OP_LCHOWN:
+        r->err = fchownat(r->root, "", (uid_t)r->a, (gid_t)r->b, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+        break;
+      case OP_LUTIMES: {
+        struct timespec ts[2] = {{.tv_sec = r->a, .tv_nsec = r->b}, {.tv_sec = r->c, .tv_nsec = r->d}};
+        r->err = utimensat(AT_FDCWD, self, ts, 0) == 0 ? 0 : -errno;
+        break;
+      }
+      default:
+        r->err = -EINVAL;
+    }
     return;
   }
   res = resolve_leaf(r->root, rel, &dir, &leaf);

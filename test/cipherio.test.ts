@@ -91,6 +91,18 @@ describe.skipIf(!addon).each(MODES)('confined cipher io ($name)', ({ direct, wal
     io = cipherIoFor({ directIo: direct }, vault);
   });
 
+  it('sets the vault root folder\'s own mode, owner and times (the mount root\'s chmod, chown, touch)', async () => {
+    const before = snapshot(decoy);
+    await io.lstat(vault);
+    await io.chmod(vault, 0o710);
+    expect(fs.statSync(vault).mode & 0o7777).toBe(0o710);
+    await io.lchown(vault, process.getuid!(), process.getgid!());
+    await io.lutimes(vault, new Date(1_000_000_000_500), 1_200_000_000.25);
+    const st = fs.statSync(vault);
+    expect([st.atimeMs, st.mtimeMs]).toEqual([1_000_000_000_500, 1_200_000_000_250]);
+    expect(snapshot(decoy)).toEqual(before);
+  });
+
   it('does its ordinary work inside the vault', async () => {
     const v = (p: string) => join(vault, p);
     expect(io.direct).toBe(direct);
