@@ -39,7 +39,7 @@ export const TIERS = {
     'vectors.independent',
   ],
   mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
-  integration: ['backup', 'cli-init', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
+  integration: ['backup', 'cli-init', 'hostile-control', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Tier = keyof typeof TIERS;

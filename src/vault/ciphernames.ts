@@ -6,8 +6,8 @@
  * directory.ts) and scrub go through here, so they read every name alike. (Backup copies
  * cipher names as they are; it only asks syncclients.ts which names to leave out.)
  */
-import { constants, type Dirent } from 'node:fs';
-import { lstat, open } from 'node:fs/promises';
+import { type Dirent } from 'node:fs';
+import { readControlFile } from './controlfile.js';
 import { LONG_DATA_SUFFIX, LONG_HASH_CHARS, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
 import { isSyncClientFile } from './syncclients.js';
@@ -118,37 +118,14 @@ export function parseSidecar(bytes: Uint8Array, hash: string): SidecarRead {
 }
 
 /**
- * Reads and checks the sidecar at `path` (see parseSidecar). Only a regular file counts: a
- * symbolic link is never followed, and at most MAX_SIDECAR_BYTES + 1 bytes are read.
+ * Reads and checks the sidecar at `path` (see parseSidecar) through readControlFile: only a
+ * regular file counts, and at most MAX_SIDECAR_BYTES + 1 bytes are read.
  */
 export async function readSidecar(path: string, hash: string): Promise<SidecarRead> {
-  const fault = (code: string | undefined, err: unknown): SidecarRead =>
-    code === 'ENOENT'
-      ? { ok: false, fault: 'missing', detail: 'it is missing' }
-      : code === 'ELOOP'
-        ? { ok: false, fault: 'not-regular', detail: 'it is not a regular file' }
-        : { ok: false, fault: 'unreadable', detail: `it cannot be read: ${(err as Error).message}` };
-  let bytes: Uint8Array;
-  try {
-    // lstat first, so that opening never touches a device or waits on a FIFO; O_NOFOLLOW and
-    // the descriptor's own type catch an entry swapped in between.
-    if (!(await lstat(path)).isFile()) return { ok: false, fault: 'not-regular', detail: 'it is not a regular file' };
-    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      if (!(await handle.stat()).isFile()) return { ok: false, fault: 'not-regular', detail: 'it is not a regular file' };
-      const buffer = Buffer.alloc(MAX_SIDECAR_BYTES + 1);
-      let length = 0;
-      for (let n = -1; n !== 0 && length < buffer.length; length += n) {
-        n = (await handle.read(buffer, length, buffer.length - length, length)).bytesRead;
-      }
-      bytes = buffer.subarray(0, length);
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    return fault((err as NodeJS.ErrnoException).code, err);
-  }
-  return parseSidecar(bytes, hash);
+  const read = await readControlFile(path, MAX_SIDECAR_BYTES);
+  if (read.ok) return parseSidecar(read.bytes, hash);
+  if (read.fault === 'too-large') return { ok: false, fault: 'malformed', detail: `it is longer than any encoded name (more than ${MAX_SIDECAR_BYTES} bytes)` };
+  return { ok: false, fault: read.fault, detail: read.detail };
 }
 
 /**
