@@ -38,7 +38,7 @@ export const TIERS = {
     'vectors',
     'vectors.independent',
   ],
-  mount: ['mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  mount: ['hostile-junk', 'mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
   integration: ['backup', 'cli-init', 'hostile-control', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 

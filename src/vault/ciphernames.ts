@@ -40,7 +40,18 @@ export function classify(name: string, atRoot: boolean): CipherNameType {
     if (at >= 0) return { type: 'long', hash: prefix, sidecar: prefix + LONG_NAME_SUFFIX, conflict: rest.slice(0, at) + rest.slice(at + LONG_DATA_SUFFIX.length) };
     if (rest.includes(LONG_NAME_SUFFIX)) return { type: 'sidecar', hash: prefix, conflict: rest.replace(LONG_NAME_SUFFIX, '') };
   }
-  return { type: 'short', encoded: prefix, conflict: rest };
+  return { type: 'short', encoded: mayBeEncodedName(prefix) ? prefix : '', conflict: rest };
+}
+
+/**
+ * Whether `text` has the length of some encoded name: the base32 of a 16-byte tag and at
+ * least one byte, at most MAX_ENCODED_NAME_CHARS, and a length base32 without padding can
+ * have (never 1, 3 or 6 past a multiple of 8). Junk that fails this is undecryptable without
+ * any AES-SIV call.
+ */
+function mayBeEncodedName(text: string): boolean {
+  const rest = text.length % 8;
+  return text.length >= MIN_ENCODED_NAME_CHARS && text.length <= MAX_ENCODED_NAME_CHARS && rest !== 1 && rest !== 3 && rest !== 6;
 }
 
 /**
@@ -78,6 +89,8 @@ export function usesSidecar(name: string, hash: string): boolean {
   return type.type === 'long' && type.hash === hash;
 }
 
+/** The shortest encoded name: a file's (tag, then a 1-byte name) in base32. */
+export const MIN_ENCODED_NAME_CHARS = Math.ceil(((16 + 1) * 8) / 5);
 /** The longest encoded name: a directory's (tag, id, then 255 bytes of name) in base32. */
 export const MAX_ENCODED_NAME_CHARS = Math.ceil(((16 + DIR_ID_BYTES + MAX_PLAIN_NAME_BYTES) * 8) / 5);
 /** The longest valid sidecar: the longest encoded name and its line end. No more is ever read. */
@@ -256,7 +269,11 @@ export const UNDECRYPTABLE_PREFIX = 'UNDECRYPTABLE ';
 /** Characters of the cipher name kept in the placeholder. */
 const UNDECRYPTABLE_NAME_CHARS = 200;
 
+/** A name of printable ASCII short enough to keep whole: the common junk, shown without the general cut below. */
+const PLAIN_ASCII = new RegExp(`^[\\x20-\\x7e]{0,${UNDECRYPTABLE_NAME_CHARS}}$`);
+
 export function undecryptableName(cipherName: string): string {
+  if (PLAIN_ASCII.test(cipherName)) return UNDECRYPTABLE_PREFIX + cipherName;
   return cutToBytes(UNDECRYPTABLE_PREFIX + withoutControls([...cipherName].slice(0, UNDECRYPTABLE_NAME_CHARS).join('')), MAX_PLAIN_NAME_BYTES);
 }
 
