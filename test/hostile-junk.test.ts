@@ -133,8 +133,16 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('junk in the cipher folder (real FUS
     const told = (await h.logLines(v)).filter((line) => line.includes('undecryptable'));
     expect(told, told.join('\n')).toHaveLength(1);
     expect(told[0]).toContain(`${JUNK} undecryptable names in "/junk"`);
-    expect(await outside.sum()).toBe(before);
     await h.unmountOk(v, pid);
+
+    // Offline, `sealfs ls` warns about them in one line too.
+    const offline = await h.sealfsKeyed(v, 'ls', ['/junk'], { timeoutMs: 120_000 });
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(offline.stdout.split('\n').filter((line) => line.includes('UNDECRYPTABLE '))).toHaveLength(JUNK);
+    const warned = offline.stderr.split('\n').filter((line) => line.includes('undecryptable'));
+    expect(warned, offline.stderr.slice(0, 2000)).toHaveLength(1);
+    expect(offline.stderr.length).toBeLessThan(LOG_BOUND_BYTES);
+    expect(await outside.sum()).toBe(before);
   });
 
   it('junk in hundreds of directories: the log stays within its rate limit', async () => {
