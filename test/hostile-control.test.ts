@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fuseUnmount, isMounted, runDetached, type Run } from '../bench/lib/proc.js';
 import { EXIT } from '../src/cli/exit.js';
+import { readControlFile } from '../src/vault/controlfile.js';
 import { VAULT_FILE } from '../src/vault/vaultfile.js';
 import { CLI } from './build.js';
 
@@ -164,4 +165,32 @@ describe('a key store file that is not a file', () => {
       }
     });
   }
+});
+
+describe('readControlFile (src/vault/controlfile.ts): the one reader of sidecars, vault and key files', () => {
+  it('reads a regular file up to its bound; refuses larger, links, FIFOs, devices and folders without reading or waiting', async () => {
+    const dir = join(root, 'control');
+    await mkdir(dir);
+    await writeFile(join(dir, 'fits'), 'x'.repeat(100));
+    await writeFile(join(dir, 'over'), 'x'.repeat(101));
+    await symlink(join(dir, 'fits'), join(dir, 'link'));
+    await symlink('/dev/zero', join(dir, 'zero'));
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    await mkdir(join(dir, 'folder'));
+    const read = (name: string) => readControlFile(join(dir, name), 100);
+
+    const fits = await read('fits');
+    expect(fits.ok && fits.bytes.toString()).toBe('x'.repeat(100));
+    expect(await read('over')).toMatchObject({ ok: false, fault: 'too-large' });
+    expect(await read('link')).toMatchObject({ ok: false, fault: 'not-regular', detail: 'it is a symbolic link, not a regular file' });
+    expect(await read('zero')).toMatchObject({ ok: false, fault: 'not-regular' });
+    const start = Date.now();
+    expect(await read('fifo')).toMatchObject({ ok: false, fault: 'not-regular', detail: 'it is a FIFO, not a regular file' });
+    expect(Date.now() - start).toBeLessThan(1000);
+    expect(await read('folder')).toMatchObject({ ok: false, fault: 'not-regular', detail: 'it is a directory, not a regular file' });
+    expect(await read('missing')).toMatchObject({ ok: false, fault: 'missing' });
+    const under = await readControlFile(join(dir, 'fits', 'below'), 100);
+    expect(under).toMatchObject({ ok: false, fault: 'unreadable' });
+    expect(!under.ok && under.error?.code).toBe('ENOTDIR');
+  });
 });
