@@ -183,7 +183,8 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
   it('classify: vault file, sync-client files, sidecars and their copies, long and short entries, conflict text', () => {
     const cases: [name: string, atRoot: boolean, type: ReturnType<typeof classify>][] = [
       ['sealfs.vault', true, { type: 'vault-file' }],
-      ['sealfs.vault', false, { type: 'short', encoded: 'sealfs', conflict: '.vault' }],
+      // Outside the root it is an entry's name, whose prefix is too short to be an encoded name.
+      ['sealfs.vault', false, { type: 'short', encoded: '', conflict: '.vault' }],
       ['.stfolder', false, { type: 'sync-client' }],
       [`${h}.sfn`, false, { type: 'sidecar', hash: h, conflict: '' }],
       [`${h} (1).sfn`, false, { type: 'sidecar', hash: h, conflict: ' (1)' }],
@@ -192,9 +193,22 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
       [`${h}.sfl.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '.sfl' }],
       [`${h}.sfn.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '.sfn' }],
       [`${h}.sync-conflict-20261122-101010-ABC.sfl`, false, { type: 'long', hash: h, sidecar: `${h}.sfn`, conflict: '.sync-conflict-20261122-101010-ABC' }],
-      [`${h}x.sfl`, false, { type: 'short', encoded: `${h}x`, conflict: '.sfl' }], // a 27-character prefix is no hash
-      [`${h}`, false, { type: 'short', encoded: h, conflict: '' }],
-      [`${h}.txt`, false, { type: 'short', encoded: h, conflict: '.txt' }],
+      [`${h}x.sfl`, false, { type: 'short', encoded: '', conflict: '.sfl' }], // a 27-character prefix is no hash (nor an encoded name)
+      [`${h}`, false, { type: 'short', encoded: '', conflict: '' }], // 26 characters: shorter than any encoded name
+      [`${h}.txt`, false, { type: 'short', encoded: '', conflict: '.txt' }],
+      [`${E}`, false, { type: 'short', encoded: E, conflict: '' }],
+      [`${E}.txt`, false, { type: 'short', encoded: E, conflict: '.txt' }],
+      // Junk rejected by its length alone, before any AES-SIV call: 28 characters is the shortest
+      // encoded name (a 16-byte tag and a 1-byte name), 447 the longest, and base32 without
+      // padding is never 1, 3 or 6 characters past a multiple of 8.
+      ['b'.repeat(27), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(28), false, { type: 'short', encoded: 'b'.repeat(28), conflict: '' }],
+      ['b'.repeat(41), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(43), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(46), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(447), false, { type: 'short', encoded: 'b'.repeat(447), conflict: '' }],
+      ['b'.repeat(448), false, { type: 'short', encoded: '', conflict: '' }],
+      ['junk file 1.dat', false, { type: 'short', encoded: '', conflict: ' file 1.dat' }],
       [`${E} (conflicted copy 2026-11-22)`, false, { type: 'short', encoded: E, conflict: ' (conflicted copy 2026-11-22)' }],
       ['UPPER', false, { type: 'short', encoded: '', conflict: 'UPPER' }],
     ];

@@ -25,5 +25,7 @@ const code = await runCli(process.argv.slice(2), {
   },
 });
 // Timers of work that no longer matters (a mount server's write-back and watchers) must not
-// keep a finished command alive. Writes to stdout and stderr are synchronous here (Linux).
+// keep a finished command alive. Writes to a pipe may still be queued (a large `sealfs ls`
+// piped to another program lost all but its first few hundred KiB): they go out first.
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
 process.exit(code);

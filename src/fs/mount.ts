@@ -11,8 +11,8 @@ import { PlainFs } from '../vault/plainfs.js';
 import type { Vault } from '../vault/vault.js';
 import { MountError } from './errors.js';
 import { loadFuseBinding, serveKernel, type KernelSession } from './kernel.js';
+import { quiet, rateLimited } from './log.js';
 import { NO_CAP, permissionRule } from './permissions.js';
-import { quiet } from './log.js';
 import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, type MountEntry } from './mountinfo.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
 
@@ -135,7 +135,7 @@ export async function checkFuseAvailable(options: { allowOther?: boolean } = {})
 }
 
 export async function mountVault(options: MountOptions): Promise<MountedVault> {
-  const log = quiet(options.log);
+  const log = rateLimited(quiet(options.log));
   const mountpoint = await checkMountpoint(options.mountpoint, { nonEmpty: options.nonEmpty });
   await checkFuseAvailable(options);
   const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log });

@@ -132,8 +132,6 @@ const MAX_CONCURRENCY = 8;
 const MAX_FAILED_CHUNKS = 8;
 /** Attempts on a file that keeps changing while it is read. */
 const BUSY_RETRIES = 3;
-/** Longest vault file read. */
-const MAX_VAULT_FILE_BYTES = 64 * 1024;
 
 /**
  * The `--changed` key of a file: its cipher path with its size, modification and change
@@ -666,11 +664,8 @@ export async function vaultFileFault(cipherDir: string, masterKey: Uint8Array): 
 
 /** The vault file's settings once it verifies, or why it does not. */
 async function checkedVaultConfig(cipherDir: string, masterKey: Uint8Array): Promise<{ config: VaultConfig } | { fault: string }> {
-  const path = join(cipherDir, VAULT_FILE);
   try {
-    const st = await lstat(path);
-    if (!st.isFile()) return { fault: `${VAULT_FILE} is not a regular file` };
-    if (st.size > MAX_VAULT_FILE_BYTES) return { fault: `${VAULT_FILE} is ${st.size} bytes, far larger than a vault file` };
+    // readVaultFile refuses what is not a regular file or is larger than any vault file.
     return { config: verifyVaultFile(await readVaultFile(cipherDir), masterKey, cipherDir) };
   } catch (err) {
     if (err instanceof VaultError || err instanceof RangeError) return { fault: err.message };

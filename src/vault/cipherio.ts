@@ -5,7 +5,7 @@ import { fsatAddon, FsatOp, type FsatAddon } from './fsat.js';
 
 /** A bounded read of a small control file (a long-name sidecar): ciphernames.readSidecar. */
 export interface BoundedReader {
-  lstat(path: string): Promise<{ isFile(): boolean }>;
+  lstat(path: string): Promise<fs.Stats>;
   /** At most `max` bytes of a regular file, opened without following a link or waiting on a FIFO. */
   readBounded(path: string, max: number): Promise<Uint8Array>;
 }

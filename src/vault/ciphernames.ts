@@ -7,8 +7,8 @@
  * cipher names as they are; it only asks syncclients.ts which names to leave out.)
  */
 import type { Dirent } from 'node:fs';
-import { lstat } from 'node:fs/promises';
-import { nodeReadBounded, type BoundedReader } from './cipherio.js';
+import type { BoundedReader } from './cipherio.js';
+import { readControlFile } from './controlfile.js';
 import { LONG_DATA_SUFFIX, LONG_HASH_CHARS, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
 import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
 import { isSyncClientFile } from './syncclients.js';
@@ -41,7 +41,18 @@ export function classify(name: string, atRoot: boolean): CipherNameType {
     if (at >= 0) return { type: 'long', hash: prefix, sidecar: prefix + LONG_NAME_SUFFIX, conflict: rest.slice(0, at) + rest.slice(at + LONG_DATA_SUFFIX.length) };
     if (rest.includes(LONG_NAME_SUFFIX)) return { type: 'sidecar', hash: prefix, conflict: rest.replace(LONG_NAME_SUFFIX, '') };
   }
-  return { type: 'short', encoded: prefix, conflict: rest };
+  return { type: 'short', encoded: mayBeEncodedName(prefix) ? prefix : '', conflict: rest };
+}
+
+/**
+ * Whether `text` has the length of some encoded name: the base32 of a 16-byte tag and at
+ * least one byte, at most MAX_ENCODED_NAME_CHARS, and a length base32 without padding can
+ * have (never 1, 3 or 6 past a multiple of 8). Junk that fails this is undecryptable without
+ * any AES-SIV call.
+ */
+function mayBeEncodedName(text: string): boolean {
+  const rest = text.length % 8;
+  return text.length >= MIN_ENCODED_NAME_CHARS && text.length <= MAX_ENCODED_NAME_CHARS && rest !== 1 && rest !== 3 && rest !== 6;
 }
 
 /**
@@ -79,6 +90,8 @@ export function usesSidecar(name: string, hash: string): boolean {
   return type.type === 'long' && type.hash === hash;
 }
 
+/** The shortest encoded name: a file's (tag, then a 1-byte name) in base32. */
+export const MIN_ENCODED_NAME_CHARS = Math.ceil(((16 + 1) * 8) / 5);
 /** The longest encoded name: a directory's (tag, id, then 255 bytes of name) in base32. */
 export const MAX_ENCODED_NAME_CHARS = Math.ceil(((16 + DIR_ID_BYTES + MAX_PLAIN_NAME_BYTES) * 8) / 5);
 /** The longest valid sidecar: the longest encoded name and its line end. No more is ever read. */
@@ -119,26 +132,14 @@ export function parseSidecar(bytes: Uint8Array, hash: string): SidecarRead {
 }
 
 /**
- * Reads and checks the sidecar at `path` (see parseSidecar). Only a regular file counts: a
- * symbolic link is never followed, and at most MAX_SIDECAR_BYTES + 1 bytes are read.
+ * Reads and checks the sidecar at `path` (see parseSidecar) through readControlFile: only a
+ * regular file counts, and at most MAX_SIDECAR_BYTES + 1 bytes are read.
  */
-export async function readSidecar(path: string, hash: string, io: BoundedReader = { lstat, readBounded: nodeReadBounded }): Promise<SidecarRead> {
-  const fault = (code: string | undefined, err: unknown): SidecarRead =>
-    code === 'ENOENT'
-      ? { ok: false, fault: 'missing', detail: 'it is missing' }
-      : code === 'ELOOP'
-        ? { ok: false, fault: 'not-regular', detail: 'it is not a regular file' }
-        : { ok: false, fault: 'unreadable', detail: `it cannot be read: ${(err as Error).message}` };
-  let bytes: Uint8Array;
-  try {
-    // lstat first, so that opening never touches a device or waits on a FIFO; O_NOFOLLOW and
-    // the descriptor's own type catch an entry swapped in between.
-    if (!(await io.lstat(path)).isFile()) return { ok: false, fault: 'not-regular', detail: 'it is not a regular file' };
-    bytes = await io.readBounded(path, MAX_SIDECAR_BYTES + 1);
-  } catch (err) {
-    return fault((err as NodeJS.ErrnoException).code, err);
-  }
-  return parseSidecar(bytes, hash);
+export async function readSidecar(path: string, hash: string, io?: BoundedReader): Promise<SidecarRead> {
+  const read = await readControlFile(path, MAX_SIDECAR_BYTES, io);
+  if (read.ok) return parseSidecar(read.bytes, hash);
+  if (read.fault === 'too-large') return { ok: false, fault: 'malformed', detail: `it is longer than any encoded name (more than ${MAX_SIDECAR_BYTES} bytes)` };
+  return { ok: false, fault: read.fault, detail: read.detail };
 }
 
 /**
@@ -269,7 +270,11 @@ export const UNDECRYPTABLE_PREFIX = 'UNDECRYPTABLE ';
 /** Characters of the cipher name kept in the placeholder. */
 const UNDECRYPTABLE_NAME_CHARS = 200;
 
+/** A name of printable ASCII short enough to keep whole: the common junk, shown without the general cut below. */
+const PLAIN_ASCII = new RegExp(`^[\\x20-\\x7e]{0,${UNDECRYPTABLE_NAME_CHARS}}$`);
+
 export function undecryptableName(cipherName: string): string {
+  if (PLAIN_ASCII.test(cipherName)) return UNDECRYPTABLE_PREFIX + cipherName;
   return cutToBytes(UNDECRYPTABLE_PREFIX + withoutControls([...cipherName].slice(0, UNDECRYPTABLE_NAME_CHARS).join('')), MAX_PLAIN_NAME_BYTES);
 }
 

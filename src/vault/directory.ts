@@ -5,6 +5,9 @@ import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js
 import type { EntryKind, NameCipher } from './names.js';
 import { errno } from './tree.js';
 
+/** Directories whose last listing DirectoryDecoder keeps for the next one. */
+const MAX_REMEMBERED_DIRS = 64;
+
 /** One entry of a cipher directory as the plaintext view shows it. */
 export interface DirEntry {
   /** Name in the plaintext view. */
@@ -31,6 +34,8 @@ export interface Listing {
 /** Decodes names of one cipher directory; memoises per cipher name, since SIV is costly in JS. */
 export class DirectoryDecoder {
   private readonly memo = new Map<string, { name: string; dirId?: Uint8Array } | null>();
+  /** Per cipher directory, the decoded entries of its last listing that have no sidecar (see list). */
+  private readonly decoded = new Map<string, { dirId: Uint8Array; byName: Map<string, DirEntry> }>();
 
   constructor(
     private readonly names: NameCipher,
@@ -87,22 +92,36 @@ export class DirectoryDecoder {
     };
   }
 
-  /** Lists and decodes a whole cipher directory. */
+  /**
+   * Lists and decodes a whole cipher directory. An entry stored under its own name (no
+   * sidecar) decodes to the same result every time: those of the directory's previous listing
+   * are taken over, so that re-reading a directory of many (junk) names costs the readdir
+   * and the naming, not every name's decoding again.
+   */
   async list(cipherDir: string, dirId: Uint8Array, atRoot: boolean): Promise<Listing> {
     const raw = await this.io.readdirTypes(cipherDir);
     raw.sort((a, b) => compareCipherNames(a.name, b.name));
     const entries = new Map<string, DirEntry>();
     const namer = new ListingNamer(entries);
     const undecryptable: DirEntry[] = [];
+    const previous = this.decoded.get(cipherDir);
+    const reusable = previous && Buffer.compare(previous.dirId, dirId) === 0 ? previous.byName : undefined;
+    const byName = new Map<string, DirEntry>();
     for (const item of raw) {
       const kind = entryKind(item);
       if (kind === 'other') continue;
-      const decoded = await this.decode(cipherDir, dirId, atRoot, item.name, kind);
+      const known = reusable?.get(item.name);
+      const decoded = known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind);
       if (!decoded) continue;
-      const entry = { ...decoded, name: namer.name(decoded.name) };
+      if (decoded === known || classify(item.name, atRoot).type === 'short') byName.set(item.name, decoded);
+      const shown = namer.name(decoded.name);
+      const entry = shown === decoded.name ? decoded : { ...decoded, name: shown };
       entries.set(entry.name, entry);
       if (entry.undecryptable) undecryptable.push(entry);
     }
+    // Bounded: only the directories listed last are remembered.
+    if (this.decoded.size >= MAX_REMEMBERED_DIRS) this.decoded.clear();
+    this.decoded.set(cipherDir, { dirId, byName });
     return { entries, undecryptable };
   }
 }

@@ -6,10 +6,11 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback, type ScryptOptions } from 'node:crypto';
 import { constants as fsConstants, type Dirent } from 'node:fs';
-import { chmod, link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES } from '../crypto/ciphers.js';
+import { readControlFile } from './controlfile.js';
 import { VaultError } from './errors.js';
 import { isInside, isVaultId } from './paths.js';
 import { matchesName, SYNC_MARKERS } from './syncclients.js';
@@ -17,6 +18,8 @@ import { matchesName, SYNC_MARKERS } from './syncclients.js';
 export const KEYSTORE_FORMAT = 'sealfs-keystore';
 export const KEYSTORE_VERSION = 1;
 export const KEY_FILE_SUFFIX = '.key';
+/** Key store files are small (well under 1 KiB); anything larger is not one. */
+export const MAX_KEY_FILE_BYTES = 64 * 1024;
 
 /** Default wall-clock cost of one passphrase derivation. */
 export const DEFAULT_KDF_TARGET_MS = 500;
@@ -293,19 +296,17 @@ function damaged(path: string, why: string): VaultError {
 /** Reads and checks a key file's structure (not the passphrase). */
 export async function readKeyStoreFile(keystoreDir: string, vaultId: string): Promise<{ path: string; file: KeyStoreFile }> {
   const path = keyFilePath(keystoreDir, vaultId);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
+  const read = await readControlFile(path, MAX_KEY_FILE_BYTES);
+  if (!read.ok) {
+    if (read.fault === 'missing' || read.error?.code === 'ENOTDIR') {
       throw new VaultError('no-key', `no key for vault ${vaultId} in ${resolve(keystoreDir)}; restore it with \`sealfs key import\``);
     }
-    throw err;
+    if (read.fault === 'unreadable') throw read.error!;
+    throw damaged(path, read.detail);
   }
   let file: KeyStoreFile;
   try {
-    file = JSON.parse(text) as KeyStoreFile;
+    file = JSON.parse(read.bytes.toString('utf8')) as KeyStoreFile;
   } catch {
     throw damaged(path, 'not valid JSON');
   }

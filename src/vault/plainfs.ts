@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
 import { plainSizeShown } from '../crypto/geometry.js';
 import type { CipherIo } from './cipherio.js';
-import { emptyDirContents, quotedForLog, usesSidecar } from './ciphernames.js';
+import { emptyDirContents, quotedForLog, UNDECRYPTABLE_PREFIX, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
 import { IntegrityFailure } from './errors.js';
@@ -58,6 +58,11 @@ interface Handle {
   readonly flags: number;
 }
 
+/** Directories whose undecryptable names are remembered as told. */
+const MAX_REPORTED_DIRS = 10_000;
+/** Undecryptable names named in a directory's log line; the rest are counted. */
+const TOLD_NAMES = 3;
+
 const ACCESS_MODE = constants.O_RDONLY | constants.O_WRONLY | constants.O_RDWR;
 
 /**
@@ -69,7 +74,8 @@ export class PlainFs {
   private readonly handles = new Map<number, Handle>();
   private readonly openFiles = new Map<number, OpenFile>();
   private nextHandle = 1;
-  private readonly reportedNames = new Set<string>();
+  /** Per cipher directory, the undecryptable names last told (how many, which first). */
+  private readonly reportedJunk = new Map<string, { count: number; first: string }>();
   private readonly log: (line: string) => void;
   private readonly isRoot = process.getuid?.() === 0;
   /** The cipher-directory calls and times the vault was opened with (Vault.settings). */
@@ -107,14 +113,24 @@ export class PlainFs {
     throw err;
   }
 
+  /**
+   * A directory's listing; its undecryptable names are told in one line per directory, again
+   * only when what it holds of them changed, so that junk costs the log one line, not one
+   * per name.
+   */
   private async listing(dir: DirRef) {
     const listing = await this.tree.listing(dir);
-    for (const entry of listing.undecryptable) {
-      const key = join(dir.cipherPath, entry.cipherName);
-      if (!this.reportedNames.has(key)) {
-        this.reportedNames.add(key);
-        this.log(`undecryptable name: ${quotedForLog(key)} (listed in ${dir.plainPath} as ${quotedForLog(entry.name)})`);
-      }
+    const { undecryptable } = listing;
+    const first = undecryptable[0];
+    const told = this.reportedJunk.get(dir.cipherPath);
+    if (first && (told?.count !== undecryptable.length || told.first !== first.cipherName)) {
+      // Bounded: a provider can make any number of folders; at worst a folder is told again.
+      if (this.reportedJunk.size >= MAX_REPORTED_DIRS) this.reportedJunk.clear();
+      this.reportedJunk.set(dir.cipherPath, { count: undecryptable.length, first: first.cipherName });
+      const some = undecryptable.slice(0, TOLD_NAMES).map((entry) => quotedForLog(entry.cipherName));
+      const more = undecryptable.length > TOLD_NAMES ? `, and ${undecryptable.length - TOLD_NAMES} more` : '';
+      const names = undecryptable.length === 1 ? 'name' : 'names';
+      this.log(`${undecryptable.length} undecryptable ${names} in ${quotedForLog(dir.plainPath)} (cipher folder ${quotedForLog(dir.cipherPath)}, listed as "${UNDECRYPTABLE_PREFIX}…"): ${some.join(', ')}${more}`);
     }
     return listing;
   }

@@ -52,6 +52,7 @@ function cipherChild(dir: DirRef, cipherName: string): string {
 /** Resolves plaintext paths through cached, decrypted directory listings. */
 export class Tree {
   private readonly listings = new Map<string, CachedListing>();
+  private readonly reading = new Map<string, Promise<Listing>>();
   readonly root: DirRef;
 
   constructor(
@@ -67,9 +68,19 @@ export class Tree {
   async listing(dir: DirRef): Promise<Listing> {
     const cached = this.listings.get(dir.cipherPath);
     if (cached && Date.now() - cached.readAt < this.listingTtlMs) return cached.listing;
-    const listing = await this.decoder.list(dir.cipherPath, dir.dirId, dir.atRoot);
-    this.listings.set(dir.cipherPath, { listing, readAt: Date.now() });
-    return listing;
+    // Requests that need the same directory while it is being read wait for that one reading
+    // (a directory of 100,000 names is not read once per request in flight).
+    const reading = this.reading.get(dir.cipherPath);
+    if (reading) return reading;
+    const pending = this.decoder.list(dir.cipherPath, dir.dirId, dir.atRoot);
+    this.reading.set(dir.cipherPath, pending);
+    try {
+      const listing = await pending;
+      this.listings.set(dir.cipherPath, { listing, readAt: Date.now() });
+      return listing;
+    } finally {
+      this.reading.delete(dir.cipherPath);
+    }
   }
 
   /** Records a change made through the mount, so the listing stays right without re-reading. */

@@ -4,11 +4,12 @@
  * vault whose vault file is lost or damaged can still be unlocked through the key store
  * entry stored for its folder (so that scrub can report it and repair can restore it).
  */
-import { open, readdir, realpath } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { readControlFile } from './controlfile.js';
 import { VaultError } from './errors.js';
 import { unlockVault } from './init.js';
-import { KEY_FILE_SUFFIX, KEYSTORE_FORMAT, unlockMasterKey } from './keystore.js';
+import { KEY_FILE_SUFFIX, KEYSTORE_FORMAT, MAX_KEY_FILE_BYTES, unlockMasterKey } from './keystore.js';
 import { readVaultFile, verifyVaultFile, type StoredVaultFile, type VaultConfig } from './vaultfile.js';
 
 /** Where a passphrase comes from. */
@@ -53,25 +54,17 @@ export function unlockVaultId(vaultId: string, keystoreDir: string, passphrase: 
   return withPassphrase(passphrase, (ask) => unlockMasterKey({ keystoreDir, vaultId, passphrase: ask }));
 }
 
-/** Key store files are small; anything larger is not one. */
-const MAX_KEY_FILE_BYTES = 64 * 1024;
-
 /** Vault ids of key store entries that were stored for this cipher directory (their informational cipherDir field). */
 export async function keysStoredFor(cipherDir: string, keystoreDir: string): Promise<string[]> {
   const real = await realpath(cipherDir).catch(() => resolve(cipherDir));
   const ids: string[] = [];
   const names = await readdir(keystoreDir).catch(() => [] as string[]);
   for (const name of names.filter((n) => n.endsWith(KEY_FILE_SUFFIX))) {
+    const read = await readControlFile(join(keystoreDir, name), MAX_KEY_FILE_BYTES);
+    if (!read.ok) continue;
     try {
-      const handle = await open(join(keystoreDir, name), 'r');
-      try {
-        const buf = Buffer.alloc(MAX_KEY_FILE_BYTES);
-        const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-        const file = JSON.parse(buf.subarray(0, bytesRead).toString('utf8')) as { format?: string; vaultId?: string; cipherDir?: string };
-        if (file.format === KEYSTORE_FORMAT && file.cipherDir === real && typeof file.vaultId === 'string') ids.push(file.vaultId);
-      } finally {
-        await handle.close();
-      }
+      const file = JSON.parse(read.bytes.toString('utf8')) as { format?: string; vaultId?: string; cipherDir?: string } | null;
+      if (file?.format === KEYSTORE_FORMAT && file.cipherDir === real && typeof file.vaultId === 'string') ids.push(file.vaultId);
     } catch {
       // not a key store file we can read: skip
     }

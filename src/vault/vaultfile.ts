@@ -1,17 +1,20 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { CIPHER_NAMES, type CipherName } from '../crypto/ciphers.js';
 import { chunkSizeLog2 } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
+import { readControlFile } from './controlfile.js';
 import { VaultError } from './errors.js';
 
 /** The one control file in a cipher directory (docs/FORMAT.md §11). Holds nothing secret. */
 export const VAULT_FILE = 'sealfs.vault';
 export const VAULT_FORMAT_VERSION = 1;
 export const NAME_SCHEME = 'aes-siv-base32';
+/** A vault file is one line of settings and one of MAC, a few hundred bytes; anything larger is not one. */
+export const MAX_VAULT_FILE_BYTES = 16 * 1024;
 
 export interface VaultConfig {
   readonly format: 'sealfs-vault';
@@ -61,21 +64,24 @@ export async function writeVaultFile(cipherDir: string, config: VaultConfig, mas
  */
 export async function readVaultFile(cipherDir: string): Promise<StoredVaultFile> {
   const path = join(cipherDir, VAULT_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new VaultError('not-a-vault', `${cipherDir}: not a sealfs vault (no ${VAULT_FILE})`);
-    throw err;
+  const read = await readControlFile(path, MAX_VAULT_FILE_BYTES);
+  if (!read.ok) {
+    if (read.fault === 'missing' || read.error?.code === 'ENOTDIR') throw new VaultError('not-a-vault', `${cipherDir}: not a sealfs vault (no ${VAULT_FILE})`);
+    if (read.fault === 'unreadable') throw read.error!;
+    // Another file linked or planted under its name: the vault file is a regular file in the folder itself.
+    throw new VaultError('vault-tampered', `${path}: damaged vault file (${read.detail})`);
   }
+  const text = read.bytes.toString('utf8');
   const [body = '', macLine = ''] = text.split('\n');
-  let parsed: Partial<VaultConfig>;
+  let json: unknown;
   try {
-    parsed = JSON.parse(body) as Partial<VaultConfig>;
+    json = JSON.parse(body);
   } catch {
-    throw new VaultError('vault-tampered', `${path}: damaged vault file (not valid JSON)`);
+    throw new VaultError('vault-tampered', `${path}: damaged vault file (${body.trim() === '' ? 'empty' : 'not valid JSON'})`);
   }
+  // null, a number, a string or an array has no fields to read.
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new VaultError('not-a-vault', `${path}: not a sealfs vault file`);
+  const parsed = json as Partial<VaultConfig>;
   if (parsed.format !== 'sealfs-vault') throw new VaultError('not-a-vault', `${path}: not a sealfs vault file`);
   if (typeof parsed.version !== 'number' || parsed.version > VAULT_FORMAT_VERSION) {
     throw new VaultError('vault-too-new', `${path}: vault format version ${parsed.version} is newer than this sealfs supports (${VAULT_FORMAT_VERSION}); upgrade sealfs`);
