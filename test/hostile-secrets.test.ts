@@ -107,7 +107,9 @@ describe.skipIf(FUSE_PROBLEM !== undefined || TOOL_PROBLEM !== undefined)('the m
     const v = await h.vault();
     const serving = h.sealfsKeyed(v, 'mount', [v.mnt, '-f', '--pid-file', v.pidFile, '--log-file', v.logFile], { timeoutMs: 90_000 });
     try {
-      await waitFor('the foreground mount', () => isMounted(v.mnt), 30_000);
+      // The pid file is written just after the mount appears.
+      const pidWritten = () => readFile(v.pidFile, 'utf8').then((text) => text.trim().length > 0, () => false);
+      await waitFor('the foreground mount and its pid file', async () => (await isMounted(v.mnt)) && (await pidWritten()), 30_000);
       const pid = Number((await readFile(v.pidFile, 'utf8')).trim());
       expect(alive(pid)).toBe(true);
       await writeFile(join(v.mnt, 'probe.txt'), 'still here');
