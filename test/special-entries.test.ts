@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERRNO, errnoOf } from '../src/fs/errno.js';
+import { listDirectory } from '../src/tools/offline.js';
 import { scrubVault } from '../src/tools/scrub.js';
 import { DirectoryDecoder } from '../src/vault/directory.js';
 import { PlainFs } from '../src/vault/plainfs.js';
@@ -72,6 +73,9 @@ describe('special files and names that are not UTF-8', () => {
     expect(fresh.undecryptable).toHaveLength(6);
     fs.vault.tree.forget(dir);
     expect((await fs.readdir('/')).sort()).toEqual(expected);
+    // Offline `sealfs ls` lists them alike, as empty files.
+    const listed = await listDirectory(fs, '/');
+    expect(listed.filter((e) => e.name.startsWith('UNDECRYPTABLE ')).map((e) => [e.type, e.size])).toEqual(Array(6).fill(['file', 0]));
     const junkLines = log.filter((line) => line.includes('undecryptable names'));
     expect(junkLines).toHaveLength(1);
     expect(junkLines[0]).toMatch(/^6 undecryptable names in "\/"/);
