@@ -197,6 +197,26 @@ static uint8_t dirent_type(unsigned char t, mode_t mode, bool by_mode) {
   }
 }
 
+/* Whether s[0..len) is well-formed UTF-8 (no overlong form, surrogate or code point past U+10FFFF). */
+static bool utf8_valid(const uint8_t *s, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = s[i];
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (c < 0x80) { i++; continue; }
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; if (c == 0xe0) lo = 0xa0; if (c == 0xed) hi = 0x9f; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; if (c == 0xf0) lo = 0x90; if (c == 0xf4) hi = 0x8f; }
+    else return false;
+    if (len - i <= n) return false;
+    if (s[i + 1] < lo || s[i + 1] > hi) return false;
+    for (size_t k = 2; k <= n; k++) if (s[i + k] < 0x80 || s[i + k] > 0xbf) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 static int do_readdir(fsat_req *r, const char *rel) {
   int fd = open_dir_beneath(r->root, rel, true);
   if (fd < 0) return fd;
@@ -524,7 +544,10 @@ static napi_value make_result(napi_env env, fsat_req *r) {
       size_t at = 0;
       for (size_t i = 0; i < r->count; i++) {
         size_t len = strlen(r->text + at);
-        napi_create_string_utf8(env, r->text + at, len, &item);
+        /* A name that is not UTF-8 comes as its bytes: a string would decode it lossily, and
+           two names would become one (docs/FORMAT.md §10.4). */
+        if (utf8_valid((const uint8_t *)r->text + at, len)) napi_create_string_utf8(env, r->text + at, len, &item);
+        else napi_create_buffer_copy(env, len, r->text + at, NULL, &item);
         napi_set_element(env, names, (uint32_t)i, item);
         napi_create_uint32(env, r->types[i], &item);
         napi_set_element(env, types, (uint32_t)i, item);

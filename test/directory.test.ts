@@ -241,7 +241,10 @@ describe('DirectoryDecoder.list and PlainFs on a cipher directory', () => {
     await writeFile(join(versions, '.stignore'), '');
     fs.vault.tree.forget(dir);
 
-    for (const name of ['clutter', 'fifo', 'versions']) expect(await fs.readdir(`/${name}`), name).toEqual([]);
+    for (const name of ['clutter', 'versions']) expect(await fs.readdir(`/${name}`), name).toEqual([]);
+    // A FIFO is listed like an undecryptable name (FORMAT.md §10.4), and told as one.
+    expect(await fs.readdir('/fifo')).toEqual(['UNDECRYPTABLE pipe']);
+    expect(log.splice(0)).toEqual([expect.stringMatching(/^1 undecryptable name in "\/fifo" .*: "pipe"$/)]);
     await fs.rmdir('/clutter');
     expect(await exists(clutter)).toBe(false);
     expect(log).toEqual([]);
@@ -692,7 +695,11 @@ describe('the mount and scrub read every cipher name alike', () => {
       else if (p.kind === 'missing-sidecar' || p.kind === 'bad-sidecar') {
         for (const name of entries) if (usesSidecar(name, p.rel.slice(0, -'.sfn'.length))) view.set(name, 'undecryptable');
       } else if (p.kind === 'duplicate-name' || p.kind === 'conflicting-identity') view.set(p.rel, p.plainPath!.slice(1));
-      else others.push(`${p.kind} ${p.rel}`);
+      else {
+        // A FIFO, socket or device: the mount lists it as undecryptable too.
+        if (p.kind === 'unexpected-type' && view.has(p.rel)) view.set(p.rel, 'undecryptable');
+        others.push(`${p.kind} ${p.rel}`);
+      }
     }
     return { view, others: others.sort() };
   }

@@ -32,6 +32,7 @@ export const TIERS = {
     'randomaccess',
     'recovery',
     'roundtrip',
+    'special-entries',
     'sync-names',
     'tamper',
     'tiers',
@@ -39,7 +40,7 @@ export const TIERS = {
     'vectors',
     'vectors.independent',
   ],
-  mount: ['hostile-junk', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
   integration: ['backup', 'cli-init', 'hostile-control', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 

@@ -21,7 +21,7 @@ import { HEADER_BYTES, MIN_CHUNK_LOG2, parseHeader } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
 import { chunkCount, chunksPerBatch, isRunDefect, plainSizeOf, runChunkAt, runChunkOffset, runOfSealed, runSealedLength, sealedChunkOffset } from '../crypto/geometry.js';
 import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
-import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, undecryptableName } from '../vault/ciphernames.js';
+import { classify, compareCipherNames, displayName, entryKind, escapedBytes, ListingNamer, nonCanonicalForm, readSidecar, undecryptableName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
 import { NameCipher, ROOT_DIR_ID, type EntryKind } from '../vault/names.js';
@@ -456,6 +456,16 @@ class Scrubber {
           type: 'none',
           reason: 'remove it: sealfs never creates such entries',
         });
+        if (dir.plain !== null) shown.set(namer.name(undecryptableName(name)), null);
+        continue;
+      }
+      // Its bytes have no string that reaches it: it is reported, never read (FORMAT.md §10.4).
+      if (type.type === 'not-utf8') {
+        this.problem('undecryptable-name', escapedBytes(rel), null, null, `the ${kindWord(kind)} name is not UTF-8 (its bytes: ${escapedBytes(name)}), so it cannot be an encoded name; its contents are not checked`, {
+          type: 'none',
+          reason: 'sealfs never writes such a name; if the entry is not yours, move it out of the vault',
+        });
+        if (dir.plain !== null) shown.set(namer.name(undecryptableName(name)), null);
         continue;
       }
       // A sidecar: checked against its entry, never decrypted on its own.
@@ -717,7 +727,7 @@ export async function countCipherTree(cipherDir: string, skipUnchanged?: Readonl
     }
     for (const item of items) {
       const type = classify(item.name, !rel).type;
-      if (type === 'vault-file' || type === 'sync-client' || type === 'sidecar') continue;
+      if (type === 'vault-file' || type === 'sync-client' || type === 'sidecar' || type === 'not-utf8') continue;
       const childRel = relJoin(rel, item.name);
       if (item.isDirectory()) await walk(childRel);
       else if (item.isFile()) {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { escapedBytes, isNotUtf8, nameFromBytes } from './ciphernames.js';
 import { fsatAddon, FsatOp, type FsatAddon } from './fsat.js';
 
 /** A bounded read of a small control file (a long-name sidecar): ciphernames.readSidecar. */
@@ -113,6 +114,13 @@ class CipherDirent implements fs.Dirent {
   isBlockDevice(): boolean { return this.kind === DirentType.block; }
 }
 
+function notUtf8(path: string): NodeJS.ErrnoException {
+  const err = new Error(`EILSEQ: cipher path ${escapedBytes(path)} has a name that is not UTF-8`) as NodeJS.ErrnoException;
+  err.code = 'EILSEQ';
+  err.path = path;
+  return err;
+}
+
 function outside(path: string, root: string): NodeJS.ErrnoException {
   const err = new Error(`EXDEV: cipher path ${path} is outside the vault ${root}`) as NodeJS.ErrnoException;
   err.code = 'EXDEV';
@@ -138,6 +146,8 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
   const call = direct ? addon.fsat : addon.fsatAsync;
   const at = async (op: FsatOp, path: string, path2: string | null = null, a = 0, b = 0, c = 0, d = 0, data: Buffer | null = null) => {
     if (path !== rootPath && !path.startsWith(prefix)) throw outside(path, rootPath);
+    // Such a name has no string the calls could pass on: it would reach another entry's bytes.
+    if (isNotUtf8(path) || (path2 !== null && isNotUtf8(path2))) throw notUtf8(isNotUtf8(path) ? path : path2!);
     if (path2 !== null && op !== FsatOp.symlink && path2 !== rootPath && !path2.startsWith(prefix)) throw outside(path2, rootPath);
     if (rootFd === undefined) {
       rootFd = addon.fsatOpenRoot(rootPath);
@@ -145,7 +155,11 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     }
     return call(op, rootFd, skip, path, path2, a, b, c, d, data);
   };
-  const list = async (path: string) => (await at(FsatOp.readdir, path)) as { names: string[]; types: number[] };
+  // A name that is not UTF-8 comes as its bytes (native/sealfs_fsat.c): see nameFromBytes.
+  const list = async (path: string) => {
+    const { names, types } = (await at(FsatOp.readdir, path)) as { names: (string | Buffer)[]; types: number[] };
+    return { names: names.map((name) => (typeof name === 'string' ? name : nameFromBytes(name))), types };
+  };
   const io: CipherIo = {
     direct,
     lstat: async (p) => new CipherStats((await at(FsatOp.lstat, p)) as Float64Array),

@@ -25,13 +25,47 @@ export type CipherNameType =
   /** A long-name entry `<hash>.sfl`; its encoded name is in `sidecar`, `<hash>.sfn`. */
   | { readonly type: 'long'; readonly hash: string; readonly sidecar: string; readonly conflict: string }
   /** Any other name: an entry stored under its encoded name (which may be '': it cannot decrypt). */
-  | { readonly type: 'short'; readonly encoded: string; readonly conflict: string };
+  | { readonly type: 'short'; readonly encoded: string; readonly conflict: string }
+  /** A name whose bytes are not UTF-8 (see nameFromBytes): listed as undecryptable, never addressed. */
+  | { readonly type: 'not-utf8' };
+
+/**
+ * The string for a cipher name that is not valid UTF-8 (docs/FORMAT.md §10.4): every byte
+ * below 0x80 as that character, every other byte b as the lone surrogate U+DC00 + b. No UTF-8
+ * name decodes to a lone surrogate, so the result never equals another entry's name, two
+ * different byte strings never give the same string, and the same bytes give the same string
+ * in every listing. (Decoding with U+FFFD would merge `x\xff` and `x\xfe` into one name.)
+ */
+export function nameFromBytes(bytes: Uint8Array): string {
+  let name = '';
+  for (const byte of bytes) name += String.fromCharCode(byte < 0x80 ? byte : 0xdc00 + byte);
+  return name;
+}
+
+/** A name made by nameFromBytes: one with a lone surrogate. */
+const NOT_UTF8 = /\p{Surrogate}/u;
+
+/** Whether `name` (a cipher name or path) holds a name that is not UTF-8 (nameFromBytes). */
+export function isNotUtf8(name: string): boolean {
+  return NOT_UTF8.test(name);
+}
+
+/** The bytes of a name that is not UTF-8, escaped for a reader: `x\xff` (nameFromBytes reversed). */
+export function escapedBytes(name: string): string {
+  let text = '';
+  for (const char of name) {
+    const code = char.charCodeAt(0);
+    text += code >= 0xdc80 && code <= 0xdcff ? `\\x${(code - 0xdc00).toString(16)}` : char;
+  }
+  return text;
+}
 
 /** The longest run of base32 characters a name starts with, and the rest. */
 const BASE32_PREFIX = /^([a-z2-7]*)([\s\S]*)$/;
 
 /** Classifies one name of a cipher directory (`atRoot`: of the vault's root directory). */
 export function classify(name: string, atRoot: boolean): CipherNameType {
+  if (isNotUtf8(name)) return { type: 'not-utf8' };
   if (atRoot && name === VAULT_FILE) return { type: 'vault-file' };
   if (isSyncClientFile(name)) return { type: 'sync-client' };
   const [, prefix = '', rest = ''] = BASE32_PREFIX.exec(name) ?? [];
@@ -169,6 +203,7 @@ export function emptyDirContents(entries: readonly Dirent[]): EmptyDirContents {
   for (const entry of entries) {
     const type = classify(entry.name, false).type;
     const kind = entryKind(entry);
+    if (type === 'not-utf8') return { empty: false };
     // A sidecar's entry, if any, is an entry of this directory itself.
     if (type === 'short' || type === 'long') {
       if (kind !== 'other') return { empty: false };
@@ -275,7 +310,8 @@ const PLAIN_ASCII = new RegExp(`^[\\x20-\\x7e]{0,${UNDECRYPTABLE_NAME_CHARS}}$`)
 
 export function undecryptableName(cipherName: string): string {
   if (PLAIN_ASCII.test(cipherName)) return UNDECRYPTABLE_PREFIX + cipherName;
-  return cutToBytes(UNDECRYPTABLE_PREFIX + withoutControls([...cipherName].slice(0, UNDECRYPTABLE_NAME_CHARS).join('')), MAX_PLAIN_NAME_BYTES);
+  const shown = isNotUtf8(cipherName) ? escapedBytes(cipherName) : cipherName;
+  return cutToBytes(UNDECRYPTABLE_PREFIX + withoutControls([...shown].slice(0, UNDECRYPTABLE_NAME_CHARS).join('')), MAX_PLAIN_NAME_BYTES);
 }
 
 /**

@@ -23,6 +23,11 @@ export interface DirEntry {
   readonly conflict?: string;
   /** The name could not be decrypted; shown under a marked placeholder name. */
   readonly undecryptable?: boolean;
+  /**
+   * A FIFO, socket or device, or a name that is not UTF-8 (also undecryptable): listed so
+   * that the user sees it, shown as an empty file without access, never opened or followed.
+   */
+  readonly opaque?: boolean;
 }
 
 export interface Listing {
@@ -69,6 +74,7 @@ export class DirectoryDecoder {
    */
   async decode(cipherDir: string, dirId: Uint8Array, atRoot: boolean, cipherName: string, kind: EntryKind): Promise<DirEntry | undefined> {
     const type = classify(cipherName, atRoot);
+    if (type.type === 'not-utf8') return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true, opaque: true };
     if (type.type !== 'short' && type.type !== 'long') return undefined;
     let encoded: string | undefined;
     if (type.type === 'long') {
@@ -109,11 +115,10 @@ export class DirectoryDecoder {
     const byName = new Map<string, DirEntry>();
     for (const item of raw) {
       const kind = entryKind(item);
-      if (kind === 'other') continue;
       const known = reusable?.get(item.name);
-      const decoded = known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind);
+      const decoded = kind === 'other' ? opaqueEntry(item.name, atRoot) : known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind);
       if (!decoded) continue;
-      if (decoded === known || classify(item.name, atRoot).type === 'short') byName.set(item.name, decoded);
+      if (kind !== 'other' && (decoded === known || classify(item.name, atRoot).type === 'short')) byName.set(item.name, decoded);
       const shown = namer.name(decoded.name);
       const entry = shown === decoded.name ? decoded : { ...decoded, name: shown };
       entries.set(entry.name, entry);
@@ -124,4 +129,15 @@ export class DirectoryDecoder {
     this.decoded.set(cipherDir, { dirId, byName });
     return { entries, undecryptable };
   }
+}
+
+/**
+ * A FIFO, socket or device in a cipher directory: listed like an undecryptable name (as an
+ * empty file, see DirEntry.opaque), unless its name is one no listing shows (the vault
+ * file, a sync client's file).
+ */
+function opaqueEntry(cipherName: string, atRoot: boolean): DirEntry | undefined {
+  const type = classify(cipherName, atRoot).type;
+  if (type === 'vault-file' || type === 'sync-client') return undefined;
+  return { name: undecryptableName(cipherName), cipherName, kind: 'file', undecryptable: true, opaque: true };
 }

@@ -140,6 +140,11 @@ export class PlainFs {
   async getattr(plainPath: string): Promise<PlainStat> {
     if (plainPath === '/') return this.statOf(await this.io.lstat(this.tree.root.cipherPath));
     const found = await this.tree.resolve(plainPath);
+    // Never looked at itself (a FIFO, a name no string reaches): an empty file no mode lets open.
+    if (found.entry.opaque) {
+      const dir = await this.io.lstat(found.parent.cipherPath);
+      return { ...this.statOf(dir), mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 };
+    }
     let st: Stats;
     try {
       st = await this.io.lstat(found.cipherPath);
