@@ -16,7 +16,7 @@ export const ERRNO = osConstants.errno as Readonly<Record<string, number>>;
  */
 const ORDINARY = new Set([
   'ENOENT', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'EROFS', 'EACCES', 'EPERM', 'EINVAL', 'EBADF', 'EXDEV', 'ENOSPC',
-  'ENAMETOOLONG', 'EDQUOT', 'EFBIG', 'EMLINK', 'ELOOP', 'ETXTBSY', 'EBUSY', 'EMFILE', 'ENFILE', 'EAGAIN', 'EINTR',
+  'ENAMETOOLONG', 'EDQUOT', 'EFBIG', 'EMLINK', 'ELOOP', 'ETXTBSY', 'EBUSY', 'EMFILE', 'ENFILE', 'EAGAIN', 'EINTR', 'EILSEQ',
 ]);
 
 /**
