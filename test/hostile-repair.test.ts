@@ -7,8 +7,11 @@
  * repaired (exit 9), the file swapped for a link is replaced inside the vault, and a file
  * swapped for a FIFO is reported without being opened.
  *
+ * Likewise `sealfs restore` into an existing folder that the provider swaps for a link to a
+ * decoy folder while the backup downloads: nothing is moved into the decoy.
+ *
  * Real rclone with a local remote; the provider acts from a wrapper that runs just before the
- * real rclone fetches the copies.
+ * real rclone downloads.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -34,10 +37,11 @@ beforeAll(async () => {
   await mkdir(bin);
   const real = execFileSync('sh', ['-c', 'command -v rclone'], { encoding: 'utf8' }).trim();
   // The provider's move: the script named by $DURING_FETCH runs once, right before the
-  // real rclone downloads repair's copies (`--files-from`).
+  // real rclone runs with an argument matching $DURING_FETCH_ON (repair's download of the
+  // copies: \`--files-from\`; restore's download into its staging folder).
   await writeFile(
     join(bin, 'rclone'),
-    `#!/bin/sh\nfor a in "$@"; do\n  if [ "$a" = --files-from ] && [ -f "$DURING_FETCH" ]; then sh -e "$DURING_FETCH" || exit 99; rm -f "$DURING_FETCH"; fi\ndone\nexec '${real}' "$@"\n`,
+    `#!/bin/sh\nfor a in "$@"; do\n  case "$a" in $DURING_FETCH_ON) if [ -f "$DURING_FETCH" ]; then sh -e "$DURING_FETCH" || exit 99; rm -f "$DURING_FETCH"; fi;; esac\ndone\nexec '${real}' "$@"\n`,
   );
   await chmod(join(bin, 'rclone'), 0o755);
   env = {
@@ -49,6 +53,7 @@ beforeAll(async () => {
     TMPDIR: join(root, 'tmp'),
     RCLONE_CONFIG: join(root, 'no-rclone.conf'),
     DURING_FETCH: join(root, 'during-fetch.sh'),
+    DURING_FETCH_ON: '--files-from',
   };
 }, 60_000);
 
@@ -181,5 +186,28 @@ describe('repair with folders swapped for links to decoys (real rclone)', { time
     expect(again.code).toBe(EXIT.OK);
     expect(await readsBackExactly(v)).toEqual([]);
     expect(await digest(decoys)).toEqual(before);
+  });
+
+  it('restore into an existing folder that becomes a link to a decoy during the download: nothing lands there (exit 3)', async () => {
+    const v = await makeVaultIn(root, 1);
+    const remote = join(root, 'backup-restore');
+    expect((await runCli(['backup', v.cipherDir, remote], env)).code).toBe(EXIT.OK);
+    const parent = join(root, 'sync');
+    const target = join(parent, 'vault');
+    await mkdir(join(target, '.stfolder'), { recursive: true });
+    // An empty folder with a marker: what the re-check after the download accepts.
+    const decoy = join(root, 'decoy-folder');
+    await mkdir(join(decoy, '.stfolder'), { recursive: true });
+    const before = await digest(decoy);
+    await writeFile(env.DURING_FETCH!, `mv ${sq(target)} ${sq(join(root, 'moved-target'))}\nln -s ${sq(decoy)} ${sq(target)}\n`);
+
+    const run = await runCli(['restore', remote, target, ...keyArgs(v)], { ...env, DURING_FETCH_ON: '*.sealfs-restore-*' });
+    expect(await lstat(env.DURING_FETCH!).catch(() => 'ran')).toBe('ran');
+    expect(await digest(decoy)).toEqual(before);
+    expect(run.stderr).toBe(`sealfs: ${target}: it was replaced by a symbolic link or a non-folder during the restore; nothing more was moved into it\n`);
+    expect(run.code).toBe(EXIT.IO);
+    expect(await readdir(parent)).toEqual(['vault']); // the staging folder is gone
+    expect(await readdir(join(root, 'moved-target'))).toEqual(['.stfolder']);
+    expect(await readdir(join(root, 'tmp'))).toEqual([]);
   });
 });

@@ -261,8 +261,13 @@ export async function checkRestoreTarget(cipherDir: string): Promise<void> {
  * place only when the whole download succeeded (a failed restore leaves nothing behind).
  */
 export async function restoreCipherDir(remote: string, cipherDir: string, options: RcloneOptions = {}): Promise<TransferSummary> {
-  const target = resolve(cipherDir);
+  let target = resolve(cipherDir);
   await checkRestoreTarget(target);
+  // An existing folder is the one its path names now (a link the user made is followed
+  // once, here); from then on it is reached only through the confined calls, rooted at its
+  // parent, where the staging folder is made too.
+  const existing = (await isEmptyFolder(target)) !== undefined;
+  if (existing) target = await realpath(target);
   const staging = join(dirname(target), `.${basename(target)}.sealfs-restore-${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { mode: 0o700 });
   try {
@@ -271,25 +276,40 @@ export async function restoreCipherDir(remote: string, cipherDir: string, option
       throw noVaultIn(remote);
     }
     await checkRestoreTarget(target);
-    if ((await isEmptyFolder(target)) === undefined) {
+    if (!existing) {
+      // rename(2) of a folder never lands in a link planted at the target (ENOTDIR) nor in a
+      // folder that is not empty (ENOTEMPTY).
       await rename(staging, target);
     } else {
-      // Node's path-based rename stays here: the staging folder is ours, the target is the
-      // folder the user named, and a provider syncing into it can only add entries by the
-      // final name, which rename(2) never follows (an entry planted there since the check
-      // is replaced or, if a non-empty folder, refused; either way nothing outside changes).
-      const present = new Set(await readdir(target));
-      for (const name of await readdir(staging)) {
-        // The folder's own sync-client markers stay; everything else was checked absent.
-        if (present.has(name) && isSyncClientMarker(name)) continue;
-        await rename(join(staging, name), join(target, name));
-      }
+      await moveIntoFolder(staging, target);
       await rm(staging, { recursive: true, force: true });
     }
     return summary;
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/**
+ * Moves what `staging` holds into the existing folder `target` (its sibling). The target is
+ * what a sync client shares with the provider, who may swap it for a link to another folder
+ * after the checks: the moves go through the confined calls beneath the parent folder, so
+ * such a target fails (ELOOP, ENOTDIR) instead of receiving, or overwriting, anything.
+ */
+async function moveIntoFolder(staging: string, target: string): Promise<void> {
+  const io = cipherIoFor({ directIo: false }, dirname(target));
+  try {
+    const present = new Set(await io.readdir(target));
+    for (const name of await readdir(staging)) {
+      // The folder's own sync-client markers stay; everything else was checked absent.
+      if (present.has(name) && isSyncClientMarker(name)) continue;
+      await io.rename(join(staging, name), join(target, name));
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ELOOP' && code !== 'ENOTDIR' && code !== 'EXDEV') throw err;
+    throw new ToolError('target', `${target}: it was replaced by a symbolic link or a non-folder during the restore; nothing more was moved into it`);
   }
 }
 
