@@ -38,7 +38,7 @@ beforeAll(async () => {
   const real = execFileSync('sh', ['-c', 'command -v rclone'], { encoding: 'utf8' }).trim();
   // The provider's move: the script named by $DURING_FETCH runs once, right before the
   // real rclone runs with an argument matching $DURING_FETCH_ON (repair's download of the
-  // copies: \`--files-from\`; restore's download into its staging folder).
+  // copies: --files-from; restore's download into its staging folder).
   await writeFile(
     join(bin, 'rclone'),
     `#!/bin/sh\nfor a in "$@"; do\n  case "$a" in $DURING_FETCH_ON) if [ -f "$DURING_FETCH" ]; then sh -e "$DURING_FETCH" || exit 99; rm -f "$DURING_FETCH"; fi;; esac\ndone\nexec '${real}' "$@"\n`,
