@@ -5,12 +5,15 @@
  * directory stops a backup before anything is sent.
  */
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { chmod, copyFile, lchown, lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import * as fsc from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
+import { lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
+import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
 import { isSyncClientMarker } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
@@ -258,8 +261,13 @@ export async function checkRestoreTarget(cipherDir: string): Promise<void> {
  * place only when the whole download succeeded (a failed restore leaves nothing behind).
  */
 export async function restoreCipherDir(remote: string, cipherDir: string, options: RcloneOptions = {}): Promise<TransferSummary> {
-  const target = resolve(cipherDir);
+  let target = resolve(cipherDir);
   await checkRestoreTarget(target);
+  // An existing folder is the one its path names now (a link the user made is followed
+  // once, here); from then on it is reached only through the confined calls, rooted at its
+  // parent, where the staging folder is made too.
+  const existing = (await isEmptyFolder(target)) !== undefined;
+  if (existing) target = await realpath(target);
   const staging = join(dirname(target), `.${basename(target)}.sealfs-restore-${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { mode: 0o700 });
   try {
@@ -268,21 +276,40 @@ export async function restoreCipherDir(remote: string, cipherDir: string, option
       throw noVaultIn(remote);
     }
     await checkRestoreTarget(target);
-    if ((await isEmptyFolder(target)) === undefined) {
+    if (!existing) {
+      // rename(2) of a folder never lands in a link planted at the target (ENOTDIR) nor in a
+      // folder that is not empty (ENOTEMPTY).
       await rename(staging, target);
     } else {
-      const present = new Set(await readdir(target));
-      for (const name of await readdir(staging)) {
-        // The folder's own sync-client markers stay; everything else was checked absent.
-        if (present.has(name) && isSyncClientMarker(name)) continue;
-        await rename(join(staging, name), join(target, name));
-      }
+      await moveIntoFolder(staging, target);
       await rm(staging, { recursive: true, force: true });
     }
     return summary;
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/**
+ * Moves what `staging` holds into the existing folder `target` (its sibling). The target is
+ * what a sync client shares with the provider, who may swap it for a link to another folder
+ * after the checks: the moves go through the confined calls beneath the parent folder, so
+ * such a target fails (ELOOP, ENOTDIR) instead of receiving, or overwriting, anything.
+ */
+async function moveIntoFolder(staging: string, target: string): Promise<void> {
+  const io = cipherIoFor({ directIo: false }, dirname(target));
+  try {
+    const present = new Set(await io.readdir(target));
+    for (const name of await readdir(staging)) {
+      // The folder's own sync-client markers stay; everything else was checked absent.
+      if (present.has(name) && isSyncClientMarker(name)) continue;
+      await io.rename(join(staging, name), join(target, name));
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ELOOP' && code !== 'ENOTDIR' && code !== 'EXDEV') throw err;
+    throw new ToolError('target', `${target}: it was replaced by a symbolic link or a non-folder during the restore; nothing more was moved into it`);
   }
 }
 
@@ -335,19 +362,162 @@ function fetchPath(p: ScrubProblem): string | undefined {
   }
 }
 
-/** Copies a file or symbolic link (not following it). */
-async function copyEntry(from: string, to: string): Promise<void> {
-  const st = await lstat(from);
-  if (st.isSymbolicLink()) await symlink(await readlink(from), to);
-  else await copyFile(from, to);
+/** Bytes moved per read when copying into or out of the cipher directory. */
+const COPY_BYTES = 1 << 20;
+const fdRead = promisify(fsc.read);
+const fdWrite = promisify(fsc.write);
+const fdChmod = promisify(fsc.fchmod);
+const fdChown = promisify(fsc.fchown);
+const fdUtimes = promisify(fsc.futimes);
+const fdSync = promisify(fsc.fsync);
+
+/** Copies everything descriptor `from` holds to descriptor `to`, at the same offsets. */
+async function copyDescriptor(from: number, to: number): Promise<void> {
+  const buffer = Buffer.alloc(COPY_BYTES);
+  for (let at = 0; ; ) {
+    const { bytesRead } = await fdRead(from, buffer, 0, buffer.length, at);
+    if (bytesRead === 0) return;
+    for (let done = 0; done < bytesRead; ) done += (await fdWrite(to, buffer, done, bytesRead - done, at + done)).bytesWritten;
+    at += bytesRead;
+  }
 }
 
-async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+function missingIsUndefined(err: NodeJS.ErrnoException): undefined {
+  if (err.code === 'ENOENT') return undefined;
+  throw err;
+}
+
+function typeWord(st: Stats): string {
+  return st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+}
+
+/** A confined call's refusal, said as what it means for a repair. */
+function inVaultError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ELOOP' || e.code === 'ENOTDIR' || e.code === 'EXDEV') {
+    return `${e.path ?? 'its path'}: a folder on the way is a symbolic link or not a folder (planted in the cipher directory? a link there is never followed)`;
+  }
+  return e.message;
+}
+
+/**
+ * Repair's calls inside the cipher directory, all through the confined io (cipherio.ts): the
+ * provider may have swapped a folder for a link before the scrub or while the copies were
+ * being fetched, and such a path fails (ELOOP, ENOTDIR) and is reported instead of leading
+ * out of the vault. The quarantine folder and the fetched copies are ours, outside the vault,
+ * and keep Node's calls.
+ */
+class RepairWriter {
+  private readonly io: CipherIo;
+  /** Whether anything was copied into the quarantine folder. */
+  used = false;
+
+  constructor(
+    private readonly cipherDir: string,
+    private readonly quarantine: string,
+  ) {
+    this.io = cipherIoFor({ directIo: false }, cipherDir);
+  }
+
+  path(rel: string): string {
+    return join(this.cipherDir, ...rel.split('/'));
+  }
+
+  lstat(rel: string): Promise<Stats | undefined> {
+    return this.io.lstat(this.path(rel)).catch(missingIsUndefined);
+  }
+
+  /**
+   * Copies the entry at `rel` (a file or symbolic link) into the quarantine folder; returns
+   * where, and the entry's identity, or undefined when there is none. The vault side is read
+   * through a confined descriptor rather than moved with rename(2): a rename would take the
+   * entry out of the vault along a path the provider may have changed, and the copy lets
+   * the caller check that what it removes afterwards is the entry that was kept.
+   */
+  async keepAside(rel: string): Promise<{ kept: string; dev: number; ino: number } | undefined> {
+    const current = this.path(rel);
+    const st = await this.lstat(rel);
+    if (!st) return undefined;
+    const kept = join(this.quarantine, ...rel.split('/'));
+    await mkdir(dirname(kept), { recursive: true, mode: 0o700 });
+    if (st.isSymbolicLink()) {
+      await symlink(await this.io.readlink(current), kept);
+      this.used = true;
+      return { kept, dev: st.dev, ino: st.ino };
+    }
+    if (!st.isFile()) throw new Error(`${current} is ${typeWord(st)}, not what the scrub checked; nothing was moved`);
+    const fd = await this.io.open(current, fsc.constants.O_RDONLY);
+    try {
+      const opened = await this.io.fstat(fd);
+      const out = await open(kept, 'wx', 0o600);
+      this.used = true;
+      try {
+        await copyDescriptor(fd, out.fd);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      return { kept, dev: opened.dev, ino: opened.ino };
+    } finally {
+      await this.io.close(fd);
+    }
+  }
+
+  /**
+   * Removes the entry at `rel` once kept aside, if it is still the one kept. An entry planted
+   * in its place since is left alone; whatever is removed, it is removed inside the vault.
+   */
+  async removeKept(rel: string, kept: { dev: number; ino: number }): Promise<void> {
+    const now = await this.lstat(rel);
+    if (!now) return;
+    if (now.dev !== kept.dev || now.ino !== kept.ino) throw new Error(`${this.path(rel)} changed while it was being set aside; it was left in place`);
+    await this.io.unlink(this.path(rel));
+  }
+
+  /**
+   * Puts the verified copy `copy` (a file or link in our download folder) in place of `rel`:
+   * written next to it under a temporary name, the old entry kept aside, then renamed over
+   * it, every step confined to the vault. Returns where the old entry was kept.
+   */
+  async replace(rel: string, copy: string): Promise<string | undefined> {
+    const target = this.path(rel);
+    const temp = join(dirname(target), `.sealfs-repair-${randomBytes(6).toString('hex')}.tmp`);
+    const old = await this.lstat(rel);
+    if (old && !old.isFile() && !old.isSymbolicLink()) throw new Error(`${target} is ${typeWord(old)} now, not what the scrub checked; nothing was changed`);
+    const owner = old && process.getuid?.() === 0 ? old : undefined;
+    const fetched = await lstat(copy);
+    let made = false;
+    try {
+      if (fetched.isSymbolicLink()) {
+        await this.io.symlink(await readlink(copy), temp);
+        made = true;
+        if (owner) await this.io.lchown(temp, owner.uid, owner.gid);
+      } else {
+        const fd = await this.io.open(temp, fsc.constants.O_WRONLY | fsc.constants.O_CREAT | fsc.constants.O_EXCL, 0o600);
+        made = true;
+        try {
+          const from = await open(copy, 'r');
+          try {
+            await copyDescriptor(from.fd, fd);
+          } finally {
+            await from.close();
+          }
+          // The old file's permission bits, never set-id bits (the provider sets those).
+          await fdChmod(fd, (old && old.isFile() ? old.mode : fetched.mode) & 0o777);
+          await fdUtimes(fd, fetched.atime, fetched.mtime);
+          if (owner) await fdChown(fd, owner.uid, owner.gid);
+          await fdSync(fd);
+        } finally {
+          await this.io.close(fd);
+        }
+      }
+      const kept = await this.keepAside(rel);
+      await this.io.rename(temp, target);
+      return kept?.kept;
+    } catch (err) {
+      if (made) await this.io.unlink(temp).catch(() => {});
+      throw err;
+    }
   }
 }
 
@@ -365,16 +535,7 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
   if (isInside(await resolveLoosely(quarantine), await realpath(cipherDir))) {
     throw new ToolError('overlap', `the quarantine folder ${quarantine} would be inside the cipher directory; set XDG_STATE_HOME to a folder outside it`);
   }
-  let quarantineUsed = false;
-  const keepAside = async (rel: string): Promise<string | undefined> => {
-    const current = join(cipherDir, rel);
-    if (!(await lstat(current).then(() => true, () => false))) return undefined;
-    const kept = join(quarantine, ...rel.split('/'));
-    await mkdir(dirname(kept), { recursive: true, mode: 0o700 });
-    await copyEntry(current, kept);
-    quarantineUsed = true;
-    return kept;
-  };
+  const writer = new RepairWriter(cipherDir, quarantine);
 
   const wanted = before.problems.map(fetchPath).filter((r): r is string => r !== undefined);
   const workDir = await tempFolder('sealfs-repair-', options.env);
@@ -390,9 +551,13 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
         continue;
       }
       if (remedy.type === 'set-aside') {
-        const kept = await keepAside(problem.rel);
-        if (kept) await rm(join(cipherDir, problem.rel), { force: true });
-        outcomes.push({ problem, repaired: true, detail: 'moved out of the vault', ...(kept ? { keptAt: kept } : {}) });
+        try {
+          const kept = await writer.keepAside(problem.rel);
+          if (kept) await writer.removeKept(problem.rel, kept);
+          outcomes.push({ problem, repaired: true, detail: 'moved out of the vault', ...(kept ? { keptAt: kept.kept } : {}) });
+        } catch (err) {
+          outcomes.push({ problem, repaired: false, detail: `could not be moved out of the vault: ${inVaultError(err)}` });
+        }
         continue;
       }
       const rel = fetchPath(problem)!;
@@ -410,30 +575,17 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
         outcomes.push({ problem, repaired: false, detail: `the backup copy does not verify either (${fault}); nothing was changed` });
         continue;
       }
-      const target = join(cipherDir, problem.rel);
-      const temp = join(dirname(target), `.sealfs-repair-${randomBytes(6).toString('hex')}.tmp`);
-      const old = await lstat(target).catch(() => undefined);
       try {
-        await copyEntry(copy, temp);
-        const fetched = await lstat(copy);
-        if (!fetched.isSymbolicLink()) {
-          await chmod(temp, old && !old.isSymbolicLink() ? old.mode & 0o7777 : fetched.mode & 0o7777);
-          await utimes(temp, fetched.atime, fetched.mtime);
-          await syncFile(temp);
-        }
-        if (old && process.getuid?.() === 0) await lchown(temp, old.uid, old.gid);
-        const kept = await keepAside(problem.rel);
-        await rename(temp, target);
+        const kept = await writer.replace(problem.rel, copy);
         const what = kept ? `replaced by the verified copy from ${options.remote}` : `restored from the verified copy in ${options.remote}`;
         outcomes.push({ problem, repaired: true, detail: what, ...(kept ? { keptAt: kept } : {}) });
       } catch (err) {
-        await rm(temp, { force: true });
-        outcomes.push({ problem, repaired: false, detail: `could not be put in place: ${(err as Error).message}` });
+        outcomes.push({ problem, repaired: false, detail: `could not be put in place: ${inVaultError(err)}` });
       }
     }
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
   const after = await scrubVault({ cipherDir, masterKey: options.masterKey, backend: options.backend });
-  return { outcomes, after, ...(quarantineUsed ? { quarantine } : {}) };
+  return { outcomes, after, ...(writer.used ? { quarantine } : {}) };
 }
