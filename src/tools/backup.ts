@@ -13,7 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
-import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
+import { cipherIoFor, nodeReadBounded, type CipherIo } from '../vault/cipherio.js';
 import { isSyncClientMarker } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
@@ -64,7 +64,6 @@ export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly 
     const real = await resolveLoosely(dir);
     if (isInside(real, root)) findings.push(`${real}: the key store folder is inside the cipher directory`);
   }
-  const head = Buffer.alloc(KEY_SCAN_BYTES);
   async function walk(dir: string): Promise<void> {
     let items: Dirent[];
     try {
@@ -77,20 +76,18 @@ export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly 
       const path = join(dir, item.name);
       if (item.isDirectory()) await walk(path);
       else if (item.isFile()) {
-        let handle;
+        // The provider may swap the file for a FIFO or a link after the listing: the bounded
+        // read opens without following links or waiting on a FIFO, and reads regular files only.
+        let size: number;
+        let start: Buffer;
         try {
-          handle = await open(path, 'r');
+          size = (await lstat(path)).size;
+          start = Buffer.from(await nodeReadBounded(path, KEY_SCAN_BYTES));
         } catch {
-          continue;
+          continue; // gone, or no longer a regular file: nothing of ours to find there
         }
-        try {
-          const size = (await handle.stat()).size;
-          const { bytesRead } = await handle.read(head, 0, Math.min(KEY_SCAN_BYTES, size), 0);
-          const what = keyMaterialIn(head.subarray(0, bytesRead), size);
-          if (what) findings.push(`${path}: ${what}`);
-        } finally {
-          await handle.close();
-        }
+        const what = keyMaterialIn(start, size);
+        if (what) findings.push(`${path}: ${what}`);
       }
     }
   }
