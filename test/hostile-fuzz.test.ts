@@ -28,7 +28,10 @@ import { openVault } from '../src/vault/vault.js';
 import { MAX_VAULT_FILE_BYTES, readVaultFile, verifyVaultFile, VAULT_FILE, type VaultConfig } from '../src/vault/vaultfile.js';
 import { runCli } from '../src/cli/program.js';
 import { Readable, Writable } from 'node:stream';
-import { feedStream, same } from './helpers.js';
+import type { BackendName } from '../src/crypto/backend.js';
+import { BACKENDS, feedStream, requireEveryBackend, same } from './helpers.js';
+
+requireEveryBackend();
 
 /** A reader that takes longer than this on one input hangs. */
 const LIMIT_MS = 5_000;
@@ -57,7 +60,10 @@ let vaultBytes: Buffer;
 let counter = 0;
 
 const env = (): NodeJS.ProcessEnv => ({ ...process.env, HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'config'), XDG_STATE_HOME: join(root, 'state') });
-const keyArgs = () => ['--keystore', keystore, '--passphrase-file', passFile, '--backend', 'node'];
+/** The crypto backend of the current input: the runs take turns over every backend built. */
+let backend: BackendName = 'node';
+const nextBackend = () => (backend = BACKENDS[counter % BACKENDS.length]!);
+const keyArgs = () => ['--keystore', keystore, '--passphrase-file', passFile, '--backend', backend];
 
 /** `sealfs ARGS…` in this process, its output as bytes (cat's output is checked byte for byte). */
 async function runBytes(args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
@@ -85,7 +91,7 @@ async function bounded<T>(work: Promise<T>, what: string): Promise<T> {
 /** Whether `got` is a prefix of `truth`. */
 const isPrefix = (got: Uint8Array, truth: Uint8Array) => got.length <= truth.length && same(got, truth.subarray(0, got.length));
 
-const freshFs = async () => new PlainFs(await openVault(cipherDir, key, { backend: 'node' }));
+const freshFs = async () => new PlainFs(await openVault(cipherDir, key, { backend }));
 
 /** The cipher files that appear in `dir` while `work` runs. */
 async function newEntries(dir: string, work: () => Promise<void>): Promise<string[]> {
@@ -206,11 +212,13 @@ const typedFailure = (err: unknown) => err instanceof FormatError || err instanc
 async function checkSealedReaders(damaged: Uint8Array, what: string): Promise<void> {
   const unchanged = same(damaged, sealed);
   await writeFile(filePath, damaged);
+  nextBackend();
+  what = `${what} (${backend} backend)`;
 
   // decrypt(): exactly the plaintext, or a FormatError.
   let whole: Uint8Array | undefined;
   try {
-    whole = decrypt(damaged, key, { backend: 'node' });
+    whole = decrypt(damaged, key, { backend });
   } catch (err) {
     expect(err, `decrypt, ${what}`).toBeInstanceOf(FormatError);
   }
@@ -218,7 +226,7 @@ async function checkSealedReaders(damaged: Uint8Array, what: string): Promise<vo
   expect(whole !== undefined, `decrypt accepts only the stored file (${what})`).toBe(unchanged);
 
   // The stream: whatever it released is a prefix of the plaintext; all of it only when unchanged.
-  const stream = await bounded(feedStream(createDecryptStream(key, { backend: 'node' }), damaged, [1000, 3, 5000, 17]), 'decrypt stream');
+  const stream = await bounded(feedStream(createDecryptStream(key, { backend }), damaged, [1000, 3, 5000, 17]), 'decrypt stream');
   expect(isPrefix(stream.output, plain), `stream released a byte that is not the plaintext (${what})`).toBe(true);
   if (stream.error === undefined) expect(unchanged && stream.output.length === plain.length, `stream finished on ${what}`).toBe(true);
   else expect(stream.error, `stream, ${what}`).toBeInstanceOf(FormatError);
@@ -256,7 +264,7 @@ async function checkSealedReaders(damaged: Uint8Array, what: string): Promise<vo
   expect(failures > 0 || unchanged, `PlainFs failed on none of the calls for ${what} (short reads: ${shortReads})`).toBe(true);
 
   // scrub's verifier: clean exactly when unchanged.
-  const verdict = await bounded(verifySealedFile(filePath, verifierContext(key, 'node')), 'verifySealedFile');
+  const verdict = await bounded(verifySealedFile(filePath, verifierContext(key, backend)), 'verifySealedFile');
   expect(verdict.failure === undefined, `scrub verdict on ${what}: ${verdict.failure?.detail}`).toBe(unchanged);
   if (verdict.failure) expect(verdict.failure.kind, what).not.toBe('unreadable');
 
@@ -318,7 +326,7 @@ async function checkSidecarReaders(what: string, valid: boolean): Promise<void> 
   expect((JSON.parse(ls.stdout.toString()) as { name: string }[]).map((e) => e.name).sort()).toEqual([...names].sort());
 
   // scrub agrees: a problem exactly when the mount shows a placeholder.
-  const result = await bounded(scrubVault({ cipherDir, masterKey: key, backend: 'node', concurrency: 1, threads: 1 }), 'scrubVault');
+  const result = await bounded(scrubVault({ cipherDir, masterKey: key, backend, concurrency: 1, threads: 1 }), 'scrubVault');
   expect(result.problems.length > 0, `scrub with ${what}: ${result.problems.map((p) => p.detail).join('; ')}`).toBe(!valid);
 }
 
@@ -509,9 +517,9 @@ describe.each(SPECIAL)('$name in place of', (special) => {
       expect(opened, special.name).not.toBe('no error');
       expect(typedFailure(opened) || typeof (opened as NodeJS.ErrnoException).code === 'string', `PlainFs: ${String(opened)}`).toBe(true);
 
-      const verdict = await bounded(verifySealedFile(filePath, verifierContext(key, 'node')), 'verifySealedFile');
+      const verdict = await bounded(verifySealedFile(filePath, verifierContext(key, backend)), 'verifySealedFile');
       expect(verdict.failure, special.name).toBeDefined();
-      const result = await bounded(scrubVault({ cipherDir, masterKey: key, backend: 'node', concurrency: 1, threads: 1 }), 'scrubVault');
+      const result = await bounded(scrubVault({ cipherDir, masterKey: key, backend, concurrency: 1, threads: 1 }), 'scrubVault');
       expect(result.problems.length, special.name).toBeGreaterThan(0);
 
       for (const args of [['cat', cipherDir, FILE], ['export', cipherDir, FILE, join(root, `export-${counter++}`)]]) {
