@@ -18,6 +18,7 @@ export const TIERS = {
     'exit-codes',
     'geometry',
     'geometry.native',
+    'hostile-fuzz',
     'keystore',
     'keystore.independent',
     'layers',
