@@ -134,10 +134,11 @@ export class DirectoryDecoder {
 /**
  * A FIFO, socket or device in a cipher directory: listed like an undecryptable name (as an
  * empty file, see DirEntry.opaque), unless its name is one no listing shows (the vault
- * file, a sync client's file).
+ * file, a sync client's file, a sidecar: one in a sidecar's place already makes its long
+ * entry show as undecryptable, and scrub reports it).
  */
 function opaqueEntry(cipherName: string, atRoot: boolean): DirEntry | undefined {
   const type = classify(cipherName, atRoot).type;
-  if (type === 'vault-file' || type === 'sync-client') return undefined;
+  if (type === 'vault-file' || type === 'sync-client' || type === 'sidecar') return undefined;
   return { name: undecryptableName(cipherName), cipherName, kind: 'file', undecryptable: true, opaque: true };
 }
