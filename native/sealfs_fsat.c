@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "sealfs_fsat.h"
+#include "sealfs_napi_string.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -575,19 +576,6 @@ static napi_value make_result(napi_env env, fsat_req *r) {
   }
 }
 
-static char *get_string(napi_env env, napi_value v) {
-  size_t len = 0;
-  napi_valuetype type;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_string) return NULL;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (s && napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
-    free(s);
-    return NULL;
-  }
-  return s;
-}
-
 static int64_t get_int(napi_env env, napi_value v) {
   int64_t n = 0;
   napi_get_value_int64(env, v, &n);
@@ -610,10 +598,10 @@ static fsat_req *parse(napi_env env, napi_callback_info info) {
   r->op = (int)get_int(env, argv[0]);
   r->root = (int)get_int(env, argv[1]);
   r->skip = (size_t)get_int(env, argv[2]);
-  r->path = get_string(env, argv[3]);
+  r->path = sealfs_napi_string(env, argv[3]);
   napi_valuetype t2;
   napi_typeof(env, argv[4], &t2);
-  if (t2 == napi_string) r->path2 = get_string(env, argv[4]);
+  if (t2 == napi_string) r->path2 = sealfs_napi_string(env, argv[4]);
   r->a = get_int(env, argv[5]);
   r->b = get_int(env, argv[6]);
   r->c = get_int(env, argv[7]);
@@ -685,7 +673,7 @@ static napi_value js_open_root(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   fsat_req r = {.op = OP_OPEN, .syscall = "open"};
-  r.path = argc == 1 ? get_string(env, argv[0]) : NULL;
+  r.path = argc == 1 ? sealfs_napi_string(env, argv[0]) : NULL;
   if (r.path == NULL) {
     napi_throw_type_error(env, NULL, "fsatOpenRoot: path must be a string");
     return NULL;

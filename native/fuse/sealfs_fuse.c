@@ -36,6 +36,8 @@
 #include <time.h>
 #include <uv.h>
 
+#include "../sealfs_napi_string.h"
+
 /* Opcodes of the handler's first argument, exported as `opcodes` (name -> number). */
 #define OPCODES(X)                                                                                  \
   X(END) X(LOOKUP) X(FORGET) X(GETATTR) X(SETATTR) X(READLINK) X(MKDIR) X(UNLINK) X(RMDIR) X(SYMLINK) \
@@ -580,17 +582,6 @@ static session_t *arg_session(napi_env env, napi_value v) {
   return data;
 }
 
-static char *arg_string(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *text = malloc(len + 1);
-  if (text && napi_get_value_string_utf8(env, v, text, len + 1, &len) != napi_ok) {
-    free(text);
-    return NULL;
-  }
-  return text;
-}
-
 /* mount(mountpoint, options "a,b=c", maxWrite, handler, arena: ArrayBuffer of whole maxWrite slots) → session */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -601,8 +592,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   char message[1200];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_error(env, "mount expects 5 arguments");
   if (napi_get_arraybuffer_info(env, argv[4], &arena, &arena_len) != napi_ok) return throw_error(env, "mount: the write arena must be an ArrayBuffer");
-  char *mountpoint = arg_string(env, argv[0]);
-  char *options = arg_string(env, argv[1]);
+  char *mountpoint = sealfs_napi_string(env, argv[0]);
+  char *options = sealfs_napi_string(env, argv[1]);
   if (!mountpoint || !options || !arg_double(env, argv[2], &max_write)) {
     free(mountpoint);
     free(options);
@@ -865,7 +856,7 @@ static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   fuse_req_t req = reply_target(env, info, 2, argv);
   if (req == NULL) return boolean(env, false);
-  char *target = arg_string(env, argv[1]);
+  char *target = sealfs_napi_string(env, argv[1]);
   if (target == NULL) {
     fuse_reply_err(req, EIO);
     return throw_error(env, "replyReadlink: bad target");
