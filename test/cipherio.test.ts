@@ -5,6 +5,7 @@
  * vault whose contents and modes must not change; for both direct and queued calls, and for
  * both resolvers (openat2, and the component walk that kernels without openat2 get).
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createServer } from 'node:net';
@@ -220,6 +221,26 @@ describe.skipIf(!addon).each(MODES)('confined cipher io ($name)', ({ direct, wal
       }
       expect([name, await code(io.writeText(join(vault, name), 'x'))]).toEqual([name, 'EIO']);
     }
+  });
+
+  it('lists folders and reads file contents on the thread pool, never on the calling thread; metadata as the mode says', async () => {
+    fs.writeFileSync(join(vault, 'small'), 'small');
+    await io.lstat(vault);
+    // Occupy libuv's whole pool (4 threads) for a while: a queued call waits behind that work,
+    // a direct one does not. A file added after the listing was asked for then shows whether
+    // the listing ran at once (on this thread) or later (queued).
+    const busy = Array.from({ length: 4 }, () => new Promise((done) => crypto.pbkdf2('x', 'salt', 300_000, 32, 'sha256', done)));
+    const order: string[] = [];
+    const listing = io.readdir(vault).then((names) => (order.push('readdir'), names));
+    const content = io.readBounded(join(vault, 'small'), 100).then((bytes) => (order.push('readBounded'), bytes));
+    const meta = io.lstat(join(vault, 'small')).then(() => order.push('lstat'));
+    fs.writeFileSync(join(vault, 'added later'), '');
+    fs.writeFileSync(join(vault, 'small'), 'changed');
+    const [names, bytes] = await Promise.all([listing, content, meta]);
+    await Promise.all(busy);
+    expect(names).toContain('added later');
+    expect(Buffer.from(bytes).toString()).toBe('changed');
+    if (direct) expect(order[0]).toBe('lstat');
   });
 
   it('refuses paths outside the vault and the names . and ..', async () => {

@@ -30,7 +30,8 @@ export interface BoundedReader {
  * queued call pays a round trip through the pool, which costs far more than a metadata call on
  * a local disk, and a FUSE request waits for several of them in a row. Direct calls are safe
  * there because the cipher directory is never inside the mount that the same process serves
- * (the mount refuses it); fsync stays asynchronous, as it may take long.
+ * (the mount refuses it); fsync stays asynchronous, as it may take long, and so do listing a
+ * folder and reading a file's contents, whose cost the provider decides.
  */
 export interface CipherIo extends BoundedReader {
   readonly direct: boolean;
@@ -143,8 +144,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
   const prefix = rootPath.endsWith('/') ? rootPath : rootPath + '/';
   const skip = Buffer.byteLength(rootPath);
   let rootFd: number | undefined;
-  const call = direct ? addon.fsat : addon.fsatAsync;
-  const at = async (op: FsatOp, path: string, path2: string | null = null, a = 0, b = 0, c = 0, d = 0, data: Buffer | null = null) => {
+  const calling = (call: FsatAddon['fsat']) => async (op: FsatOp, path: string, path2: string | null = null, a = 0, b = 0, c = 0, d = 0, data: Buffer | null = null) => {
     if (path !== rootPath && !path.startsWith(prefix)) throw outside(path, rootPath);
     // Such a name has no string the calls could pass on: it would reach another entry's bytes.
     if (isNotUtf8(path) || (path2 !== null && isNotUtf8(path2))) throw notUtf8(isNotUtf8(path) ? path : path2!);
@@ -155,9 +155,13 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     }
     return call(op, rootFd, skip, path, path2, a, b, c, d, data);
   };
+  const at = calling(direct ? addon.fsat : addon.fsatAsync);
+  // A listing, and a file's contents, take as long as the provider makes them (a folder of a
+  // million names): never on the serving thread, even where metadata calls are direct.
+  const atQueued = calling(addon.fsatAsync);
   // A name that is not UTF-8 comes as its bytes (native/sealfs_fsat.c): see nameFromBytes.
   const list = async (path: string) => {
-    const { names, types } = (await at(FsatOp.readdir, path)) as { names: (string | Buffer)[]; types: number[] };
+    const { names, types } = (await atQueued(FsatOp.readdir, path)) as { names: (string | Buffer)[]; types: number[] };
     return { names: names.map((name) => (typeof name === 'string' ? name : nameFromBytes(name))), types };
   };
   const io: CipherIo = {
@@ -190,7 +194,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     link: async (a, b) => void (await at(FsatOp.link, a, b)),
     symlink: async (t, p) => void (await at(FsatOp.symlink, p, t)),
     readlink: async (p) => (await at(FsatOp.readlink, p)) as string,
-    readBounded: async (p, max) => (await at(FsatOp.readFile, p, null, max)) as Buffer,
+    readBounded: async (p, max) => (await atQueued(FsatOp.readFile, p, null, max)) as Buffer,
     chmod: async (p, m) => void (await at(FsatOp.chmod, p, null, m)),
     lchown: async (p, u, g) => void (await at(FsatOp.lchown, p, null, u, g)),
     lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
@@ -251,8 +255,8 @@ function nodeCipherIo(direct: boolean): CipherIo {
     return {
       direct: true,
       lstat: async (p) => fs.lstatSync(p),
-      readdir: async (p) => fs.readdirSync(p),
-      readdirTypes: async (p) => fs.readdirSync(p, { withFileTypes: true }),
+      readdir: (p) => fsp.readdir(p),
+      readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
       writeText: async (p, t) => {
         const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_CONFINED);
         try {
