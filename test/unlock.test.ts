@@ -106,6 +106,19 @@ describe('the passphrase retry rule', () => {
     expect(await kindOf(unlockVaultAt(v.cipherDir, join(v.dir, 'empty-ks'), none.asker))).toBe('no-key');
     expect(none.log.asked).toBe(0);
   });
+  it('an edited vault id is reported as an edited vault file (exit 6), not as a missing key, when the key store knows the folder', async () => {
+    const v = await vault();
+    const path = join(v.cipherDir, VAULT_FILE);
+    const text = await readFile(path, 'utf8');
+    const otherId = v.vaultId.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    await writeFile(path, text.replace(v.vaultId, otherId));
+    const asked = answers(['right'], false);
+    const err = await unlockVaultAt(v.cipherDir, v.keystoreDir, asked.asker).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VaultError);
+    expect((err as VaultError).kind).toBe('vault-tampered');
+    expect((err as VaultError).message).toMatch(new RegExp(`holds this folder's key as vault ${v.vaultId}: the vault file was edited or replaced`));
+    expect(asked.log.asked).toBe(0);
+  });
 });
 
 describe('unlocking for maintenance, restore and repair', () => {

@@ -44,9 +44,24 @@ export async function withPassphrase<T>(passphrase: PassphraseAsker, work: (ask:
   }
 }
 
-/** Unlocks the vault at `cipherDir` through its vault file (whose MAC is then checked). */
-export function unlockVaultAt(cipherDir: string, keystoreDir: string, passphrase: PassphraseAsker): Promise<{ config: VaultConfig; masterKey: Uint8Array }> {
-  return withPassphrase(passphrase, (ask) => unlockVault({ cipherDir, keystoreDir, passphrase: ask }));
+/**
+ * Unlocks the vault at `cipherDir` through its vault file (whose MAC is then checked). The
+ * vault id that finds the key is read before anything is authenticated: when the key store
+ * has no key for it but holds one stored for this very folder, the vault file was edited or
+ * replaced, and saying "no key" would send the user to the wrong remedy.
+ */
+export async function unlockVaultAt(cipherDir: string, keystoreDir: string, passphrase: PassphraseAsker): Promise<{ config: VaultConfig; masterKey: Uint8Array }> {
+  try {
+    return await withPassphrase(passphrase, (ask) => unlockVault({ cipherDir, keystoreDir, passphrase: ask }));
+  } catch (err) {
+    if (!(err instanceof VaultError && err.kind === 'no-key')) throw err;
+    const stored = await keysStoredFor(cipherDir, keystoreDir);
+    if (stored.length === 0) throw err;
+    throw new VaultError(
+      'vault-tampered',
+      `${resolve(cipherDir)}: the vault file names a vault whose key is not in ${resolve(keystoreDir)}, but the key store holds this folder's key as vault ${stored.join(', ')}: the vault file was edited or replaced; repair it from a backup: sealfs repair ${cipherDir} --from REMOTE`,
+    );
+  }
 }
 
 /** The master key of vault `vaultId` from the key store. */
