@@ -789,8 +789,8 @@ describe('the mount and scrub read every cipher name alike', () => {
     expect(listing.entries.get(`${placeholder} (duplicate ${count})`)?.cipherName).toBe(last);
     expect(result.problems.filter((p) => p.kind === 'undecryptable-name')).toHaveLength(count);
     // Generous bounds (the quadratic search took minutes here), not a timing benchmark.
-    expect(listMs).toBeLessThan(3000);
-    expect(scrubMs).toBeLessThan(10_000);
+    expect(listMs).toBeLessThan(10_000);
+    expect(scrubMs).toBeLessThan(30_000);
   });
 
   it('a name stored in the form sealfs does not write for it is undecryptable, alike (FORMAT.md §10.3)', async () => {
