@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
@@ -77,6 +77,20 @@ function errnoFor(work: Promise<unknown>, log: (line: string) => void = () => {}
     (err: unknown) => errnoOf(err, 'test', log),
   );
 }
+
+describe('a hostile cipher folder', () => {
+  it('a folder planted where a long name\'s sidecar was, after the listing: unlinking the entry leaves the folder and its files', async () => {
+    const long = 'L'.repeat(240);
+    await fs.release(await fs.create(`/${long}`, 0o644));
+    await fs.readdir('/'); // the listing that PlainFs then trusts
+    const sidecar = (await readdir(dir)).find((name) => name.endsWith('.sfn'))!;
+    await rm(join(dir, sidecar));
+    await mkdir(join(dir, sidecar));
+    await writeFile(join(dir, sidecar, 'kept'), 'the provider\'s');
+    await fs.unlink(`/${long}`);
+    expect(await readFile(join(dir, sidecar, 'kept'), 'utf8')).toBe('the provider\'s');
+  });
+});
 
 describe('PlainFs as the mount answers it: results and errno values', () => {
   it('answers data, sizes, handles and the errno of every failure, logging nothing ordinary', async () => {

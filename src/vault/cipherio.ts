@@ -45,8 +45,6 @@ export interface CipherIo extends BoundedReader {
   close(fd: number): Promise<void>;
   mkdir(path: string, mode: number): Promise<void>;
   rmdir(path: string): Promise<void>;
-  /** Removes an entry and, if it is a folder, what it holds; a missing entry is no error. */
-  remove(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
   link(existing: string, path: string): Promise<void>;
@@ -178,17 +176,6 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     close: direct ? async (fd) => closeQuietly(fd) : (fd) => new Promise((done) => fs.close(fd, () => done())),
     mkdir: async (p, mode) => void (await at(FsatOp.mkdir, p, null, mode)),
     rmdir: async (p) => void (await at(FsatOp.rmdir, p)),
-    remove: async (p) => {
-      try {
-        await at(FsatOp.unlink, p);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') return;
-        if (code !== 'EISDIR' && code !== 'EPERM') throw err;
-        for (const name of (await list(p)).names) await io.remove(`${p}/${name}`);
-        await at(FsatOp.rmdir, p);
-      }
-    },
     rename: async (a, b) => void (await at(FsatOp.rename, a, b)),
     unlink: async (p) => void (await at(FsatOp.unlink, p)),
     link: async (a, b) => void (await at(FsatOp.link, a, b)),
@@ -273,7 +260,6 @@ function nodeCipherIo(direct: boolean): CipherIo {
       close: async (fd) => closeQuietly(fd),
       mkdir: async (p, mode) => void fs.mkdirSync(p, mode),
       rmdir: async (p) => fs.rmdirSync(p),
-      remove: async (p) => fs.rmSync(p, { recursive: true, force: true }),
       rename: async (a, b) => fs.renameSync(a, b),
       unlink: async (p) => fs.unlinkSync(p),
       link: async (a, b) => fs.linkSync(a, b),
@@ -308,7 +294,6 @@ function nodeCipherIo(direct: boolean): CipherIo {
     close: (fd) => new Promise((done) => fs.close(fd, () => done())),
     mkdir: async (p, mode) => void (await fsp.mkdir(p, mode)),
     rmdir: (p) => fsp.rmdir(p),
-    remove: (p) => fsp.rm(p, { recursive: true, force: true }),
     rename: (a, b) => fsp.rename(a, b),
     unlink: (p) => fsp.unlink(p),
     link: (a, b) => fsp.link(a, b),

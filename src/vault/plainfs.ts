@@ -411,7 +411,11 @@ export class PlainFs {
     if (!entry.sidecar) return;
     const hash = entry.sidecar.slice(0, LONG_HASH_CHARS);
     const users = (await this.io.readdir(parent.cipherPath)).filter((name) => usesSidecar(name, hash));
-    if (users.length === 0) await this.io.remove(join(parent.cipherPath, entry.sidecar));
+    // A sidecar is a file: unlink, never a recursive remove (the provider may have put a
+    // folder under its name since the listing).
+    if (users.length === 0) await this.io.unlink(join(parent.cipherPath, entry.sidecar)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT' && err.code !== 'EISDIR') throw err; // a folder there is the provider's, left as it is
+    });
   }
 
   async mkdir(plainPath: string, mode: number, owner?: Owner): Promise<void> {
