@@ -206,12 +206,11 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     return p;
   };
 
-  const serverUid = process.getuid?.();
-  const serverGid = process.getgid?.();
+  const { mountOwner } = options.permissions;
   /** Who a new entry belongs to: the calling program, when that is not this server's user. */
   const ownerOf = (request: number): Owner | undefined => {
     const caller = native.caller(request);
-    if (!caller || (caller[0] === serverUid && caller[1] === serverGid)) return undefined;
+    if (!caller || (caller[0] === mountOwner.uid && caller[1] === mountOwner.gid)) return undefined;
     return { uid: caller[0], gid: caller[1] };
   };
 

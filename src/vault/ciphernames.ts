@@ -125,7 +125,7 @@ export function usesSidecar(name: string, hash: string): boolean {
 }
 
 /** The shortest encoded name: a file's (tag, then a 1-byte name) in base32. */
-export const MIN_ENCODED_NAME_CHARS = Math.ceil(((16 + 1) * 8) / 5);
+const MIN_ENCODED_NAME_CHARS = Math.ceil(((16 + 1) * 8) / 5);
 /** The longest encoded name: a directory's (tag, id, then 255 bytes of name) in base32. */
 export const MAX_ENCODED_NAME_CHARS = Math.ceil(((16 + DIR_ID_BYTES + MAX_PLAIN_NAME_BYTES) * 8) / 5);
 /** The longest valid sidecar: the longest encoded name and its line end. No more is ever read. */
@@ -281,7 +281,7 @@ export function conflictMarker(extra: string): string {
  * bidi override U+202E, replaced by a space: what reaches a shown name or a log line from a
  * cipher name cannot move the cursor, ring or reorder what a user reads.
  */
-export function withoutControls(text: string): string {
+function withoutControls(text: string): string {
   return text.replace(/[\p{Cc}\p{Cf}]/gu, ' ');
 }
 
