@@ -60,6 +60,20 @@ describe('PlainFs without FUSE', () => {
     expect(raw.length).toBe(2);
   });
 
+  it('rename with noReplace (RENAME_NOREPLACE) refuses an existing target with EEXIST and moves onto a free name', async () => {
+    for (const [path, text] of [['/a', 'A'], ['/b', 'B']]) {
+      const fh = await fs.create(path!, 0o644);
+      await fs.write(fh, 0, enc(text!));
+      await fs.release(fh);
+    }
+    await expect(fs.rename('/a', '/b', true)).rejects.toMatchObject({ code: 'EEXIST' });
+    await fs.rename('/a', '/c', true);
+    expect((await fs.readdir('/')).sort()).toEqual(['b', 'c']);
+    const fh = await fs.open('/b', constants.O_RDONLY);
+    expect(dec(await fs.read(fh, 0, 10))).toBe('B');
+    await fs.release(fh);
+  });
+
   it('a write of nothing changes nothing, also past the end (as pwrite(2))', async () => {
     const fh = await fs.create('/z.txt', 0o644);
     await fs.write(fh, 0, enc('abc'));

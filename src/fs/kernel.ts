@@ -309,8 +309,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       const from = childPath(parent, name);
       const to = childPath(newParent, newName);
       if (flags & ~RENAME.NOREPLACE) return fail(ERRNO.EINVAL!); // RENAME_EXCHANGE, RENAME_WHITEOUT
-      if (flags & RENAME.NOREPLACE && (await fs.getattr(to).then(() => true, () => false))) return fail(ERRNO.EEXIST!);
-      await fs.rename(from, to);
+      await fs.rename(from, to, (flags & RENAME.NOREPLACE) !== 0);
       nodes.move(parent, name, newParent, newName);
       return OK;
     },

@@ -458,11 +458,13 @@ export class PlainFs {
     this.tree.forget(found.cipherPath);
   }
 
-  async rename(fromPath: string, toPath: string): Promise<void> {
+  /** rename(2); with `noReplace` (RENAME_NOREPLACE) an existing `toPath` is EEXIST. */
+  async rename(fromPath: string, toPath: string, noReplace = false): Promise<void> {
     this.writable();
     const from = await this.tree.resolve(fromPath);
     const { parent: toParent, name: toName } = await this.tree.parentOf(toPath);
     const existing = (await this.listing(toParent)).entries.get(toName);
+    if (noReplace && existing) throw errno('EEXIST', `${toPath} exists`);
     if (existing && existing.cipherName === from.entry.cipherName && toParent.cipherPath === from.parent.cipherPath) return;
     const isDir = from.entry.kind === 'dir';
     if (isDir && (toPath + '/').startsWith(fromPath + '/')) throw errno('EINVAL', `cannot move ${fromPath} into itself`);
