@@ -28,16 +28,16 @@ export interface ObtainOptions extends PassphraseOptions {
 }
 
 /** A new passphrase shorter than this (in characters, after NFC) gets a warning. */
-export const MIN_PASSPHRASE_LENGTH = 12;
+const MIN_PASSPHRASE_LENGTH = 12;
 /** …and one made of fewer different characters than this ("aaaaaaaaaaaa", "abababababab"). */
-export const MIN_DISTINCT_CHARACTERS = 6;
+const MIN_DISTINCT_CHARACTERS = 6;
 
 /**
  * Why a new passphrase is weak, or undefined. A simple rule rather than a strength estimator:
  * the README's dependency table says why. It only warns: scrypt (docs/FORMAT.md §12) makes
  * each guess cost, but a short or repetitive passphrase falls to few guesses all the same.
  */
-export function weakPassphrase(passphrase: string): string | undefined {
+function weakPassphrase(passphrase: string): string | undefined {
   const chars = [...passphrase.normalize('NFC')];
   if (chars.length < MIN_PASSPHRASE_LENGTH) return `it is shorter than ${MIN_PASSPHRASE_LENGTH} characters`;
   if (new Set(chars).size < MIN_DISTINCT_CHARACTERS) return `it is made of fewer than ${MIN_DISTINCT_CHARACTERS} different characters`;

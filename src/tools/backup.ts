@@ -13,7 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
-import { cipherIoFor, nodeReadBounded, type CipherIo } from '../vault/cipherio.js';
+import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
 import { isSyncClientMarker } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
@@ -64,10 +64,13 @@ export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly 
     const real = await resolveLoosely(dir);
     if (isInside(real, root)) findings.push(`${real}: the key store folder is inside the cipher directory`);
   }
+  // The provider may swap a folder for a link or a file for a FIFO at any time: the scan goes
+  // through the vault's confined calls, which follow no link and read regular files only.
+  const io = cipherIoFor({ directIo: false }, root);
   async function walk(dir: string): Promise<void> {
     let items: Dirent[];
     try {
-      items = await readdir(dir, { withFileTypes: true });
+      items = await io.readdirTypes(dir);
     } catch {
       return; // unreadable to us: rclone will report it
     }
@@ -76,13 +79,11 @@ export async function findKeyMaterial(cipherDir: string, keystoreDirs: readonly 
       const path = join(dir, item.name);
       if (item.isDirectory()) await walk(path);
       else if (item.isFile()) {
-        // The provider may swap the file for a FIFO or a link after the listing: the bounded
-        // read opens without following links or waiting on a FIFO, and reads regular files only.
         let size: number;
         let start: Buffer;
         try {
-          size = (await lstat(path)).size;
-          start = Buffer.from(await nodeReadBounded(path, KEY_SCAN_BYTES));
+          size = (await io.lstat(path)).size;
+          start = Buffer.from(await io.readBounded(path, KEY_SCAN_BYTES));
         } catch {
           continue; // gone, or no longer a regular file: nothing of ours to find there
         }
