@@ -93,6 +93,15 @@ function errnoFor(work: Promise<unknown>, log: (line: string) => void = () => {}
 }
 
 describe('a hostile cipher folder', () => {
+  it('an entry swapped for another type after the listing is EIO for getattr, never shown as its new type', async () => {
+    await fs.release(await fs.create('/f', 0o644));
+    await fs.readdir('/');
+    const cipherName = (await readdir(dir)).find((name) => name !== 'sealfs.vault')!;
+    await rm(join(dir, cipherName));
+    await mkdir(join(dir, cipherName));
+    await expect(fs.getattr('/f')).rejects.toMatchObject({ code: 'EIO' });
+  });
+
   it('a folder planted where a long name\'s sidecar was, after the listing: unlinking the entry leaves the folder and its files', async () => {
     const long = 'L'.repeat(240);
     await fs.release(await fs.create(`/${long}`, 0o644));

@@ -10,9 +10,12 @@ import { IntegrityFailure } from './errors.js';
 import { OpenFile, type FileContext } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
-import { MAX_PLAIN_NAME_BYTES } from './names.js';
+import { MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
 
 /** Attributes of a plaintext entry: the cipher entry's, with the plaintext size. */
+/** The file-type bits of each kind of entry, as lstat reports them. */
+const TYPE_BITS: Readonly<Record<EntryKind, number>> = { file: constants.S_IFREG, dir: constants.S_IFDIR, symlink: constants.S_IFLNK };
+
 export interface PlainStat {
   readonly mode: number;
   readonly size: number;
@@ -152,8 +155,14 @@ export class PlainFs {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.tree.noteRemoved(found.parent, found.entry.name);
       throw err;
     }
+    if ((st.mode & constants.S_IFMT) !== TYPE_BITS[found.entry.kind]) {
+      // Swapped for another type of entry since the listing (a FIFO, a folder, a link): never
+      // shown to the kernel as what it now is; the next listing shows what it has become.
+      this.tree.noteRemoved(found.parent, found.entry.name);
+      throw errno('EIO', `${plainPath}: its cipher entry ${found.cipherPath} is no longer a ${found.entry.kind}`);
+    }
     if (found.entry.kind === 'symlink') {
-      const target = await this.readlink(plainPath);
+      const target = await this.targetOf(plainPath, found);
       return { ...this.statOf(st), size: Buffer.byteLength(target) };
     }
     if (found.entry.kind === 'file' && !found.entry.undecryptable) {
@@ -531,6 +540,11 @@ export class PlainFs {
   async readlink(plainPath: string): Promise<string> {
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind !== 'symlink') throw errno('EINVAL', `${plainPath} is not a symbolic link`);
+    return this.targetOf(plainPath, found);
+  }
+
+  /** The decrypted target of the symbolic link `found` (resolved from `plainPath`). */
+  private async targetOf(plainPath: string, found: Resolved): Promise<string> {
     const target = this.vault.names.decryptSymlinkTarget(await this.io.readlink(found.cipherPath));
     if (target === undefined) {
       if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
