@@ -62,12 +62,13 @@ enum {
   OP_WRITEFILE = 13,
   OP_STATFS = 14,
   OP_READFILE = 15,
-  OP_COUNT = 16,
+  OP_LSTATMANY = 16,
+  OP_COUNT = 17,
 };
 
 static const char *const SYSCALLS[OP_COUNT] = {
     "lstat", "scandir", "open", "mkdir", "rmdir", "unlink", "rename", "link",
-    "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open",
+    "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open", "lstat",
 };
 
 /* Set once openat2 answered ENOSYS, or by fsatForceWalk (tests of the older kernels' path). */
@@ -92,6 +93,7 @@ typedef struct {
   char *text;      /* readlink target; readdir names, each NUL-terminated */
   size_t text_len;
   uint8_t *types;  /* readdir: one UV_DIRENT-style type per name */
+  double *stats;   /* lstatMany: STAT_NUMBERS per name, the first one 0 or -errno */
   size_t count;
   napi_async_work work;
   napi_deferred deferred;
@@ -174,6 +176,50 @@ static void release_dir(int root, int dir) {
 }
 
 /* ---------------------------------------------------------------- the calls */
+
+static double ms_of(struct timespec ts) {
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* What JavaScript gets of a stat (read by CipherStats in src/vault/cipherio.ts). */
+#define STAT_NUMBERS 13
+static void stat_numbers(const struct stat *s, double *out) {
+  const double fields[STAT_NUMBERS] = {(double)s->st_dev, (double)s->st_ino, (double)s->st_mode, (double)s->st_nlink,
+                                       (double)s->st_uid, (double)s->st_gid, (double)s->st_rdev, (double)s->st_size,
+                                       (double)s->st_blksize, (double)s->st_blocks, ms_of(s->st_atim), ms_of(s->st_mtim),
+                                       ms_of(s->st_ctim)};
+  memcpy(out, fields, sizeof fields);
+}
+
+/*
+ * The entries `data` (names, each NUL-terminated) of one folder, in one call: what a listing
+ * with attributes needs, without a trip through the pool per name. A name with '/' or that is
+ * "." or ".." is EINVAL (it would name another entry).
+ */
+static int do_lstat_many(fsat_req *r, const char *rel) {
+  int fd = open_dir_beneath(r->root, rel, false);
+  if (fd < 0) return fd;
+  size_t count = 0;
+  for (size_t i = 0; i < r->data_len; i++) count += r->data[i] == '\0';
+  r->stats = malloc((count ? count : 1) * (1 + STAT_NUMBERS) * sizeof(double));
+  if (r->stats == NULL) {
+    close(fd);
+    return -ENOMEM;
+  }
+  const char *name = (const char *)r->data;
+  for (size_t k = 0; k < count; k++) {
+    double *out = r->stats + k * (1 + STAT_NUMBERS);
+    struct stat st;
+    memset(out, 0, (1 + STAT_NUMBERS) * sizeof(double));
+    if (strchr(name, '/') != NULL || *name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) out[0] = -EINVAL;
+    else if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) out[0] = -errno;
+    else stat_numbers(&st, out + 1);
+    name += strlen(name) + 1;
+  }
+  r->count = count;
+  close(fd);
+  return 0;
+}
 
 static uint8_t dirent_type(unsigned char t, mode_t mode, bool by_mode) {
   if (by_mode) {
@@ -355,6 +401,10 @@ static void run(fsat_req *r) {
     r->err = do_readdir(r, rel);
     return;
   }
+  if (r->op == OP_LSTATMANY) {
+    r->err = do_lstat_many(r, rel);
+    return;
+  }
   if (r->op == OP_STATFS) {
     int fd = open_dir_beneath(r->root, rel, false);
     if (fd < 0) { r->err = fd; return; }
@@ -469,6 +519,7 @@ static void free_req(fsat_req *r) {
   free(r->data);
   free(r->text);
   free(r->types);
+  free(r->stats);
   free(r);
 }
 
@@ -504,27 +555,28 @@ static napi_value make_error(napi_env env, fsat_req *r) {
   return err;
 }
 
-static double ms_of(struct timespec ts) {
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* The result of a successful call, as JavaScript sees it. */
 static napi_value make_result(napi_env env, fsat_req *r) {
   napi_value out;
   switch (r->op) {
     case OP_LSTAT: {
-      /* One Float64Array (read by CipherStats in src/vault/cipherio.ts), cheaper than an object:
-       dev ino mode nlink uid gid rdev size blksize blocks atimeMs mtimeMs ctimeMs. */
-      const struct stat *s = &r->st;
-      const double fields[] = {(double)s->st_dev, (double)s->st_ino, (double)s->st_mode, (double)s->st_nlink,
-                               (double)s->st_uid, (double)s->st_gid, (double)s->st_rdev, (double)s->st_size,
-                               (double)s->st_blksize, (double)s->st_blocks, ms_of(s->st_atim), ms_of(s->st_mtim),
-                               ms_of(s->st_ctim)};
+      /* One Float64Array, cheaper than an object. */
       void *data = NULL;
       napi_value buffer;
-      napi_create_arraybuffer(env, sizeof fields, &data, &buffer);
-      memcpy(data, fields, sizeof fields);
-      napi_create_typedarray(env, napi_float64_array, sizeof fields / sizeof fields[0], buffer, 0, &out);
+      napi_create_arraybuffer(env, STAT_NUMBERS * sizeof(double), &data, &buffer);
+      stat_numbers(&r->st, data);
+      napi_create_typedarray(env, napi_float64_array, STAT_NUMBERS, buffer, 0, &out);
+      return out;
+    }
+    case OP_LSTATMANY: {
+      /* One Float64Array: per name, 0 or -errno, then the stat numbers. */
+      const size_t length = r->count * (1 + STAT_NUMBERS);
+      void *data = NULL;
+      napi_value buffer;
+      napi_create_arraybuffer(env, length * sizeof(double), &data, &buffer);
+      if (length) memcpy(data, r->stats, length * sizeof(double));
+      napi_create_typedarray(env, napi_float64_array, length, buffer, 0, &out);
       return out;
     }
     case OP_STATFS: {
@@ -620,7 +672,7 @@ static fsat_req *parse(napi_env env, napi_callback_info info) {
   }
   bool needs2 = r->op == OP_RENAME || r->op == OP_LINK || r->op == OP_SYMLINK;
   if (r->op < 0 || r->op >= OP_COUNT || r->path == NULL || r->skip > strlen(r->path) || (needs2 && r->path2 == NULL) ||
-      (r->op == OP_WRITEFILE && r->data == NULL) || (r->op == OP_READFILE && (r->a < 0 || r->a > (1 << 24)))) {
+      ((r->op == OP_WRITEFILE || r->op == OP_LSTATMANY) && r->data == NULL) || (r->op == OP_READFILE && (r->a < 0 || r->a > (1 << 24)))) {
     free_req(r);
     napi_throw_type_error(env, NULL, "fsat: invalid arguments");
     return NULL;

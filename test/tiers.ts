@@ -37,6 +37,7 @@ export const TIERS = {
     'sync-names',
     'tamper',
     'tiers',
+    'tree',
     'unlock',
     'vectors',
     'vectors.independent',

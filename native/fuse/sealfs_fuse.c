@@ -42,7 +42,7 @@
 #define OPCODES(X)                                                                                  \
   X(END) X(LOOKUP) X(FORGET) X(GETATTR) X(SETATTR) X(READLINK) X(MKDIR) X(UNLINK) X(RMDIR) X(SYMLINK) \
   X(RENAME) X(LINK) X(OPEN) X(READ) X(WRITE) X(FLUSH) X(RELEASE) X(FSYNC) X(OPENDIR) X(READDIR)      \
-  X(RELEASEDIR) X(STATFS) X(CREATE)
+  X(RELEASEDIR) X(STATFS) X(CREATE) X(READDIRPLUS)
 
 /* The stat layout shared with JavaScript (a Float64Array), exported as `statFields`. */
 #define STAT_FIELDS(X)                                                                                  \
@@ -281,6 +281,14 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (s->max_write > 0) conn->max_write = s->max_write;
   /* The kernel truncates through setattr first, as before: open() never truncates. */
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+  /*
+   * Every listing carries its entries' attributes: `ls -l`, `find`, `rm -r` then need no
+   * lookup per name (100,000 names: 100,000 round trips less). With the kernel's "auto"
+   * choice only a listing's first page would carry them, as programs read a whole folder
+   * before they stat its entries.
+   */
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -460,6 +468,12 @@ static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
   call_handler(s, OP_READDIR, req, 4, a);
 }
 
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)size), num(s->env, (double)off), num(s->env, fh_of(fi))};
+  call_handler(s, OP_READDIRPLUS, req, 4, a);
+}
+
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)ino)};
@@ -495,6 +509,7 @@ static const struct fuse_lowlevel_ops LL_OPS = {
     .fsync = ll_fsync,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
+    .readdirplus = ll_readdirplus,
     .releasedir = ll_releasedir,
     .statfs = ll_statfs,
     .create = ll_create,
@@ -703,15 +718,19 @@ static fuse_req_t reply_target(napi_env env, napi_callback_info info, size_t wan
   return take_request(id);
 }
 
-static bool get_stat(napi_env env, napi_value v, struct stat *st) {
+/* A Float64Array's elements (NULL data for an empty one), when `v` is one of at least `min` elements. */
+static bool float64s(napi_env env, napi_value v, size_t min, const double **data, size_t *length) {
   napi_typedarray_type type;
-  size_t length;
-  void *data;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array ||
-      length < ST_FIELDS) {
+  void *d;
+  if (napi_get_typedarray_info(env, v, &type, length, &d, NULL, NULL) != napi_ok || type != napi_float64_array ||
+      *length < min) {
     return false;
   }
-  const double *f = data;
+  *data = d;
+  return true;
+}
+
+static void stat_of(const double *f, struct stat *st) {
   memset(st, 0, sizeof *st);
   st->st_ino = (ino_t)f[ST_INO];
   st->st_mode = (mode_t)f[ST_MODE];
@@ -728,6 +747,13 @@ static bool get_stat(napi_env env, napi_value v, struct stat *st) {
   st->st_mtim.tv_nsec = (long)f[ST_MTIME_NS];
   st->st_ctim.tv_sec = (time_t)f[ST_CTIME_S];
   st->st_ctim.tv_nsec = (long)f[ST_CTIME_NS];
+}
+
+static bool get_stat(napi_env env, napi_value v, struct stat *st) {
+  size_t length;
+  const double *f;
+  if (!float64s(env, v, ST_FIELDS, &f, &length)) return false;
+  stat_of(f, st);
   return true;
 }
 
@@ -940,6 +966,62 @@ static napi_value js_reply_dirents(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * replyDirentsPlus(id, names, first, nodes, stats, size, attrTimeout, entryTimeout): entries
+ * with their attributes, packed into at most `size` bytes; names[j] is entry first + j (offset
+ * first + j + 1), nodes[j] its node id (0: no attributes, the kernel looks it up itself) and
+ * stats[j * ST_FIELDS ...] its stat. Each entry with a node id that is answered counts as one
+ * lookup of that node. Returns how many entries fitted (the caller forgets the others' lookups),
+ * or -1 when the id was not outstanding.
+ */
+static napi_value js_reply_dirents_plus(napi_env env, napi_callback_info info) {
+  napi_value argv[8], result;
+  uint32_t count = 0;
+  double first = 0, size = 0, attr_timeout = 0, entry_timeout = 0;
+  size_t node_count = 0, stat_count = 0;
+  fuse_req_t req = reply_target(env, info, 8, argv);
+  if (req == NULL) return num(env, -1);
+  const double *nodes = NULL, *stats = NULL;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok || !arg_double(env, argv[2], &first) ||
+      !float64s(env, argv[3], 0, &nodes, &node_count) || !float64s(env, argv[4], 0, &stats, &stat_count) || node_count < count || stat_count < (size_t)count * ST_FIELDS || !arg_double(env, argv[5], &size) ||
+      size < 0 || !arg_double(env, argv[6], &attr_timeout) || !arg_double(env, argv[7], &entry_timeout)) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyDirentsPlus: bad arguments");
+  }
+  char *buf = malloc((size_t)size + 1);
+  if (buf == NULL) {
+    fuse_reply_err(req, ENOMEM);
+    return num(env, 0);
+  }
+  size_t used = 0;
+  uint32_t j = 0;
+  char name[1024];
+  for (; j < count; j++) {
+    napi_value v;
+    size_t len;
+    if (napi_get_element(env, argv[1], j, &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, name, sizeof name, &len) != napi_ok) {
+      break;
+    }
+    const size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
+    if (used + need > (size_t)size) break;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = (fuse_ino_t)nodes[j];
+    stat_of(stats + (size_t)j * ST_FIELDS, &e.attr);
+    if (e.ino != 0) {
+      e.attr_timeout = attr_timeout;
+      e.entry_timeout = entry_timeout;
+    }
+    fuse_add_direntry_plus(req, buf + used, (size_t)size - used, name, &e, (off_t)(first + j + 1));
+    used += need;
+  }
+  fuse_reply_buf(req, buf, used);
+  free(buf);
+  napi_create_double(env, (double)j, &result);
+  return result;
+}
+
 /* The caller of a request still outstanding: [uid, gid], for ownership of new files. */
 static napi_value js_caller(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -996,6 +1078,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"replyReadlink", NULL, js_reply_readlink, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyStatfs", NULL, js_reply_statfs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyDirents", NULL, js_reply_dirents, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyDirentsPlus", NULL, js_reply_dirents_plus, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unknownIno", NULL, NULL, NULL, NULL, num(env, (double)UNKNOWN_INO), napi_enumerable, NULL},
+      {"direntPlusHeader", NULL, NULL, NULL, NULL, num(env, (double)fuse_add_direntry_plus(NULL, NULL, 0, "", NULL, 0)), napi_enumerable, NULL},
       {"caller", NULL, js_caller, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, COUNT(props), props) != napi_ok) return NULL;

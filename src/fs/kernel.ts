@@ -21,7 +21,7 @@ const WRITE_SLOTS = 16;
 type OpName =
   | 'END' | 'LOOKUP' | 'FORGET' | 'GETATTR' | 'SETATTR' | 'READLINK' | 'MKDIR' | 'UNLINK' | 'RMDIR' | 'SYMLINK' | 'RENAME'
   | 'LINK' | 'OPEN' | 'READ' | 'WRITE' | 'FLUSH' | 'RELEASE' | 'FSYNC' | 'OPENDIR' | 'READDIR' | 'RELEASEDIR' | 'STATFS'
-  | 'CREATE';
+  | 'CREATE' | 'READDIRPLUS';
 type StatField =
   | 'INO' | 'MODE' | 'NLINK' | 'UID' | 'GID' | 'RDEV' | 'SIZE' | 'BLKSIZE' | 'BLOCKS'
   | 'ATIME_S' | 'ATIME_NS' | 'MTIME_S' | 'MTIME_NS' | 'CTIME_S' | 'CTIME_NS';
@@ -58,6 +58,14 @@ interface Binding {
   replyReadlink(id: number, target: string): boolean;
   replyStatfs(id: number, numbers: Float64Array): boolean;
   replyDirents(id: number, names: readonly string[], start: number, size: number): number;
+  /** Entries with attributes (see the C comment); returns how many fitted, -1 when the request is gone. */
+  replyDirentsPlus(
+    id: number, names: readonly string[], first: number, nodes: Float64Array, stats: Float64Array, size: number, attrTimeout: number, entryTimeout: number,
+  ): number;
+  /** Bytes of an entry with attributes before its name (libfuse's fuse_add_direntry_plus). */
+  readonly direntPlusHeader: number;
+  /** The inode number of an entry whose attributes are not known. */
+  readonly unknownIno: number;
   /** [uid, gid] of the program that made a request still outstanding. */
   caller(id: number): [number, number] | undefined;
 }
@@ -133,7 +141,16 @@ type Reply =
   | { readonly kind: 'buf'; readonly bytes: Uint8Array; readonly length: number }
   | { readonly kind: 'readlink'; readonly target: string }
   | { readonly kind: 'statfs'; readonly numbers: Float64Array }
-  | { readonly kind: 'dirents'; readonly names: readonly string[]; readonly start: number; readonly size: number };
+  | { readonly kind: 'dirents'; readonly names: readonly string[]; readonly start: number; readonly size: number }
+  | {
+      readonly kind: 'direntsplus';
+      readonly names: readonly string[];
+      readonly first: number;
+      /** One lookup of each counted here; released again for entries that are not answered. */
+      readonly nodes: Float64Array;
+      readonly stats: Float64Array;
+      readonly size: number;
+    };
 
 const OK: Reply = { kind: 'err', errno: 0 };
 const fail = (code: number): Reply => ({ kind: 'err', errno: code });
@@ -184,6 +201,9 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
   const attrTimeout = options.settings.attrTimeoutMs / 1000;
   const entryTimeout = options.settings.entryTimeoutMs / 1000;
   const nodes = new NodeTable();
+  const STAT_LENGTH = Object.keys(native.statFields).length;
+  /** At least what an entry with attributes takes (names are 8-byte aligned). */
+  const direntPlusSize = (name: string): number => native.direntPlusHeader + ((Buffer.byteLength(name) + 7) & ~7);
   const dirs = new Map<number, readonly string[]>();
   let nextDir = 1;
   let closed = false;
@@ -390,6 +410,35 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       return names ? { kind: 'dirents', names, start: offset, size } : fail(ERRNO.EBADF!);
     },
 
+    READDIRPLUS: async (id: number, size: number, offset: number, dh: number) => {
+      const names = dirs.get(dh);
+      if (!names) return fail(ERRNO.EBADF!);
+      const dir = node(id);
+      // The entries that fit, each with its attributes: no lookup per name afterwards.
+      const batch: string[] = [];
+      for (let i = offset, used = 0; i < names.length; i++) {
+        used += direntPlusSize(names[i]!);
+        if (used > size) break;
+        batch.push(names[i]!);
+      }
+      const stats = new Float64Array(batch.length * STAT_LENGTH);
+      const named = batch.filter((name) => name !== '.' && name !== '..');
+      const found = await fs.getattrMany(pathOf(dir), named).catch(() => named.map(() => undefined));
+      const statOf = new Map(named.map((name, k) => [name, found[k]]));
+      const ids = new Float64Array(batch.length);
+      batch.forEach((name, j) => {
+        const st = statOf.get(name);
+        if (st) {
+          stats.set(statArray(st), j * STAT_LENGTH);
+          ids[j] = nodes.remember(dir, name).id;
+        } else {
+          stats[j * STAT_LENGTH + native.statFields.INO] = native.unknownIno;
+          stats[j * STAT_LENGTH + native.statFields.MODE] = name === '.' || name === '..' ? fsConstants.S_IFDIR : 0;
+        }
+      });
+      return { kind: 'direntsplus', names: batch, first: offset, nodes: ids, stats, size };
+    },
+
     RELEASEDIR: async (_id: number, dh: number) => {
       dirs.delete(dh);
       return OK;
@@ -446,6 +495,15 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       case 'dirents':
         native.replyDirents(id, reply.names, reply.start, reply.size);
         return;
+      case 'direntsplus': {
+        let fitted = 0;
+        try {
+          fitted = Math.max(0, native.replyDirentsPlus(id, reply.names, reply.first, reply.nodes, reply.stats, reply.size, attrTimeout, entryTimeout));
+        } finally {
+          for (let j = fitted; j < reply.nodes.length; j++) if (reply.nodes[j]) nodes.forget(reply.nodes[j]!, 1);
+        }
+        return;
+      }
     }
   };
 

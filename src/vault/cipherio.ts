@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { escapedBytes, isNotUtf8, nameFromBytes } from './ciphernames.js';
-import { fsatAddon, FsatOp, type FsatAddon } from './fsat.js';
+import { FsatOp, requireFsatAddon, type FsatAddon } from './fsat.js';
 
 /** A bounded read of a small control file (a long-name sidecar): ciphernames.readSidecar. */
 export interface BoundedReader {
@@ -36,6 +36,12 @@ export interface BoundedReader {
 export interface CipherIo extends BoundedReader {
   readonly direct: boolean;
   lstat(path: string): Promise<fs.Stats>;
+  /**
+   * lstat of several entries of the folder `dir` in one call (a page of a listing with
+   * attributes: callers pass tens of names, not a whole folder); undefined for a name whose
+   * lstat failed. Names are cipher names as listed, without '/'.
+   */
+  lstatMany(dir: string, names: readonly string[]): Promise<(fs.Stats | undefined)[]>;
   readdir(path: string): Promise<string[]>;
   readdirTypes(path: string): Promise<fs.Dirent[]>;
   writeText(path: string, text: string): Promise<void>;
@@ -55,6 +61,9 @@ export interface CipherIo extends BoundedReader {
   lutimes(path: string, atime: Date | number, mtime: Date | number): Promise<void>;
   statfs(path: string): Promise<fs.StatsFs>;
 }
+
+/** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
+const STAT_NUMBERS = 13;
 
 /** lstat's answer, with fs.Stats's shape. */
 class CipherStats implements fs.Stats {
@@ -165,6 +174,17 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
   const io: CipherIo = {
     direct,
     lstat: async (p) => new CipherStats((await at(FsatOp.lstat, p)) as Float64Array),
+    lstatMany: async (dir, names) => {
+      // A name that is not UTF-8 has no string to pass (see calling): reported as failed.
+      const passed = names.filter((name) => !isNotUtf8(name));
+      const numbers = (await at(FsatOp.lstatMany, dir, null, 0, 0, 0, 0, Buffer.from(passed.map((name) => `${name}\0`).join('')))) as Float64Array;
+      const byName = new Map<string, fs.Stats>();
+      passed.forEach((name, k) => {
+        const at = k * (1 + STAT_NUMBERS);
+        if (numbers[at] === 0) byName.set(name, new CipherStats(numbers.subarray(at + 1, at + 1 + STAT_NUMBERS)));
+      });
+      return names.map((name) => byName.get(name));
+    },
     readdir: async (p) => (await list(p)).names,
     readdirTypes: async (p) => {
       const { names, types } = await list(p);
@@ -227,93 +247,11 @@ function closeQuietly(fd: number): void {
 }
 
 /**
- * Without the native addon, Node's own calls: opens never follow a link in the last
- * component, but the folders on the way are followed (README: the addon is what confines
- * the cipher folder).
- */
-function nodeCipherIo(direct: boolean): CipherIo {
-  const O_CONFINED = fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
-  const checkRegular = (fd: number, st: fs.Stats) => {
-    if (st.isFile()) return fd;
-    closeQuietly(fd);
-    throw notRegular(`descriptor ${fd}`);
-  };
-  if (direct) {
-    return {
-      direct: true,
-      lstat: async (p) => fs.lstatSync(p),
-      readdir: (p) => fsp.readdir(p),
-      readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
-      writeText: async (p, t) => {
-        const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_CONFINED);
-        try {
-          fs.writeFileSync(checkRegular(fd, fs.fstatSync(fd)), t);
-        } finally {
-          closeQuietly(fd);
-        }
-      },
-      open: async (p, flags, mode) => {
-        const fd = fs.openSync(p, flags | O_CONFINED, mode);
-        return checkRegular(fd, fs.fstatSync(fd));
-      },
-      fstat: async (fd) => fs.fstatSync(fd),
-      close: async (fd) => closeQuietly(fd),
-      mkdir: async (p, mode) => void fs.mkdirSync(p, mode),
-      rmdir: async (p) => fs.rmdirSync(p),
-      rename: async (a, b) => fs.renameSync(a, b),
-      unlink: async (p) => fs.unlinkSync(p),
-      link: async (a, b) => fs.linkSync(a, b),
-      symlink: async (t, p) => fs.symlinkSync(t, p),
-      readlink: async (p) => fs.readlinkSync(p),
-      readBounded: nodeReadBounded,
-      chmod: async (p, m) => fs.chmodSync(p, m),
-      lchown: async (p, u, g) => fs.lchownSync(p, u, g),
-      lutimes: async (p, a, m) => fs.lutimesSync(p, a, m),
-      statfs: async (p) => fs.statfsSync(p),
-    };
-  }
-  return {
-    direct: false,
-    lstat: (p) => fsp.lstat(p),
-    readdir: (p) => fsp.readdir(p),
-    readdirTypes: (p) => fsp.readdir(p, { withFileTypes: true }),
-    writeText: async (p, t) => {
-      const file = await fsp.open(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_CONFINED);
-      try {
-        if (!(await file.stat()).isFile()) throw notRegular(p);
-        await file.writeFile(t);
-      } finally {
-        await file.close();
-      }
-    },
-    open: async (p, flags, mode) => {
-      const fd = await new Promise<number>((done, fail) => fs.open(p, flags | O_CONFINED, mode, (err, fd) => (err ? fail(err) : done(fd))));
-      return checkRegular(fd, await fstatQueued(fd));
-    },
-    fstat: fstatQueued,
-    close: (fd) => new Promise((done) => fs.close(fd, () => done())),
-    mkdir: async (p, mode) => void (await fsp.mkdir(p, mode)),
-    rmdir: (p) => fsp.rmdir(p),
-    rename: (a, b) => fsp.rename(a, b),
-    unlink: (p) => fsp.unlink(p),
-    link: (a, b) => fsp.link(a, b),
-    symlink: (t, p) => fsp.symlink(t, p),
-    readlink: (p) => fsp.readlink(p),
-    readBounded: nodeReadBounded,
-    chmod: (p, m) => fsp.chmod(p, m),
-    lchown: (p, u, g) => fsp.lchown(p, u, g),
-    lutimes: (p, a, m) => fsp.lutimes(p, a, m),
-    statfs: (p) => fsp.statfs(p),
-  };
-}
-
-/**
- * The calls on the vault whose cipher directory is `root`, as `settings.directIo` asks:
- * confined when the native addon is built.
+ * The calls on the vault whose cipher directory is `root`, as `settings.directIo` asks. There
+ * is no unconfined way: without the native addon no call reaches a cipher folder.
  */
 export function cipherIoFor(settings: { readonly directIo: boolean }, root: string): CipherIo {
-  const addon = fsatAddon();
-  return addon ? confinedCipherIo(addon, root, settings.directIo) : nodeCipherIo(settings.directIo);
+  return confinedCipherIo(requireFsatAddon(), root, settings.directIo);
 }
 
 /**

@@ -42,12 +42,12 @@ export function nameFromBytes(bytes: Uint8Array): string {
   return name;
 }
 
-/** A name made by nameFromBytes: one with a lone surrogate. */
-const NOT_UTF8 = /\p{Surrogate}/u;
-
-/** Whether `name` (a cipher name or path) holds a name that is not UTF-8 (nameFromBytes). */
+/**
+ * Whether `name` (a cipher name or path) holds a name that is not UTF-8 (nameFromBytes): one
+ * with a lone surrogate, which is exactly what a string that is not well formed has.
+ */
 export function isNotUtf8(name: string): boolean {
-  return NOT_UTF8.test(name);
+  return !name.isWellFormed();
 }
 
 /** The bytes of a name that is not UTF-8, escaped for a reader: `x\xff` (nameFromBytes reversed). */

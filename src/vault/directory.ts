@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { rootedCipherIo, type CipherIo } from './cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, sidecarContent, storedForm, undecryptableName } from './ciphernames.js';
@@ -28,6 +29,12 @@ export interface DirEntry {
    * that the user sees it, shown as an empty file without access, never opened or followed.
    */
   readonly opaque?: boolean;
+  /**
+   * Set when the name decrypts but the entry is not of the kind it was stored as (a FIFO, or a
+   * folder or link where a file was stored): what the provider put there, e.g. "a FIFO". The
+   * entry is listed under its name as opaque; opening it is an integrity failure.
+   */
+  readonly replacedBy?: string;
 }
 
 export interface Listing {
@@ -72,10 +79,11 @@ export class DirectoryDecoder {
    * A sidecar that cannot be read just now (I/O error, permission, too many open files) fails
    * the listing with EIO naming it, rather than showing a sound entry as undecryptable.
    */
-  async decode(cipherDir: string, dirId: Uint8Array, atRoot: boolean, cipherName: string, kind: EntryKind): Promise<DirEntry | undefined> {
+  async decode(cipherDir: string, dirId: Uint8Array, atRoot: boolean, cipherName: string, listed: EntryKind | 'other', what = 'a special file'): Promise<DirEntry | undefined> {
     const type = classify(cipherName, atRoot);
+    const kind = listed === 'other' ? 'file' : listed;
     if (type.type === 'not-utf8') return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true, opaque: true };
-    if (type.type !== 'short' && type.type !== 'long') return undefined;
+    if (type.type !== 'short' && type.type !== 'long') return listed === 'other' ? opaqueEntry(cipherName, atRoot) : undefined;
     let encoded: string | undefined;
     if (type.type === 'long') {
       const path = join(cipherDir, type.sidecar);
@@ -86,16 +94,19 @@ export class DirectoryDecoder {
       encoded = type.encoded;
     }
     const canonical = encoded !== undefined && nonCanonicalForm(type.type, encoded, this.maxNameLength) === undefined;
-    const plain = encoded && canonical ? this.decrypt(dirId, encoded, kind) : null;
-    if (!plain) return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true };
-    return {
-      name: displayName(plain.name, type.conflict),
-      cipherName,
-      kind,
-      ...(plain.dirId ? { dirId: plain.dirId } : {}),
-      ...(type.type === 'long' ? { sidecar: type.sidecar } : {}),
-      ...(type.conflict ? { conflict: type.conflict } : {}),
-    };
+    // A regular file is tried as one only: junk names (files, the cheapest to plant) cost one
+    // decryption each. Anything else may be a swap for an entry stored as another kind.
+    const kinds = listed === 'file' ? (['file'] as const) : [...(listed === 'other' ? [] : [listed]), ...ENTRY_KINDS.filter((k) => k !== listed)];
+    for (const stored of encoded && canonical ? kinds : []) {
+      const plain = this.decrypt(dirId, encoded!, stored);
+      if (!plain) continue;
+      const shown = displayName(plain.name, type.conflict);
+      const long = type.type === 'long' ? { sidecar: type.sidecar } : {};
+      const conflict = type.conflict ? { conflict: type.conflict } : {};
+      if (stored !== listed) return { name: shown, cipherName, kind: 'file', opaque: true, replacedBy: `${what} in place of ${KIND_WORDS[stored]}`, ...long, ...conflict };
+      return { name: shown, cipherName, kind, ...(plain.dirId ? { dirId: plain.dirId } : {}), ...long, ...conflict };
+    }
+    return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true, ...(listed === 'other' ? { opaque: true } : {}) };
   }
 
   /**
@@ -116,9 +127,9 @@ export class DirectoryDecoder {
     for (const item of raw) {
       const kind = entryKind(item);
       const known = reusable?.get(item.name);
-      const decoded = kind === 'other' ? opaqueEntry(item.name, atRoot) : known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind);
+      const decoded = known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind, entryWords(item));
       if (!decoded) continue;
-      if (kind !== 'other' && (decoded === known || classify(item.name, atRoot).type === 'short')) byName.set(item.name, decoded);
+      if (kind !== 'other' && !decoded.opaque && (decoded === known || classify(item.name, atRoot).type === 'short')) byName.set(item.name, decoded);
       const shown = namer.name(decoded.name);
       const entry = shown === decoded.name ? decoded : { ...decoded, name: shown };
       entries.set(entry.name, entry);
@@ -131,8 +142,21 @@ export class DirectoryDecoder {
   }
 }
 
+const ENTRY_KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
+const KIND_WORDS: Readonly<Record<EntryKind, string>> = { file: 'a file', dir: 'a folder', symlink: 'a symlink' };
+
+/** What a listed cipher entry is, in words. */
+function entryWords(item: Dirent): string {
+  if (item.isDirectory()) return 'a folder';
+  if (item.isSymbolicLink()) return 'a symlink';
+  if (item.isFile()) return 'a file';
+  if (item.isFIFO()) return 'a FIFO';
+  if (item.isSocket()) return 'a socket';
+  return 'a device';
+}
+
 /**
- * A FIFO, socket or device in a cipher directory: listed like an undecryptable name (as an
+ * A FIFO, socket or device in a cipher directory whose name does not decrypt: listed like an undecryptable name (as an
  * empty file, see DirEntry.opaque), unless its name is one no listing shows (the vault
  * file, a sync client's file, a sidecar: one in a sidecar's place already makes its long
  * entry show as undecryptable, and scrub reports it).

@@ -35,21 +35,34 @@ export const FsatOp = {
   writeFile: 13,
   statfs: 14,
   readFile: 15,
+  lstatMany: 16,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 
 
-let addon: FsatAddon | null | undefined;
+let addon: FsatAddon | undefined;
+let missing: string | undefined;
 
 /** The addon's confined calls, or undefined when the addon is not built (or predates them). */
 export function fsatAddon(): FsatAddon | undefined {
-  if (addon === undefined) {
+  if (addon === undefined && missing === undefined) {
     try {
       const loaded = loadAddon() as unknown as Partial<FsatAddon>;
-      addon = typeof loaded.fsat === 'function' ? (loaded as FsatAddon) : null;
-    } catch {
-      addon = null;
+      if (typeof loaded.fsat === 'function') addon = loaded as FsatAddon;
+      else missing = 'the native addon is an older build without the confined calls: run "npm run build:native"';
+    } catch (err) {
+      missing = (err as Error).message;
     }
   }
-  return addon ?? undefined;
+  return addon;
+}
+
+/**
+ * The confined calls; without them no cipher folder is opened at all, as Node's own calls
+ * would follow links the provider planted.
+ */
+export function requireFsatAddon(): FsatAddon {
+  const found = fsatAddon();
+  if (!found) throw new Error(`${missing}; sealfs opens no cipher folder without its confined calls`);
+  return found;
 }

@@ -143,11 +143,7 @@ export class PlainFs {
   async getattr(plainPath: string): Promise<PlainStat> {
     if (plainPath === '/') return this.statOf(await this.io.lstat(this.tree.root.cipherPath));
     const found = await this.tree.resolve(plainPath);
-    // Never looked at itself (a FIFO, a name no string reaches): an empty file no mode lets open.
-    if (found.entry.opaque) {
-      const dir = await this.io.lstat(found.parent.cipherPath);
-      return { ...this.statOf(dir), mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 };
-    }
+    if (found.entry.opaque) return this.opaqueStat(await this.io.lstat(found.parent.cipherPath));
     let st: Stats;
     try {
       st = await this.io.lstat(found.cipherPath);
@@ -155,6 +151,50 @@ export class PlainFs {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.tree.noteRemoved(found.parent, found.entry.name);
       throw err;
     }
+    return this.entryStat(plainPath, found, st);
+  }
+
+  /**
+   * Attributes of several entries of the folder `dirPath` (a page of a listing with
+   * attributes), from one batch of lstat calls; undefined for a name that is gone or whose
+   * attributes fail (a later getattr of it says why).
+   */
+  async getattrMany(dirPath: string, names: readonly string[]): Promise<(PlainStat | undefined)[]> {
+    const dir = await this.tree.dir(dirPath);
+    const { entries } = await this.listing(dir);
+    const found = names.map((name) => entries.get(name));
+    const stored = found.filter((entry): entry is DirEntry => entry !== undefined && !entry.opaque);
+    const [stats, dirStat] = await Promise.all([
+      this.io.lstatMany(dir.cipherPath, stored.map((entry) => entry.cipherName)),
+      found.some((entry) => entry?.opaque) ? this.io.lstat(dir.cipherPath) : undefined,
+    ]);
+    const statOf = new Map(stored.map((entry, k) => [entry, stats[k]]));
+    return Promise.all(
+      found.map(async (entry) => {
+        if (!entry) return undefined;
+        if (entry.opaque) return dirStat && this.opaqueStat(dirStat);
+        const st = statOf.get(entry);
+        if (!st) return undefined;
+        const plainPath = joinPlain(dir.plainPath, entry.name);
+        return this.entryStat(plainPath, this.tree.resolved(dir, entry), st).catch(() => undefined);
+      }),
+    );
+  }
+
+  /** An entry the provider swapped for another kind of entry (DirEntry.replacedBy): logged once per request, never opened. */
+  private replaced(plainPath: string, found: Resolved): IntegrityFailure {
+    const detail = `its cipher entry ${found.cipherPath} is ${found.entry.replacedBy!}: replaced in the cipher folder`;
+    if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}: ${detail}`);
+    return new IntegrityFailure(plainPath, detail);
+  }
+
+  /** Never looked at itself (a FIFO, a name no string reaches): an empty file no mode lets open. */
+  private opaqueStat(dirStat: Stats): PlainStat {
+    return { ...this.statOf(dirStat), mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 };
+  }
+
+  /** A resolved entry's attributes from its cipher entry's lstat. */
+  private async entryStat(plainPath: string, found: Resolved, st: Stats): Promise<PlainStat> {
     if ((st.mode & constants.S_IFMT) !== TYPE_BITS[found.entry.kind]) {
       // Swapped for another type of entry since the listing (a FIFO, a folder, a link): never
       // shown to the kernel as what it now is; the next listing shows what it has become.
@@ -289,6 +329,7 @@ export class PlainFs {
     const found = await this.tree.resolve(plainPath);
     if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
     if (found.entry.undecryptable) throw new IntegrityFailure(plainPath, 'name does not decrypt');
+    if (found.entry.replacedBy) throw this.replaced(plainPath, found);
     const file = await this.openFile(found, plainPath, verifyEnd);
     const fh = this.register(file, flags);
     if (flags & constants.O_TRUNC) await this.ftruncate(fh, 0);

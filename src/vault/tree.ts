@@ -20,7 +20,15 @@ export interface Resolved {
 interface CachedListing {
   listing: Listing;
   readAt: number;
+  /** Its entries when it was kept (what the bound counts). */
+  counted: number;
 }
+
+/**
+ * Entries of all kept listings together, beyond which the oldest listings go (a provider can
+ * make any number of folders of any size; only the ones in use need to stay).
+ */
+export const MAX_CACHED_ENTRIES = 300_000;
 
 /**
  * An errno error. `syscall`: the error comes from a failed system call on the cipher
@@ -53,6 +61,7 @@ function cipherChild(dir: DirRef, cipherName: string): string {
 export class Tree {
   private readonly listings = new Map<string, CachedListing>();
   private readonly reading = new Map<string, Promise<Listing>>();
+  private cachedEntries = 0;
   readonly root: DirRef;
 
   constructor(
@@ -60,6 +69,7 @@ export class Tree {
     readonly decoder: DirectoryDecoder,
     /** How long a listing is trusted: MountSettings.listingTtlMs. */
     private readonly listingTtlMs: number,
+    private readonly maxCachedEntries = MAX_CACHED_ENTRIES,
   ) {
     // Absolute and without a trailing '/', so that cipherChild() and path.join() agree.
     this.root = { plainPath: '/', cipherPath: resolve(cipherDir), dirId: ROOT_DIR_ID, atRoot: true };
@@ -76,11 +86,33 @@ export class Tree {
     this.reading.set(dir.cipherPath, pending);
     try {
       const listing = await pending;
-      this.listings.set(dir.cipherPath, { listing, readAt: Date.now() });
+      this.keep(dir.cipherPath, listing);
       return listing;
     } finally {
       this.reading.delete(dir.cipherPath);
     }
+  }
+
+  /**
+   * Keeps a listing for its time; listings whose time is up, and the oldest ones beyond
+   * MAX_CACHED_ENTRIES, go (the map's order is the order they were read in).
+   */
+  private keep(cipherPath: string, listing: Listing): void {
+    this.drop(cipherPath);
+    const now = Date.now();
+    this.listings.set(cipherPath, { listing, readAt: now, counted: listing.entries.size });
+    this.cachedEntries += listing.entries.size;
+    for (const [key, cached] of this.listings) {
+      if (key === cipherPath || (this.cachedEntries <= this.maxCachedEntries && now - cached.readAt < this.listingTtlMs)) break;
+      this.drop(key);
+    }
+  }
+
+  private drop(cipherPath: string): void {
+    const cached = this.listings.get(cipherPath);
+    if (!cached) return;
+    this.cachedEntries -= cached.counted;
+    this.listings.delete(cipherPath);
   }
 
   /** Records a change made through the mount, so the listing stays right without re-reading. */
@@ -94,8 +126,8 @@ export class Tree {
 
   /** Forgets cached listings of a directory and everything below it (after it moved or went). */
   forget(cipherPath: string): void {
-    for (const key of this.listings.keys()) {
-      if (key === cipherPath || key.startsWith(cipherPath + '/')) this.listings.delete(key);
+    for (const key of [...this.listings.keys()]) {
+      if (key === cipherPath || key.startsWith(cipherPath + '/')) this.drop(key);
     }
   }
 
@@ -122,7 +154,12 @@ export class Tree {
     if (name === undefined) throw errno('EINVAL', 'the root has no entry');
     const parent = await this.dir('/' + parts.join('/'));
     const entry = (await this.listing(parent)).entries.get(name);
-    return entry && { parent, entry, cipherPath: cipherChild(parent, entry.cipherName) };
+    return entry && this.resolved(parent, entry);
+  }
+
+  /** An entry of a listing of `parent`, with its cipher path. */
+  resolved(parent: DirRef, entry: DirEntry): Resolved {
+    return { parent, entry, cipherPath: cipherChild(parent, entry.cipherName) };
   }
 
   async resolve(plainPath: string): Promise<Resolved> {

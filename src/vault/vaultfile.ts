@@ -98,10 +98,14 @@ export async function readVaultFile(cipherDir: string): Promise<StoredVaultFile>
   return { config, body, mac: macLine.slice(MAC_PREFIX.length) };
 }
 
+/** The MAC as written: 64 lowercase hex digits (HMAC-SHA-256). */
+const MAC_HEX = /^[0-9a-f]{64}$/;
+
 /** Checks the vault file's MAC with the master key: an edited vault file is refused. */
 export function verifyVaultFile(stored: StoredVaultFile, masterKey: Uint8Array, cipherDir: string): VaultConfig {
   const expected = Buffer.from(macOf(stored.body, masterKey), 'hex');
-  const actual = Buffer.from(stored.mac, 'hex');
+  // Exactly the form sealfs writes: Buffer.from would skip what is not hex, and accept it.
+  const actual = MAC_HEX.test(stored.mac) ? Buffer.from(stored.mac, 'hex') : Buffer.alloc(0);
   if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
     throw new VaultError('vault-tampered', `${join(cipherDir, VAULT_FILE)}: vault file was modified or belongs to another key (MAC mismatch)`);
   }
