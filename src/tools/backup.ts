@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fsc from 'node:fs';
 import type { Dirent, Stats } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -477,28 +477,28 @@ class RepairWriter {
    * written next to it under a temporary name, the old entry kept aside, then renamed over
    * it, every step confined to the vault. Returns where the old entry was kept.
    */
-  async replace(rel: string, copy: string): Promise<string | undefined> {
+  async replace(rel: string, copy: string, copies: CipherIo): Promise<string | undefined> {
     const target = this.path(rel);
     const temp = join(dirname(target), `.sealfs-repair-${randomBytes(6).toString('hex')}.tmp`);
     const old = await this.lstat(rel);
     if (old && !old.isFile() && !old.isSymbolicLink()) throw new Error(`${target} is ${typeWord(old)} now, not what the scrub checked; nothing was changed`);
     const owner = old && process.getuid?.() === 0 ? old : undefined;
-    const fetched = await lstat(copy);
+    const fetched = await copies.lstat(copy);
     let made = false;
     try {
       if (fetched.isSymbolicLink()) {
-        await this.io.symlink(await readlink(copy), temp);
+        await this.io.symlink(await copies.readlink(copy), temp);
         made = true;
         if (owner) await this.io.lchown(temp, owner.uid, owner.gid);
       } else {
         const fd = await this.io.open(temp, fsc.constants.O_WRONLY | fsc.constants.O_CREAT | fsc.constants.O_EXCL, 0o600);
         made = true;
         try {
-          const from = await open(copy, 'r');
+          const from = await copies.open(copy, fsc.constants.O_RDONLY);
           try {
-            await copyDescriptor(from.fd, fd);
+            await copyDescriptor(from, fd);
           } finally {
-            await from.close();
+            await copies.close(from);
           }
           // The old file's permission bits, never set-id bits (the provider sets those).
           await fdChmod(fd, (old && old.isFile() ? old.mode : fetched.mode) & 0o777);
@@ -542,6 +542,8 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
       ? await fetchFromRemote(options.remote, [...new Set(wanted)], workDir, options)
       : { dir: workDir, arrived: new Set<string>() };
     const ctx = verifierContext(options.masterKey, options.backend);
+    // The copies come from another provider: read as warily as the vault itself.
+    const copies = cipherIoFor({ directIo: false }, fetchDir);
     for (const problem of before.problems) {
       const remedy = problem.remedy;
       if (remedy.type === 'none') {
@@ -565,16 +567,16 @@ export async function repairFromRemote(options: RepairOptions): Promise<RepairRe
       }
       const copy = join(fetchDir, problem.rel);
       let fault: string | undefined;
-      if (remedy.type === 'file') fault = (await verifySealedFile(copy, ctx)).failure?.detail;
-      else if (remedy.type === 'symlink') fault = await symlinkFault(copy, options.masterKey);
-      else if (remedy.type === 'sidecar') fault = await sidecarFault(copy, remedy, options.masterKey);
+      if (remedy.type === 'file') fault = (await verifySealedFile(copy, ctx, undefined, undefined, copies)).failure?.detail;
+      else if (remedy.type === 'symlink') fault = await symlinkFault(copy, options.masterKey, copies);
+      else if (remedy.type === 'sidecar') fault = await sidecarFault(copy, remedy, options.masterKey, copies);
       else fault = await vaultFileFault(fetchDir, options.masterKey);
       if (fault) {
         outcomes.push({ problem, repaired: false, detail: `the backup copy does not verify either (${fault}); nothing was changed` });
         continue;
       }
       try {
-        const kept = await writer.replace(problem.rel, copy);
+        const kept = await writer.replace(problem.rel, copy, copies);
         const what = kept ? `replaced by the verified copy from ${options.remote}` : `restored from the verified copy in ${options.remote}`;
         outcomes.push({ problem, repaired: true, detail: what, ...(kept ? { keptAt: kept } : {}) });
       } catch (err) {

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, read as readAt, type BigIntStats, type Dirent } from 'node:fs';
-import { lstat, open, readlink } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { ALL_VERIFIED, type ChunkRun } from '../crypto/backend.js';
@@ -568,7 +568,7 @@ class Scrubber {
   private async checkSymlink(rel: string, plainPath: string | null): Promise<void> {
     let target: string;
     try {
-      target = await readlink(join(this.options.cipherDir, rel));
+      target = await this.io.readlink(join(this.root, rel));
     } catch (err) {
       this.problem('unreadable', rel, plainPath, null, `cannot read the link: ${(err as Error).message}`, { type: 'symlink' });
       return;
@@ -686,8 +686,8 @@ async function checkedVaultConfig(cipherDir: string, masterKey: Uint8Array): Pro
 }
 
 /** Verifies a long-name sidecar file copy: it must hold the name its hash promises, and decrypt where it belongs. */
-export async function sidecarFault(path: string, remedy: Extract<Remedy, { type: 'sidecar' }>, masterKey: Uint8Array): Promise<string | undefined> {
-  const read = await readSidecar(path, remedy.hash);
+export async function sidecarFault(path: string, remedy: Extract<Remedy, { type: 'sidecar' }>, masterKey: Uint8Array, io: CipherIo): Promise<string | undefined> {
+  const read = await readSidecar(path, remedy.hash, io);
   if (!read.ok) return read.detail;
   if (remedy.parentId) {
     const names = new NameCipher(deriveSubkey(masterKey, 'names'), deriveSubkey(masterKey, 'dirid'));
@@ -697,12 +697,12 @@ export async function sidecarFault(path: string, remedy: Extract<Remedy, { type:
 }
 
 /** Verifies a symbolic link copy: its target must decrypt. */
-export async function symlinkFault(path: string, masterKey: Uint8Array): Promise<string | undefined> {
+export async function symlinkFault(path: string, masterKey: Uint8Array, io: CipherIo): Promise<string | undefined> {
   try {
-    const st = await lstat(path);
+    const st = await io.lstat(path);
     if (!st.isSymbolicLink()) return 'the copy is not a symbolic link';
     const names = new NameCipher(deriveSubkey(masterKey, 'names'), deriveSubkey(masterKey, 'dirid'));
-    return names.decryptSymlinkTarget(await readlink(path)) === undefined ? 'its target does not decrypt' : undefined;
+    return names.decryptSymlinkTarget(await io.readlink(path)) === undefined ? 'its target does not decrypt' : undefined;
   } catch (err) {
     return `cannot read it: ${(err as Error).message}`;
   }
