@@ -10,7 +10,7 @@
  *
  * A build that fails prints one warning line and the script exits 0. Pass --strict (or set
  * SEALFS_NATIVE_STRICT=1) to exit 1 instead, and --verbose (or SEALFS_NATIVE_VERBOSE=1) to
- * see node-gyp's output. `npm pack` and `npm publish` (which build through "prepare") are
+ * see node-gyp's output. `npm pack` and `npm publish` (which build through "prepack") are
  * always strict: the package carries the addons built here, and one without them would
  * install a `sealfs` that cannot mount.
  */

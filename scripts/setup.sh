@@ -55,7 +55,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci also builds (native addon + TypeScript) through the "prepare" lifecycle script.
+# npm ci also builds (native addon + TypeScript) through the "postprepare" lifecycle script
+# (not "prepare": npm 11 warns about an installed package's prepare script, which never runs).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 else
