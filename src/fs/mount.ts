@@ -161,7 +161,8 @@ async function fuseDeviceProblem(): Promise<string | undefined> {
   let st;
   try {
     st = await stat(FUSE_DEVICE);
-  } catch {
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return `${FUSE_DEVICE} cannot be reached by you (a folder on its way may not be searched); ask an administrator`;
     return `${FUSE_DEVICE} does not exist: the fuse kernel module is not loaded (as root: modprobe fuse), or this container was started without the device (docker run --device /dev/fuse)`;
   }
   if (await exists(FUSE_DEVICE, constants.R_OK | constants.W_OK)) return undefined;
