@@ -10,7 +10,9 @@
  *
  * A build that fails prints one warning line and the script exits 0. Pass --strict (or set
  * SEALFS_NATIVE_STRICT=1) to exit 1 instead, and --verbose (or SEALFS_NATIVE_VERBOSE=1) to
- * see node-gyp's output.
+ * see node-gyp's output. `npm pack` and `npm publish` (which build through "prepack") are
+ * always strict: the package carries the addons built here, and one without them would
+ * install a `sealfs` that cannot mount.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,8 @@ import { findNodeDir, findNodeGyp } from './node-gyp.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
-const strict = args.has('--strict') || process.env.SEALFS_NATIVE_STRICT === '1';
+const packing = ['pack', 'publish'].includes(process.env.npm_command ?? '');
+const strict = args.has('--strict') || process.env.SEALFS_NATIVE_STRICT === '1' || packing;
 const verbose = args.has('--verbose') || process.env.SEALFS_NATIVE_VERBOSE === '1';
 let failed = false;
 

@@ -4,7 +4,7 @@
 # integration); its global setup compiles the TypeScript once and fails the run on any error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
 status=0

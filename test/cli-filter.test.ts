@@ -2,6 +2,7 @@
  * `sealfs keygen|encrypt|decrypt`, run in process through stdin and stdout: the bytes, and
  * the exit codes of a malformed key file (5), damaged input (4) and an existing output (3).
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
 import { decrypt } from '../src/crypto/buffer.js';
 import { readKeyFile } from '../src/crypto/keyfile.js';
+import { REPO } from './build.js';
 import { runInProcess } from './helpers-cli.js';
 import { pattern } from './helpers.js';
 
@@ -70,6 +72,14 @@ describe('sealfs encrypt / decrypt (in process)', () => {
     const help = await runInProcess(['--help'], env);
     expect([help.code, help.stderr]).toEqual([EXIT.OK, '']);
     expect(help.stdout).toContain('Usage: sealfs');
-    expect(await runInProcess(['--version'], env)).toEqual({ code: EXIT.OK, stdout: '0.1.0\n', stderr: '' });
+    const version = await runInProcess(['--version'], env);
+    expect([version.code, version.stderr]).toEqual([EXIT.OK, '']);
+    // The package's version, then formats, backend, libfuse (test/install.test.ts checks the installed one).
+    const { version: packageVersion } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    const lines = version.stdout.split('\n');
+    expect(lines[0]).toBe(`sealfs ${packageVersion}`);
+    expect(lines[1]).toBe('formats: vault file 1, sealed files 1, key store 1 (reads and writes these)');
+    expect(lines[2]).toMatch(/^crypto: native \(OpenSSL \d/);
+    expect(lines[3]).toMatch(/^libfuse: 3\.\d+\.\d+$/);
   });
 });

@@ -54,14 +54,23 @@ export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).di
  */
 export const knownBug: typeof it.fails = process.env.SEALFS_KNOWN_BUGS === 'fail' ? (it as unknown as typeof it.fails) : it.fails;
 
+/**
+ * Is this command line (/proc/PID/cmdline) one of our CLI's servers of `cipherDir`? Before it
+ * mounts, a server's is `node CLI mount CIPHERDIR …`; once it serves, its process title
+ * `sealfs: CIPHERDIR on MOUNTPOINT` (src/fs/mount.ts serverTitle) is written over it.
+ */
+function isServerOf(cmdline: string, cli: string, cipherDir: string): boolean {
+  const args = cmdline.split('\0');
+  return (args.includes(cli) && args.includes('mount') && args.includes(cipherDir)) || args[0]!.startsWith(`sealfs: ${cipherDir} on `);
+}
+
 /** Servers (ours: this CLI) serving `cipherDir`, found in /proc without touching anything else. */
 export async function serversFor(cli: string, cipherDir: string): Promise<number[]> {
   const out: number[] = [];
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(name)) continue;
     const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    const args = cmdline.split('\0');
-    if (args.includes(cli) && args.includes('mount') && args.includes(cipherDir) && alive(Number(name))) out.push(Number(name));
+    if (isServerOf(cmdline, cli, cipherDir) && alive(Number(name))) out.push(Number(name));
   }
   return out;
 }
@@ -257,10 +266,12 @@ export class MountHarness {
     }
   }
 
-  /** A pid from our pid file is still our server (not a reused pid). */
+  /** A pid from our pid file is still our server (not a reused pid): our CLI, or its title naming a vault of ours. */
   private isOurServer(pid: number): boolean {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.cli);
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      // Our CLI before it mounts; once it serves, its title (see isServerOf) names a vault of ours.
+      return cmdline.includes(this.cli) || cmdline.startsWith(`sealfs: ${this.root}/`);
     } catch {
       return false;
     }

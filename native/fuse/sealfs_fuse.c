@@ -1065,6 +1065,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"statfsFields", NULL, NULL, NULL, NULL, table(env, SF_NAMES, NULL, SF_FIELDS), napi_enumerable, NULL},
       {"setattrBits", NULL, NULL, NULL, NULL, table(env, SETATTR_NAMES, SETATTR_BITS, COUNT(SETATTR_BITS)), napi_enumerable, NULL},
       {"renameFlags", NULL, NULL, NULL, NULL, table(env, RENAME_NAMES, RENAME_BITS, COUNT(RENAME_BITS)), napi_enumerable, NULL},
+      /* The libfuse this addon runs with (not the headers it was built against): `sealfs --version`. */
+      {"libfuseVersion", NULL, NULL, NULL, NULL, str(env, fuse_pkgversion()), napi_enumerable, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"releaseWrite", NULL, js_release_write, NULL, NULL, NULL, napi_enumerable, NULL},

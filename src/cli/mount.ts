@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
 import { KEY_BYTES } from '../crypto/ciphers.js';
-import { checkFuseAvailable, checkMountpoint, mountVault, type MountedVault } from '../fs/mount.js';
+import { checkFuseAvailable, checkMountpoint, mountVault, setServerTitle, type MountedVault } from '../fs/mount.js';
 import { quiet } from '../fs/log.js';
 import { unmountPath } from '../fs/unmount.js';
 import { isInside, stateDir } from '../vault/paths.js';
@@ -108,6 +108,7 @@ async function removePidFile(path: string | undefined): Promise<void> {
  * programs still use the mount); an unmount from outside ends it too.
  */
 async function serveUntilClosed(mounted: MountedVault, vault: Vault, log: (line: string) => void, pidFile: string | undefined): Promise<void> {
+  setServerTitle(vault.cipherDir, mounted.mountpoint);
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) {

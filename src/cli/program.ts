@@ -12,17 +12,18 @@ import { registerOfflineCommands } from './offline.js';
 import { registerVaultKeyCommands } from './vaultkeys.js';
 import { registerMountCommands } from './mount.js';
 import { registerMaintenanceCommands } from './maintenance.js';
+import { addVersionOption } from './version.js';
 
 function buildProgram(io: CliIo): Command {
   const program = new Command('sealfs')
     .description('Transparent client-side encryption for folders that sync clients upload')
-    .version('0.1.0')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => void io.stdout.write(text),
       writeErr: (text) => void io.stderr.write(text),
       outputError: (text, write) => write(text.trimEnd().replace(/^error: /, 'sealfs: ') + '\n'),
     });
+  addVersionOption(program, io);
 
   program
     .command('keygen')

@@ -43,6 +43,8 @@ interface Binding {
   readonly setattrBits: Readonly<Record<SetattrBit, number>>;
   /** rename's flags (renameat2). */
   readonly renameFlags: Readonly<Record<'NOREPLACE' | 'EXCHANGE', number>>;
+  /** fuse_pkgversion() of the libfuse3 loaded, e.g. "3.14.0". */
+  readonly libfuseVersion: string;
   /** `arena`: whole maxWrite-sized slots that hold write data until releaseWrite. */
   mount(mountpoint: string, options: string, maxWrite: number, handler: Handler, arena: ArrayBuffer): Session;
   close(session: Session): void;

@@ -3,7 +3,7 @@
  * the mount point is checked first, and the mount is watched so that an unmount from outside
  * (`fusermount -u`, `umount`) ends the server cleanly too.
  */
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -111,26 +111,110 @@ export function fuseOptionList(options: { cipherDir: string; readOnly?: boolean;
   ];
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string, mode?: number) => access(path, mode).then(() => true, () => false);
+
+/**
+ * The title `ps` shows for the process serving a mount: `sealfs: VAULT on MOUNTPOINT`. Node
+ * writes a title over the memory of the process's original command line and cuts it to
+ * that many bytes, `room` (what /proc/PID/cmdline held, less its last NUL). A background
+ * server's command line holds both paths, so they fit; a foreground one's may hold them
+ * relative. What does not fit is shortened from the left (`…/end/of/path`), the vault's
+ * path first: the mount point is what `sealfs unmount` takes.
+ */
+export function serverTitle(cipherDir: string, mountpoint: string, room: number): string {
+  const title = (vault: string, mount: string) => `sealfs: ${vault} on ${mount}`;
+  let vault = cipherDir;
+  let mount = mountpoint;
+  const over = () => Buffer.byteLength(title(vault, mount)) - room;
+  if (over() > 0) vault = shortenLeft(cipherDir, Buffer.byteLength(cipherDir) - over());
+  if (over() > 0) mount = shortenLeft(mountpoint, Buffer.byteLength(mountpoint) - over());
+  return title(vault, mount);
+}
+
+/** `…` and as much of the end of `path` as fits in `max` bytes (whole characters). */
+function shortenLeft(path: string, max: number): string {
+  const chars = [...path];
+  while (chars.length > 0 && Buffer.byteLength(`…${chars.join('')}`) > max) chars.shift();
+  return `…${chars.join('')}`;
+}
+
+/** Names this process in `ps` as the server of this mount (see serverTitle). */
+export function setServerTitle(cipherDir: string, mountpoint: string): void {
+  let room = Infinity;
+  try {
+    room = readFileSync('/proc/self/cmdline').length - 1;
+  } catch {
+    // No /proc: Node cuts the title where it must.
+  }
+  process.title = serverTitle(cipherDir, mountpoint, room);
+}
+
+/** The device every FUSE mount talks to the kernel through. */
+const FUSE_DEVICE = '/dev/fuse';
+/** What mounts for a user who is not root (set-user-ID root; Debian package fuse3). */
+const FUSERMOUNT = 'fusermount3';
+/** S_ISUID (Node's fs.constants does not name it). */
+const SET_USER_ID = 0o4000;
+
+/** Why /dev/fuse cannot be used by this process, in words, or undefined when it can. */
+async function fuseDeviceProblem(): Promise<string | undefined> {
+  let st;
+  try {
+    st = await stat(FUSE_DEVICE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return `${FUSE_DEVICE} cannot be reached by you (a folder on its way may not be searched); ask an administrator`;
+    return `${FUSE_DEVICE} does not exist: the fuse kernel module is not loaded (as root: modprobe fuse), or this container was started without the device (docker run --device /dev/fuse)`;
+  }
+  if (await exists(FUSE_DEVICE, constants.R_OK | constants.W_OK)) return undefined;
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  return (
+    `${FUSE_DEVICE} is not usable by you (mode ${mode}, owner uid ${st.uid}, group gid ${st.gid}): a desktop makes it mode 0666 (Debian's default), ` +
+    `or gives it to a group such as fuse that its users are in; ask an administrator to run \`chmod 0666 ${FUSE_DEVICE}\` ` +
+    `(or to add you to that group, then log in again), or mount as root`
+  );
+}
+
+/** For a user who is not root: is fusermount3 there, and set-user-ID root? */
+async function fusermountProblem(): Promise<string | undefined> {
+  const dirs = ['/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':').filter((dir) => dir.startsWith('/'))];
+  for (const dir of dirs) {
+    const st = await stat(join(dir, FUSERMOUNT)).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    if (st.uid === 0 && (st.mode & SET_USER_ID) !== 0) return undefined;
+    return `${join(dir, FUSERMOUNT)} is not set-user-ID root, so it cannot mount for you (as root: chmod u+s ${join(dir, FUSERMOUNT)}, or reinstall the package fuse3)`;
+  }
+  return `${FUSERMOUNT} is missing: an ordinary user mounts through it (install the Debian package fuse3)`;
+}
 
 /**
  * Checks that this system can mount FUSE file systems with these options at all (so that a
- * command can say so before asking for a passphrase). Throws MountError.
+ * command can say so before asking for a passphrase). Throws MountError saying what is
+ * missing and what a desktop provides: /dev/fuse usable (mode 0666), a set-user-ID
+ * fusermount3, and for --allow-other the line user_allow_other in /etc/fuse.conf.
  */
 export async function checkFuseAvailable(options: { allowOther?: boolean } = {}): Promise<void> {
-  if (!(await access('/dev/fuse', constants.R_OK | constants.W_OK).then(() => true, () => false))) {
-    throw new MountError('/dev/fuse is missing or not accessible: this system cannot mount FUSE file systems (load the fuse module, or run with access to /dev/fuse)');
+  const device = await fuseDeviceProblem();
+  if (device) throw new MountError(device);
+  const asUser = process.getuid?.() !== 0;
+  if (asUser) {
+    const fusermount = await fusermountProblem();
+    if (fusermount) throw new MountError(fusermount);
   }
-  if (options.allowOther && process.getuid?.() !== 0) {
+  if (options.allowOther && asUser) {
     const conf = await readFile('/etc/fuse.conf', 'utf8').catch(() => '');
     if (!/^\s*user_allow_other\b/m.test(conf)) {
-      throw new MountError('--allow-other needs the line "user_allow_other" in /etc/fuse.conf (ask an administrator), or mounting as root');
+      throw new MountError(
+        '--allow-other needs the line "user_allow_other" in /etc/fuse.conf, which is not there by default: ask an administrator to add it ' +
+          '(as root: echo user_allow_other >> /etc/fuse.conf), or mount without --allow-other',
+      );
     }
   }
   try {
     loadFuseBinding();
   } catch (err) {
-    throw new MountError(`FUSE support is not available (${(err as Error).message.split('\n')[0]})`);
+    const why = (err as Error).message.split('\n')[0]!;
+    const hint = /libfuse3\.so/.test(why) ? '; install the Debian package libfuse3-3' : '';
+    throw new MountError(`FUSE support is not available (${why})${hint}`);
   }
 }
 
