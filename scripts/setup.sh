@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # libfuse3-dev: the FUSE addon builds against it; fuse3: fusermount3; pkg-config: finds libfuse3;
 # openssl: the benchmark reference; rclone, gocryptfs, syncthing, fio: real counterparts for
 # tests and benchmarks; gdb, strace: tests read a mount server's process flags and what its
-# launcher sends it.
-packages=(openssl libfuse3-dev fuse3 pkg-config rclone gocryptfs syncthing fio psmisc gdb strace)
+# launcher sends it; man-db, groff-base: a test renders the man page; zsh: a test loads the
+# zsh completion script.
+packages=(openssl libfuse3-dev fuse3 pkg-config rclone gocryptfs syncthing fio psmisc gdb strace man-db groff-base zsh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
