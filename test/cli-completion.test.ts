@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_NAMES } from '../src/crypto/backend.js';
 import { leafCommands } from '../src/cli/help.js';
 import { buildProgram } from '../src/cli/program.js';
-import { CLI } from './build.js';
+import { CLI, REPO } from './build.js';
 
 const program = buildProgram({ stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: {}, openTerminal: () => undefined });
 
@@ -34,8 +34,9 @@ beforeAll(async () => {
   await mkdir(join(cwd, 'vaultdir'), { recursive: true });
   await writeFile(join(cwd, 'afile'), '');
   bashScript = join(root, 'sealfs.bash');
-  const r = shell('sh', ['-c', `sealfs completion bash > ${JSON.stringify(bashScript)}`]);
-  expect(r).toMatchObject({ code: 0, stderr: '' });
+  for (const [name, file] of [['bash', bashScript], ['zsh', join(root, '_sealfs')]]) {
+    expect(shell('sh', ['-c', `sealfs completion ${name} > ${JSON.stringify(file)}`])).toMatchObject({ code: 0, stderr: '' });
+  }
 });
 
 afterAll(async () => {
@@ -102,15 +103,29 @@ describe('bash completion', () => {
 
 describe('zsh completion', () => {
   it('parses, loads after compinit, and defines a function for every command', () => {
-    const file = join(root, '_sealfs');
-    const script = spawnSync(process.execPath, [CLI, 'completion', 'zsh'], { env, encoding: 'utf8' });
-    expect(script.status).toBe(0);
-    spawnSync('sh', ['-c', `cat > ${JSON.stringify(file)}`], { input: script.stdout });
-    expect(shell('zsh', ['-n', file])).toMatchObject({ code: 0, stderr: '' });
+    expect(shell('zsh', ['-n', join(root, '_sealfs')])).toMatchObject({ code: 0, stderr: '' });
     const functions = leafCommands(program).map(({ path }) => ['_sealfs', ...path].join('__'));
     const check = functions.map((f) => `(( $+functions[${f}] )) || print -r -- missing ${f}`).join('\n');
     const r = shell('zsh', ['-f', '-c', `autoload -U compinit && compinit -u -D && source <(sealfs completion zsh) && print -r -- $_comps[sealfs]\n${check}`]);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('_sealfs');
+  });
+
+  it('completes commands, subcommands, options, choices and folders at a real zsh prompt', () => {
+    const lines = {
+      'sealfs mo': ['mount'],
+      'sealfs u': ['umount', 'unmount'],
+      'sealfs key ': ['export', 'import'],
+      'sealfs mount --re': ['--read-only'],
+      'sealfs mount --backend ': [...BACKEND_NAMES].sort(),
+      'sealfs mount ': ['vaultdir'],
+      'sealfs umount ': ['vaultdir'],
+      'sealfs mount --pid-file=a': ['afile'],
+      'sealfs completion ': ['bash', 'zsh'],
+    };
+    const r = shell('zsh', ['-f', join(REPO, 'test', 'complete-zsh.zsh'), join(root, '_sealfs'), ...Object.keys(lines)]);
+    expect(r.stderr).toBe('');
+    const offered = new Map(r.stdout.split('\n').filter(Boolean).map((l) => l.split(' => ') as [string, string]));
+    for (const [line, want] of Object.entries(lines)) expect(offered.get(line)?.split('|').sort(), line).toEqual(want);
   });
 });
