@@ -4,7 +4,7 @@
  * one of fixed choices, or free text), so a new command or option completes without anyone
  * editing a script.
  */
-import { Argument, Help, type Command, type Option } from 'commander';
+import { Argument, type Command, type Help, type Option } from 'commander';
 import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 

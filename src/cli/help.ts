@@ -4,7 +4,7 @@
  * codes it can return. The same data (COMMAND_GROUPS, each command's CommandDoc) makes the
  * man page (manpage.ts) and the completion scripts (completion.ts), so they cannot drift.
  */
-import { Argument, Command, Help, type Option } from 'commander';
+import { Command, Help, type Argument, type Option } from 'commander';
 import { EXIT, EXIT_MEANING, type ExitName } from './exit.js';
 
 /** Help is wrapped to this width (or a narrower terminal's). */
@@ -84,7 +84,7 @@ export function leafCommands(program: Command): { path: string[]; cmd: Command }
 }
 
 /** An argument as the help and the man page write it: CIPHERDIR, [PATH]. */
-export function argumentWord(arg: Argument): string {
+function argumentWord(arg: Argument): string {
   const name = arg.name().toUpperCase() + (arg.variadic ? '...' : '');
   return arg.required ? name : `[${name}]`;
 }

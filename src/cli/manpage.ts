@@ -3,7 +3,7 @@
  * every command in its group with its arguments, options, examples and exit codes, then the
  * table of exit codes. scripts/build-man.mjs writes it into dist/man/ at build time.
  */
-import { Help, type Command } from 'commander';
+import type { Command, Help } from 'commander';
 import { EXIT, EXIT_MEANING, type ExitName } from './exit.js';
 import { COMMAND_GROUPS, docOf, exitsOf, groupOf, leafCommands, OTHER_GROUP, synopsisWords } from './help.js';
 
