@@ -327,7 +327,7 @@ export function registerMountCommands(program: SealfsCommand, io: CliIo): void {
       .summary('show a vault decrypted at a mount point')
       .documented({
         examples: ['sealfs mount ~/Dropbox/vault ~/Private', 'sealfs mount --read-only ~/Dropbox/vault ~/Private'],
-        exits: ['IO', 'KEY', 'VAULT', 'MOUNT', 'INTEGRITY', 'INTERRUPTED'],
+        exits: ['IO', 'KEY', 'VAULT', 'MOUNT', 'INTERRUPTED'],
       })
       .description('show the vault in CIPHERDIR decrypted at MOUNTPOINT (an empty folder); runs in the background until `sealfs unmount`')
       .argument('<cipherdir>', 'the vault folder (ciphertext)')

@@ -26,8 +26,6 @@ export function buildProgram(io: CliIo): SealfsCommand {
       writeErr: (text) => void io.stderr.write(text),
       getOutHelpWidth: () => (io.stdout.isTTY && io.stdout.columns) || HELP_WIDTH,
       getErrHelpWidth: () => (io.stderr.isTTY && io.stderr.columns) || HELP_WIDTH,
-      getOutHasColors: () => false,
-      getErrHasColors: () => false,
       outputError: (text, write) => write(text.trimEnd().replace(/^error: /, 'sealfs: ') + '\n'),
     });
   configureSealfsHelp(program);
