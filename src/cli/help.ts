@@ -31,6 +31,7 @@ export function groupOf(name: string): string {
   return COMMAND_GROUPS.find((g) => g.commands.includes(name))?.title ?? OTHER_GROUP;
 }
 
+/** The longest example line: the man page indents examples by 15 of its 80 columns. */
 export const EXAMPLE_WIDTH = 65;
 
 /** Codes any command can end with: it worked, a bug, or commander refused the command line. */
@@ -38,10 +39,7 @@ const ALWAYS: readonly ExitName[] = ['OK', 'INTERNAL', 'USAGE'];
 
 /** What each command declares about itself, beyond commander's arguments and options. */
 export interface CommandDoc {
-  /**
-   * Complete shell command lines showing typical uses of the command, at most EXAMPLE_WIDTH
-   * characters (the man page indents them by 15 columns of 80).
-   */
+  /** Complete shell command lines showing typical uses of the command, at most EXAMPLE_WIDTH long. */
   readonly examples: readonly string[];
   /** The exit codes it can end with besides 0, 1 and 2 (which every command can), by EXIT name. */
   readonly exits: readonly ExitName[];
