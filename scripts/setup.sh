@@ -38,8 +38,9 @@ packages=(libfuse3-dev fuse3 pkg-config python3 make g++)
 # For the tests and benchmarks: openssl (the benchmark reference); rclone, gocryptfs,
 # syncthing, fio (real counterparts); psmisc (fuser); gdb, strace (tests read a mount
 # server's process flags and what its launcher sends it); acl (setfacl: the install test
-# gives or denies its unprivileged user /dev/fuse without changing the device's mode).
-if $tests; then packages+=(openssl rclone gocryptfs syncthing fio psmisc gdb strace acl); fi
+# gives or denies its unprivileged user /dev/fuse without changing the device's mode);
+# man-db, groff-base (a test renders the man page); zsh (a test loads the zsh completion).
+if $tests; then packages+=(openssl rclone gocryptfs syncthing fio psmisc gdb strace acl man-db groff-base zsh); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

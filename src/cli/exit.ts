@@ -36,6 +36,27 @@ export const EXIT = {
   INTERRUPTED: 130,
 } as const;
 
+export type ExitName = keyof typeof EXIT;
+
+/**
+ * Each code's meaning in a few words, for `--help` and the man page (which list per command
+ * the codes it can return); the README's table says the same at length.
+ */
+export const EXIT_MEANING: Readonly<Record<ExitName, string>> = {
+  OK: 'success',
+  INTERNAL: 'unexpected internal error (a bug: please report it)',
+  USAGE: 'bad command line or options',
+  IO: 'a file or folder could not be read or written, or would be overwritten',
+  INTEGRITY: 'stored data failed authentication: damaged, tampered or wrong key',
+  KEY: 'no usable key: wrong passphrase, no key for this vault, bad key file',
+  VAULT: 'not a sealfs vault, or its vault file was edited or is too new',
+  MOUNT: 'mounting or unmounting failed',
+  UNSAFE: 'refused as unsafe: a key inside the cipher folder',
+  PROBLEMS: 'a scrub, backup verification or repair found problems (listed)',
+  REMOTE: 'the backup transport failed: rclone, the remote or a transfer',
+  INTERRUPTED: 'interrupted at a prompt (Ctrl-C)',
+};
+
 /** An error the CLI itself reports (bad usage, a prompt cancelled…), with its exit code. */
 export class CliError extends Error {
   constructor(

@@ -7,7 +7,6 @@
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
 import { resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
 import { unlockForMaintenance, unlockForRepair, unlockForRestore } from '../vault/unlock.js';
@@ -30,6 +29,7 @@ import { formatBytes, ProgressBar } from '../tools/scrubprogress.js';
 import { loadScrubState, saveScrubState } from '../tools/scrubstate.js';
 import { backendOption } from './args.js';
 import { CliError, CliExit, EXIT } from './exit.js';
+import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { addPassphraseOptions, keystoreOf, passphraseAsker, type VaultKeyOptions } from './passphrase.js';
 
@@ -328,10 +328,12 @@ async function repairCommand(dir: string, opts: RepairCliOptions, io: CliIo): Pr
   }
 }
 
-export function registerMaintenanceCommands(program: Command, io: CliIo): void {
+export function registerMaintenanceCommands(program: SealfsCommand, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('scrub')
+      .summary('verify every file of a vault')
+      .documented({ examples: ['sealfs scrub --changed ~/Dropbox/vault'], exits: ['IO', 'KEY', 'VAULT', 'PROBLEMS', 'INTERRUPTED'] })
       .description('verify every chunk, header, name, symlink target and control file of a vault (read-only; safe while mounted)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .option('--json', 'print one JSON object {files, bytes, skipped, problems: [{kind, cipherPath, plainPath, chunk, detail}]}')
@@ -342,6 +344,11 @@ export function registerMaintenanceCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('backup')
+      .summary('copy the ciphertext elsewhere with rclone')
+      .documented({
+        examples: ['sealfs backup --verify ~/Dropbox/vault /media/usb/vault-backup', 'sealfs backup -q ~/Dropbox/vault sftp:backup/vault'],
+        exits: ['IO', 'KEY', 'VAULT', 'UNSAFE', 'PROBLEMS', 'REMOTE', 'INTERRUPTED'],
+      })
       .description('copy the cipher directory (ciphertext only) to REMOTE through rclone; never deletes remote files unless --mirror')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .argument('<remote>', 'any rclone destination: a local path, remote:path (sftp, s3, webdav, …)')
@@ -356,6 +363,8 @@ export function registerMaintenanceCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('restore')
+      .summary('rebuild a vault from a backup')
+      .documented({ examples: ['sealfs restore /media/usb/vault-backup ~/Dropbox/vault'], exits: ['IO', 'KEY', 'VAULT', 'PROBLEMS', 'REMOTE', 'INTERRUPTED'] })
       .description('rebuild a whole vault from a backup into CIPHERDIR (new or empty), then verify it')
       .argument('<remote>', 'the backup (rclone path)')
       .argument('<cipherdir>', 'where to rebuild the vault: a new or empty folder')
@@ -367,6 +376,8 @@ export function registerMaintenanceCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('repair')
+      .summary('replace damaged files by their backup copies')
+      .documented({ examples: ['sealfs repair ~/Dropbox/vault --from /media/usb/vault-backup'], exits: ['IO', 'KEY', 'VAULT', 'PROBLEMS', 'REMOTE', 'INTERRUPTED'] })
       .description('scrub, then replace every damaged file and control file by its backup copy if that copy verifies (damaged versions are kept aside)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .requiredOption('--from <remote>', 'the backup to repair from (rclone path)')

@@ -12,7 +12,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
 import { KEY_BYTES } from '../crypto/ciphers.js';
 import { checkFuseAvailable, checkMountpoint, mountVault, setServerTitle, type MountedVault } from '../fs/mount.js';
@@ -22,6 +22,7 @@ import { isInside, stateDir } from '../vault/paths.js';
 import { DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, mountSettings } from '../vault/settings.js';
 import { lockVault, openVault, type Vault } from '../vault/vault.js';
 import { CliError, CliExit, describeError, EXIT } from './exit.js';
+import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { protectKeyHolder } from './keyholder.js';
 import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
@@ -320,10 +321,15 @@ function parseOthersMode(text: string): number {
 }
 
 /** Registers `sealfs mount` and `sealfs unmount`. */
-export function registerMountCommands(program: Command, io: CliIo): void {
+export function registerMountCommands(program: SealfsCommand, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('mount')
+      .summary('show a vault decrypted at a mount point')
+      .documented({
+        examples: ['sealfs mount ~/Dropbox/vault ~/Private', 'sealfs mount --read-only ~/Dropbox/vault ~/Private'],
+        exits: ['IO', 'KEY', 'VAULT', 'MOUNT', 'INTERRUPTED'],
+      })
       .description('show the vault in CIPHERDIR decrypted at MOUNTPOINT (an empty folder); runs in the background until `sealfs unmount`')
       .argument('<cipherdir>', 'the vault folder (ciphertext)')
       .argument('<mountpoint>', 'an empty folder where the plaintext appears')
@@ -347,6 +353,8 @@ export function registerMountCommands(program: Command, io: CliIo): void {
   program
     .command('unmount')
     .alias('umount')
+    .summary('unmount a sealfs mount (also: umount)')
+    .documented({ examples: ['sealfs unmount ~/Private'], exits: ['IO', 'MOUNT'] })
     .description('unmount a sealfs mount; also clears one whose server was killed ("Transport endpoint is not connected")')
     .argument('<mountpoint>', 'where the vault is mounted')
     .action((mountpoint: string) => unmountCommand(mountpoint));

@@ -2,12 +2,12 @@
  * `sealfs ls|cat|export`: reading a vault without FUSE, for recovery on a machine that
  * cannot mount. Parsing and printing only; the work is in src/tools/offline.ts.
  */
-import type { Command } from 'commander';
 import { openVault } from '../vault/vault.js';
 import { PlainFs } from '../vault/plainfs.js';
 import { ToolError } from '../tools/errors.js';
 import { catFile, exportTree, listDirectory, type ListedEntry } from '../tools/offline.js';
 import { backendOption } from './args.js';
+import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
@@ -37,10 +37,12 @@ function formatEntry(e: ListedEntry): string {
   return `${TYPE_CHAR[e.type]} ${mode} ${String(e.size).padStart(12)} ${when} ${e.name}${link}`;
 }
 
-export function registerOfflineCommands(program: Command, io: CliIo): void {
+export function registerOfflineCommands(program: SealfsCommand, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('ls')
+      .summary('list a folder of a vault')
+      .documented({ examples: ['sealfs ls ~/Dropbox/vault /Documents'], exits: ['IO', 'KEY', 'VAULT', 'INTEGRITY', 'INTERRUPTED'] })
       .description('list a directory of the vault straight from the cipher directory (no mount needed)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .argument('[path]', 'directory inside the vault', '/')
@@ -55,6 +57,8 @@ export function registerOfflineCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('cat')
+      .summary('print a file of a vault')
+      .documented({ examples: ['sealfs cat ~/Dropbox/vault /Documents/notes.txt | less'], exits: ['IO', 'KEY', 'VAULT', 'INTEGRITY', 'INTERRUPTED'] })
       .description('decrypt one file of the vault to stdout (no mount needed)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .argument('<path>', 'file inside the vault')
@@ -67,6 +71,8 @@ export function registerOfflineCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('export')
+      .summary('decrypt files of a vault into a folder')
+      .documented({ examples: ['sealfs export ~/Dropbox/vault /Photos ~/photos-copy'], exits: ['IO', 'KEY', 'VAULT', 'INTEGRITY', 'INTERRUPTED'] })
       .description('decrypt a file or a whole directory of the vault into DEST, which must not exist (no mount needed)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .argument('<path>', 'file or directory inside the vault')

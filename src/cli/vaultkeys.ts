@@ -3,7 +3,7 @@
  * prints; the logic is in src/vault/. Secrets go to stdout only when they are the
  * command's product (the recovery key); everything else goes to stderr.
  */
-import { Option, type Command } from 'commander';
+import { Option } from 'commander';
 import type { CipherName } from '../crypto/ciphers.js';
 import { chunkSizeOption, cipherOption, integerArg } from './args.js';
 import { VaultError } from '../vault/errors.js';
@@ -12,6 +12,7 @@ import { DEFAULT_KDF_TARGET_MS, KeyExistsError } from '../vault/keystore.js';
 import { encodeRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
 import { PROMPT_ATTEMPTS, withPassphrase } from '../vault/unlock.js';
 import { CliError, EXIT } from './exit.js';
+import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { addPassphraseOptions, keystoreOf, obtainPassphrase, passphraseAsker, promptSecret, tellTerminal, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
@@ -151,10 +152,12 @@ async function passwdCommand(cipherDir: string, opts: PasswdCliOptions, io: CliI
 }
 
 /** Registers init, key export, key import and passwd on the sealfs program. */
-export function registerVaultKeyCommands(program: Command, io: CliIo): void {
+export function registerVaultKeyCommands(program: SealfsCommand, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('init')
+      .summary('create a new vault in a new or empty folder')
+      .documented({ examples: ['sealfs init ~/Dropbox/vault'], exits: ['IO', 'KEY', 'VAULT', 'UNSAFE', 'INTERRUPTED'] })
       .description('create a new vault in CIPHERDIR (a new or empty folder, e.g. inside your sync folder); its key goes to the local key store, never into CIPHERDIR')
       .argument('<cipherdir>', 'folder for the ciphertext (the one the sync client uploads)')
       .addOption(cipherOption())
@@ -176,6 +179,8 @@ export function registerVaultKeyCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     key
       .command('export')
+      .summary("print a vault's recovery key")
+      .documented({ examples: ['sealfs key export ~/Dropbox/vault'], exits: ['IO', 'KEY', 'VAULT', 'INTERRUPTED'] })
       .description('print the recovery key of the vault in CIPHERDIR (asks for the passphrase)')
       .argument('<cipherdir>', 'the vault folder'),
   ).action((cipherDir: string, opts: VaultKeyOptions) => keyExportCommand(cipherDir, opts, io));
@@ -183,6 +188,8 @@ export function registerVaultKeyCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     key
       .command('import')
+      .summary("restore a vault's key from its recovery key")
+      .documented({ examples: ['sealfs key import ~/Dropbox/vault'], exits: ['IO', 'KEY', 'VAULT', 'UNSAFE', 'INTERRUPTED'] })
       .description('restore the key store entry of the vault in CIPHERDIR from its recovery key, under a new passphrase')
       .argument('<cipherdir>', 'the vault folder')
       .option('--recovery-key-file <file>', 'read the recovery key (or a `sealfs keygen` key file) from FILE instead of a prompt')
@@ -194,6 +201,8 @@ export function registerVaultKeyCommands(program: Command, io: CliIo): void {
   addPassphraseOptions(
     program
       .command('passwd')
+      .summary("change a vault's passphrase")
+      .documented({ examples: ['sealfs passwd ~/Dropbox/vault'], exits: ['IO', 'KEY', 'VAULT', 'UNSAFE', 'INTERRUPTED'] })
       .description('change the passphrase of the vault in CIPHERDIR (only the local key store changes)')
       .argument('<cipherdir>', 'the vault folder')
       .option('--new-passphrase-file <file>', 'read the new passphrase from the first line of FILE instead of a prompt'),

@@ -1,0 +1,288 @@
+/**
+ * `sealfs completion bash|zsh`: a shell completion script made from the command tree itself
+ * (commands, aliases, options, and what each argument or option value is: a folder, a file,
+ * one of fixed choices, or free text), so a new command or option completes without anyone
+ * editing a script.
+ */
+import { Argument, type Command, type Help, type Option } from 'commander';
+import type { SealfsCommand } from './help.js';
+import type { CliIo } from './io.js';
+
+export const SHELLS = ['bash', 'zsh'] as const;
+export type Shell = (typeof SHELLS)[number];
+
+/**
+ * How a value is completed, by the name of its argument or option placeholder (`<cipherdir>`,
+ * `--pid-file <file>`). test/cli-completion.test.ts fails for a name missing here.
+ */
+export const VALUE_KINDS: Readonly<Record<string, 'dir' | 'file' | 'none'>> = {
+  cipherdir: 'dir',
+  mountpoint: 'dir',
+  dir: 'dir',
+  file: 'file',
+  keyfile: 'file',
+  in: 'file',
+  out: 'file',
+  dest: 'file',
+  remote: 'file', // often a local folder; an rclone remote:path is typed out
+  path: 'none', // a path inside the vault: the shell cannot see it
+  cmd: 'none',
+  mode: 'none',
+  ms: 'none',
+  n: 'none',
+  name: 'none',
+  seconds: 'none',
+  size: 'none',
+  shell: 'none',
+};
+
+/** What a value completes to: a kind, or fixed choices. */
+type ValueCompletion = { kind: 'dir' | 'file' | 'none' } | { choices: readonly string[] };
+
+function valueCompletion(name: string, choices: readonly string[] | undefined): ValueCompletion {
+  if (choices?.length) return { choices };
+  const kind = VALUE_KINDS[name];
+  if (kind === undefined) throw new Error(`completion: no value kind for <${name}> (add it to VALUE_KINDS)`);
+  return { kind };
+}
+
+/** The placeholder name of an option that takes a value (`--pid-file <file>` → file), else undefined. */
+export function optionValueName(option: Option): string | undefined {
+  return option.required || option.optional ? /[<[]([^>\]]+)[>\]]/.exec(option.flags)?.[1] : undefined;
+}
+
+interface OptionNode {
+  readonly flags: string[];
+  readonly description: string;
+  /** The value it takes (placeholder name and how it completes), if any. */
+  readonly value?: { readonly name: string; readonly completion: ValueCompletion };
+}
+
+/** One command of the tree, as a completion script needs it. */
+interface Node {
+  readonly path: string[];
+  readonly description: string;
+  readonly names: string[];
+  readonly subcommands: Node[];
+  readonly options: OptionNode[];
+  readonly args: { readonly name: string; readonly required: boolean; readonly value: ValueCompletion }[];
+}
+
+function nodeOf(cmd: Command, path: string[], helper: Help): Node {
+  return {
+    path,
+    description: cmd.summary() || cmd.description(),
+    names: [cmd.name(), ...cmd.aliases()],
+    // commander's own `help` command is left out: `sealfs COMMAND --help` says the same.
+    subcommands: cmd.commands.map((sub) => nodeOf(sub, [...path, sub.name()], helper)),
+    options: helper.visibleOptions(cmd).map((o) => {
+      const name = optionValueName(o);
+      return {
+        flags: [o.short, o.long].filter((f): f is string => f !== undefined),
+        description: o.description,
+        value: name === undefined ? undefined : { name, completion: valueCompletion(name, o.argChoices) },
+      };
+    }),
+    args: cmd.registeredArguments.map((a) => ({ name: a.name(), required: a.required, value: valueCompletion(a.name(), a.argChoices) })),
+  };
+}
+
+function allNodes(node: Node): Node[] {
+  return [node, ...node.subcommands.flatMap(allNodes)];
+}
+
+// ---------------------------------------------------------------------------------------
+// bash
+
+/** A word quoted for the shell, in single quotes. */
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+function bashValue(value: ValueCompletion): string {
+  return 'choices' in value ? `=${value.choices.join(' ')}` : value.kind;
+}
+
+function bashScript(root: Node): string {
+  const nodes = allNodes(root);
+  const nodeCases = nodes.map((n) => {
+    const subs = n.subcommands.flatMap((s) => s.names).join(' ');
+    const opts = n.options.flatMap((o) => o.flags).join(' ');
+    const args = n.args.map((a) => shellQuote(bashValue(a.value))).join(' ');
+    return `    ${shellQuote(n.path.join(' '))}) subs=${shellQuote(subs)} opts=${shellQuote(opts)} args=(${args}) ;;`;
+  });
+  // Aliases lead to the command's own path.
+  const aliasCases = nodes.flatMap((n) =>
+    n.subcommands.flatMap((s) => s.names.slice(1).map((alias) => `    ${shellQuote([...n.path, alias].join(' '))}) path=${shellQuote(s.path.join(' '))} ;;`)),
+  );
+  const optionCases = nodes.flatMap((n) =>
+    n.options.flatMap((o) =>
+      o.value === undefined ? [] : [`    ${o.flags.map((f) => shellQuote(`${n.path.join(' ')}|${f}`)).join('|')}) kind=${shellQuote(bashValue(o.value.completion))} ;;`],
+    ),
+  );
+  return `# bash completion for sealfs, generated by \`sealfs completion bash\` from its commands.
+# Load it in ~/.bashrc with:  source <(sealfs completion bash)
+
+# Sets subs (subcommand words), opts (option words) and args (value kind of each argument)
+# for the command path $1 ('' for sealfs itself, 'key export' for a subcommand).
+_sealfs_node() {
+  case "$1" in
+${nodeCases.join('\n')}
+    *) subs='' opts='' args=() ;;
+  esac
+}
+
+# Sets kind to how the value of option $2 of command path $1 completes, or '' when the option
+# takes no value.
+_sealfs_option() {
+  kind=''
+  case "$1|$2" in
+${optionCases.join('\n')}
+  esac
+}
+
+# Completes the current word $cur as a value of kind $1: dir, file, none, or =CHOICE CHOICE...
+_sealfs_value() {
+  case "$1" in
+    dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+    file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+    =*) mapfile -t COMPREPLY < <(compgen -W "\${1#=}" -- "$cur") ;;
+  esac
+}
+
+_sealfs() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} path='' nargs=0 i word kind subs opts args
+  COMPREPLY=()
+  # Walk the words before the cursor: subcommands extend the path, options skip their value.
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    word=\${COMP_WORDS[i]}
+    _sealfs_node "$path"
+    if [[ $word == -* ]]; then
+      _sealfs_option "$path" "$word"
+      if [[ -n $kind ]]; then
+        # --option=value arrives as three words: --option, =, value
+        if [[ \${COMP_WORDS[i+1]} == = ]]; then ((i += 2)); else ((i += 1)); fi
+      fi
+    elif ((nargs == 0)) && [[ " $subs " == *" $word "* ]]; then
+      path=\${path:+$path }$word
+      case "$path" in
+${aliasCases.join('\n')}
+      esac
+    else
+      ((nargs += 1))
+    fi
+  done
+  _sealfs_node "$path"
+  # The value of an option: after "--option" or "--option=".
+  local option=\${COMP_WORDS[COMP_CWORD-1]}
+  if [[ $option == = ]]; then option=\${COMP_WORDS[COMP_CWORD-2]}; [[ $cur == = ]] && cur=''; fi
+  if ((COMP_CWORD > 1)) && [[ $option == -* ]]; then
+    _sealfs_option "$path" "$option"
+    if [[ -n $kind ]]; then
+      _sealfs_value "$kind"
+      return 0
+    fi
+  fi
+  if [[ $cur == -* ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+  elif [[ -n $subs ]] && ((nargs == 0)); then
+    mapfile -t COMPREPLY < <(compgen -W "$subs" -- "$cur")
+  elif ((nargs < \${#args[@]})); then
+    _sealfs_value "\${args[nargs]}"
+  fi
+  return 0
+}
+
+complete -F _sealfs sealfs
+`;
+}
+
+// ---------------------------------------------------------------------------------------
+// zsh
+
+/** Text inside a zsh _arguments [description] or a _describe entry, within single quotes. */
+function zshText(text: string): string {
+  const first = text.split(/; | \(/)[0]!;
+  return first.replace(/\\/g, '\\\\').replace(/([[\]:])/g, '\\$1').replace(/'/g, `'\\''`);
+}
+
+function zshAction(value: ValueCompletion): string {
+  if ('choices' in value) return `(${value.choices.join(' ')})`;
+  return value.kind === 'dir' ? '_files -/' : value.kind === 'file' ? '_files' : ' ';
+}
+
+function zshFunctionName(path: readonly string[]): string {
+  return ['_sealfs', ...path].join('__').replace(/-/g, '_');
+}
+
+function zshOptionSpecs(node: Node): string[] {
+  return node.options.flatMap((o) =>
+    o.flags.map((flag) => {
+      const takes = o.value === undefined ? '' : flag.startsWith('--') ? '=' : '+';
+      const value = o.value === undefined ? '' : `:${o.value.name}:${zshAction(o.value.completion)}`;
+      return `'${flag}${takes}[${zshText(o.description)}]${value}'`;
+    }),
+  );
+}
+
+function zshFunction(node: Node): string {
+  const name = zshFunctionName(node.path);
+  const options = zshOptionSpecs(node);
+  if (node.subcommands.length === 0) {
+    const args = node.args.map((a) => `'${a.required ? ':' : '::'}${a.name}:${zshAction(a.value)}'`);
+    return `${name}() {\n  _arguments -s -S \\\n    ${[...options, ...args].join(' \\\n    ')}\n}\n`;
+  }
+  const described = node.subcommands.flatMap((s) => s.names.map((n) => `'${n}:${zshText(s.description)}'`));
+  const dispatch = node.subcommands.map((s) => `        (${s.names.join('|')}) ${zshFunctionName(s.path)} ;;`);
+  return `${name}() {
+  local curcontext=$curcontext state line
+  local -a commands
+  _arguments -C \\
+    ${[...options, "'1:command:->command'", "'*::argument:->argument'"].join(' \\\n    ')}
+  case $state in
+    command)
+      commands=(${described.join(' ')})
+      _describe -t commands 'sealfs command' commands ;;
+    argument)
+      case $line[1] in
+${dispatch.join('\n')}
+      esac ;;
+  esac
+}
+`;
+}
+
+function zshScript(root: Node): string {
+  return `#compdef sealfs
+# zsh completion for sealfs, generated by \`sealfs completion zsh\` from its commands.
+# Load it with:  source <(sealfs completion zsh)   (after compinit in ~/.zshrc),
+# or save it as _sealfs in a folder of $fpath.
+
+${allNodes(root).map(zshFunction).join('\n')}
+if [[ \${zsh_eval_context[-1]} == loadautofunc ]]; then
+  _sealfs "$@"
+else
+  compdef _sealfs sealfs
+fi
+`;
+}
+
+/** The completion script for `shell`, made from the command tree of `program`. */
+export function completionScript(program: Command, shell: Shell): string {
+  const root = nodeOf(program, [], program.createHelp());
+  return shell === 'bash' ? bashScript(root) : zshScript(root);
+}
+
+/** Registers `sealfs completion SHELL`. */
+export function registerCompletionCommand(program: SealfsCommand, io: CliIo): void {
+  program
+    .command('completion')
+    .summary('print the bash or zsh completion script')
+    .description('print a script that completes sealfs commands, options and paths in bash or zsh; load it from your shell startup file')
+    .addArgument(new Argument('<shell>', 'the shell: bash or zsh').choices(SHELLS))
+    .documented({
+      examples: ["echo 'source <(sealfs completion bash)' >> ~/.bashrc", "echo 'source <(sealfs completion zsh)' >> ~/.zshrc"],
+      exits: [],
+    })
+    .action((shell: Shell) => void io.stdout.write(completionScript(program, shell)));
+}
