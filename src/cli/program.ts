@@ -12,6 +12,8 @@ import { registerOfflineCommands } from './offline.js';
 import { registerVaultKeyCommands } from './vaultkeys.js';
 import { registerMountCommands } from './mount.js';
 import { registerMaintenanceCommands } from './maintenance.js';
+import { registerAutostartCommands } from './autostart.js';
+import { registerMountHelperCommands } from './mountopts.js';
 
 function buildProgram(io: CliIo): Command {
   const program = new Command('sealfs')
@@ -56,6 +58,8 @@ function buildProgram(io: CliIo): Command {
   registerMountCommands(program, io);
   registerOfflineCommands(program, io);
   registerMaintenanceCommands(program, io);
+  registerAutostartCommands(program, io);
+  registerMountHelperCommands(program, io);
 
   return program;
 }

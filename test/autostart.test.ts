@@ -1,0 +1,185 @@
+/**
+ * The mount helper's translation of mount(8)'s command line (src/cli/mountopts.ts) and
+ * `sealfs autostart` (src/cli/autostart.ts; the built command, whose unit names its own
+ * main.js): which options reach
+ * `sealfs mount` and which are refused, unit names as `systemd-escape --path` makes them,
+ * Exec= quoting, and enable/list/disable on a temporary config folder without systemd.
+ * The real mounts through mount(8), fstab lines and the generated unit's ExecStart/ExecStop
+ * are in mount-fstab.test.ts.
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { escapePath, execArg, keyringLookup, unitName, UNIT_MARKER, userUnitDir } from '../src/cli/autostart.js';
+import { EXIT } from '../src/cli/exit.js';
+import { helperCommand, helperScript, splitOptions } from '../src/cli/mountopts.js';
+import { runBuiltCli } from './helpers-cli.js';
+
+describe('mount.fuse.sealfs command line', () => {
+  const base = ['/v', '/m'];
+  const sealfsArgs = (...args: string[]) => helperCommand([...base, ...args]).argv;
+
+  it('turns sealfs options into `sealfs mount` flags and leaves mount(8)/kernel options out', () => {
+    expect(sealfsArgs('-o', 'rw,nosuid,nodev,exec,user,_netdev,nofail,noatime,passphrase-file=/p,keystore=/k')).toEqual(['mount', '/v', '/m', '--passphrase-file', '/p', '--keystore', '/k']);
+    expect(sealfsArgs('-o', 'ro,allow_other,extpass=cat /p,others-mode=750,cache_time=0.5')).toEqual([
+      'mount', '/v', '/m', '--read-only', '--allow-other', '--extpass', 'cat /p', '--others-mode', '750', '--cache-time', '0.5',
+    ]);
+    // What systemd and fstab add (mount(8) strips most of it, but a direct call may carry it).
+    expect(sealfsArgs('-o', 'noauto,x-systemd.automount,x-systemd.idle-timeout=60,comment=x,user=alice,defaults')).toEqual(['mount', '/v', '/m']);
+    // The last of ro/rw wins, as in mount(8).
+    expect(sealfsArgs('-o', 'ro', '-o', 'rw')).toEqual(['mount', '/v', '/m']);
+    expect(sealfsArgs('-r')).toEqual(['mount', '/v', '/m', '--read-only']);
+  });
+
+  it('takes the flags and the -t mount(8) passes, and does nothing for -f (fake)', () => {
+    expect(sealfsArgs('-n', '-v', '-t', 'fuse.sealfs', '-opassphrase-file=/p')).toEqual(['mount', '/v', '/m', '--passphrase-file', '/p']);
+    expect(helperCommand([...base, '-f', '-o', 'passphrase-file=/p']).argv).toBeUndefined();
+    expect(() => helperCommand([...base, '-t', 'fuse.sshfs'])).toThrow(/fuse\.sealfs, not fuse\.sshfs/);
+  });
+
+  it('keeps commas inside double quotes (fstab: extpass="cmd a,b")', () => {
+    expect(splitOptions('ro,extpass="printf a,b",keystore=/k')).toEqual(['ro', 'extpass=printf a,b', 'keystore=/k']);
+    expect(() => splitOptions('extpass="x')).toThrow(/unbalanced double quote/);
+  });
+
+  it('refuses an unknown option by name (usage), unless -s (sloppy) makes it a warning', () => {
+    for (const bad of ['bogus', 'uid=1000', 'allow_root', 'passphrase=secret', 'allow_other=1']) {
+      let caught: unknown;
+      try {
+        helperCommand([...base, '-o', bad]);
+      } catch (err) {
+        caught = err;
+      }
+      expect((caught as Error).message, bad).toContain(`unknown mount option "${bad}"`);
+      expect((caught as Error).message).toMatch(/passphrase-file=…/);
+      expect((caught as { exitCode: number }).exitCode).toBe(EXIT.USAGE);
+    }
+    const sloppy = helperCommand([...base, '-s', '-o', 'bogus,ro']);
+    expect(sloppy.argv).toEqual(['mount', '/v', '/m', '--read-only']);
+    expect(sloppy.warnings).toEqual(['ignoring the unknown mount option "bogus"']);
+  });
+
+  it('says so when noexec (implied by `user`) is not applied, and needs values and both paths', () => {
+    expect(helperCommand([...base, '-o', 'noexec']).warnings.join('')).toMatch(/noexec is not applied/);
+    expect(() => helperCommand([...base, '-o', 'passphrase-file'])).toThrow(/passphrase-file needs a value/);
+    expect(() => helperCommand(['/v'])).toThrow(/usage: mount\.fuse\.sealfs CIPHERDIR MOUNTPOINT/);
+    expect(() => helperCommand([...base, '-N', '1'])).toThrow(/namespace/);
+  });
+
+  it('installs a helper script that runs node and the helper by absolute, quoted paths', () => {
+    expect(helperScript('/usr/bin/node', "/opt/it's/mounthelper.js")).toBe(
+      "#!/bin/sh\n# Written by `sealfs mount-helper install`: mount(8) runs it for fuse.sealfs mounts.\nexec '/usr/bin/node' '/opt/it'\\''s/mounthelper.js' \"$@\"\n",
+    );
+  });
+});
+
+describe('autostart unit text', () => {
+  it('names units as systemd-escape --path does (outputs of systemd 252 for these paths)', () => {
+    expect(escapePath('/home/u/My Drive')).toBe('home-u-My\\x20Drive');
+    expect(escapePath('/home/u/.hidden/x-y')).toBe('home-u-.hidden-x\\x2dy');
+    expect(escapePath('/')).toBe('-');
+    expect(escapePath('/a//b/')).toBe('a-b');
+    expect(escapePath('/tmp/ü%$x')).toBe('tmp-\\xc3\\xbc\\x25\\x24x');
+    expect(escapePath('/.a')).toBe('\\x2ea');
+    expect(unitName('/home/u/My Drive')).toBe('sealfs-home-u-My\\x20Drive.service');
+  });
+
+  it('quotes Exec= arguments: backslash, quote, % (specifier) and $ (variable) escaped', () => {
+    expect(execArg('/a b')).toBe('"/a b"');
+    expect(execArg('say "hi" \\ 100% $HOME')).toBe('"say \\"hi\\" \\\\ 100%% $$HOME"');
+    expect(() => execArg('a\nb')).toThrow(/control character/);
+  });
+
+  it('looks the passphrase up by the vault id only (a tampered id never reaches the shell)', () => {
+    expect(keyringLookup('/usr/bin/secret-tool', '0f8fad5b-d9cb-469f-a165-70867728950e')).toBe('/usr/bin/secret-tool lookup application sealfs vault 0f8fad5b-d9cb-469f-a165-70867728950e');
+    expect(() => keyringLookup('secret-tool', 'x; rm -rf ~')).toThrow(/invalid vault id/);
+  });
+
+  it('puts units where systemctl --user looks: $XDG_CONFIG_HOME/systemd/user, else ~/.config/systemd/user', () => {
+    expect(userUnitDir({ XDG_CONFIG_HOME: '/c', HOME: '/h' })).toBe('/c/systemd/user');
+    expect(userUnitDir({ XDG_CONFIG_HOME: 'relative', HOME: '/h' })).toBe('/h/.config/systemd/user');
+  });
+});
+
+describe('sealfs autostart enable/list/disable (no systemd --user here)', () => {
+  let root: string;
+  let env: NodeJS.ProcessEnv;
+  let vault: string;
+  let mnt: string;
+  let pass: string;
+  let keystore: string;
+  let units: string;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'sealfs-autostart-'));
+    vault = join(root, 'vault');
+    mnt = join(root, 'My Drive');
+    pass = join(root, 'pass');
+    keystore = join(root, 'keys');
+    const bin = join(root, 'bin');
+    await mkdir(mnt);
+    await mkdir(bin);
+    // A secret-tool on PATH (never run here: without a terminal the store command is printed).
+    await writeFile(join(bin, 'secret-tool'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    await writeFile(pass, 'autostart test passphrase\n', { mode: 0o600 });
+    env = { HOME: join(root, 'home'), XDG_CONFIG_HOME: join(root, 'config'), XDG_STATE_HOME: join(root, 'state'), PATH: bin };
+    units = join(root, 'config', 'systemd', 'user');
+    const init = await runBuiltCli(['init', vault, '--keystore', keystore, '--passphrase-file', pass, '--kdf-target-ms', '20'], env);
+    expect(init.code, init.stderr).toBe(0);
+  });
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it('writes the unit of a passphrase-file autostart and says what to run without systemd --user', async () => {
+    const r = await runBuiltCli(['autostart', 'enable', vault, mnt, '--passphrase-file', pass, '--keystore', keystore], env);
+    expect(r.code, r.stderr).toBe(0);
+    const path = join(units, 'sealfs-' + escapePath(mnt) + '.service');
+    const text = await readFile(path, 'utf8');
+    expect(text.startsWith(UNIT_MARKER)).toBe(true);
+    expect(text).toMatch(/^Type=forking$/m);
+    expect(text).toContain(`ExecStart="${process.execPath}" `);
+    expect(text).toContain(`"mount" "${vault}" "${mnt}" "--keystore" "${keystore}" "--passphrase-file" "${pass}" "--pid-file" "${join(root, 'state', 'sealfs')}/autostart-`);
+    expect(text).toMatch(new RegExp(`^ExecStop=.*"unmount" "${mnt}"$`, 'm'));
+    expect(r.stderr).toContain(`systemctl --user daemon-reload && systemctl --user enable 'sealfs-${escapePath(mnt)}.service'`);
+    expect((await stat(path)).mode & 0o777).toBe(0o644);
+
+    const list = await runBuiltCli(['autostart', 'list'], env);
+    expect(list.stdout).toBe(`sealfs-${escapePath(mnt)}.service\t${vault} on ${mnt}\n`);
+  });
+
+  it('with --keyring, reads the passphrase with secret-tool and prints the store command when there is no terminal', async () => {
+    const r = await runBuiltCli(['autostart', 'enable', vault, mnt, '--keyring', '--keystore', keystore], env);
+    expect(r.code, r.stderr).toBe(0);
+    const text = await readFile(join(units, unitName(mnt)), 'utf8');
+    const vaultId = JSON.parse((await readFile(join(vault, 'sealfs.vault'), 'utf8')).split('\n')[0]!).vaultId as string;
+    expect(text).toContain(`"--extpass" "${join(root, 'bin', 'secret-tool')} lookup application sealfs vault ${vaultId}"`);
+    expect(r.stderr).toContain(`${join(root, 'bin', 'secret-tool')} store '--label=sealfs vault ${vaultId} (${vault})' application sealfs vault ${vaultId}`);
+  });
+
+  it('refuses without a passphrase source, for a folder that is no vault, and over a unit it did not write', async () => {
+    const none = await runBuiltCli(['autostart', 'enable', vault, mnt], env);
+    expect(none.code).toBe(EXIT.USAGE);
+    expect(none.stderr).toMatch(/--keyring .* or --passphrase-file FILE/);
+    const notVault = await runBuiltCli(['autostart', 'enable', mnt, vault, '--passphrase-file', pass], env);
+    expect(notVault.code).toBe(EXIT.VAULT);
+    const other = join(root, 'other');
+    await mkdir(other);
+    await writeFile(join(units, unitName(other)), '[Service]\nExecStart=/bin/true\n');
+    const foreign = await runBuiltCli(['autostart', 'enable', vault, other, '--passphrase-file', pass], env);
+    expect(foreign.code).toBe(EXIT.IO);
+    expect(foreign.stderr).toContain('was not written by sealfs');
+    expect(await readFile(join(units, unitName(other)), 'utf8')).toBe('[Service]\nExecStart=/bin/true\n');
+    const keep = await runBuiltCli(['autostart', 'disable', other], env);
+    expect(keep.code).toBe(EXIT.IO);
+    await rm(join(units, unitName(other)));
+  });
+
+  it('disable removes the unit; a second disable says there is none', async () => {
+    const r = await runBuiltCli(['autostart', 'disable', mnt], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readdir(units)).toEqual([]);
+    const again = await runBuiltCli(['autostart', 'disable', mnt], env);
+    expect(again.code).toBe(EXIT.USAGE);
+    expect(again.stderr).toContain(`no autostart for ${mnt}`);
+  });
+});
