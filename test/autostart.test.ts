@@ -4,10 +4,12 @@
  * main.js): which options reach
  * `sealfs mount` and which are refused, unit names as `systemd-escape --path` makes them,
  * Exec= quoting, and enable/list/disable on a temporary config folder without systemd.
- * The real mounts through mount(8), fstab lines and the generated unit's ExecStart/ExecStop
- * are in mount-fstab.test.ts.
+ * And the README's nightly scrub+backup service: written by its snippet with the real paths,
+ * verified by systemd-analyze, its scrub step run. The real mounts through mount(8), fstab
+ * lines and the generated unit's ExecStart/ExecStop are in mount-fstab.test.ts.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,8 @@ import { escapePath, execArg, keyringLookup, unitName, UNIT_MARKER, userUnitDir 
 import { EXIT } from '../src/cli/exit.js';
 import { helperCommand, helperScript, splitOptions } from '../src/cli/mountopts.js';
 import { runBuiltCli } from './helpers-cli.js';
+import { CLI, REPO } from './build.js';
+import { runDetached } from '../bench/lib/proc.js';
 
 describe('mount.fuse.sealfs command line', () => {
   const base = ['/v', '/m'];
@@ -181,5 +185,48 @@ describe('sealfs autostart enable/list/disable (no systemd --user here)', () => 
     const again = await runBuiltCli(['autostart', 'disable', mnt], env);
     expect(again.code).toBe(EXIT.USAGE);
     expect(again.stderr).toContain(`no autostart for ${mnt}`);
+  });
+});
+
+describe("the README's nightly scrub+backup service", () => {
+  let root: string;
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it('is written with the real paths of node and the sealfs command, verifies, and its scrub step runs', async () => {
+    root = await mkdtemp(join(tmpdir(), 'sealfs-nightly-'));
+    const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+    const snippet = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((block) => block.includes('sealfs-nightly.service <<'));
+    expect(snippet, 'README: the ```sh block that writes sealfs-nightly.service').toBeDefined();
+    // `sealfs` on PATH as npm installs it: a symlink to main.js.
+    const home = join(root, 'home');
+    const bin = join(root, 'bin');
+    await mkdir(bin, { recursive: true });
+    await symlink(CLI, join(bin, 'sealfs'));
+    await symlink(process.execPath, join(bin, 'node'));
+    const env = { HOME: home, PATH: `${bin}:/usr/bin:/bin` };
+    const wrote = await runDetached('bash', ['-euc', snippet!], env);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    const unitPath = join(home, '.config', 'systemd', 'user', 'sealfs-nightly.service');
+    const unit = await readFile(unitPath, 'utf8');
+    const starts = [...unit.matchAll(/^ExecStart=(.*)$/gm)].map((m) => m[1]!.split(' '));
+    expect(starts.map((argv) => argv.slice(0, 3))).toEqual([
+      [realpathSync(process.execPath), realpathSync(CLI), 'scrub'],
+      [realpathSync(process.execPath), realpathSync(CLI), 'backup'],
+    ]);
+    const runtime = join(root, 'runtime');
+    await mkdir(runtime, { mode: 0o700 });
+    const verify = await runDetached('systemd-analyze', ['--user', 'verify', unitPath], { ...env, XDG_RUNTIME_DIR: runtime });
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stderr).toBe('');
+
+    // The scrub step, %h expanded as systemd does, on the vault and passphrase file it names.
+    const scrub = starts[0]!.map((arg) => arg.replace(/^%h/, home));
+    await mkdir(join(home, '.config', 'sealfs'), { recursive: true });
+    await writeFile(scrub[scrub.indexOf('--passphrase-file') + 1]!, 'nightly test passphrase\n', { mode: 0o600 });
+    await mkdir(join(scrub[3]!, '..'), { recursive: true });
+    const init = await runBuiltCli(['init', scrub[3]!, '--passphrase-file', scrub[scrub.indexOf('--passphrase-file') + 1]!, '--kdf-target-ms', '20'], env);
+    expect(init.code, init.stderr).toBe(0);
+    const ran = await runDetached(scrub[0]!, scrub.slice(1), env);
+    expect(ran.code, ran.stderr).toBe(0);
   });
 });
