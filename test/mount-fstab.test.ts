@@ -5,7 +5,8 @@
  * `umount` taking the mount down, and the systemd user unit of `sealfs autostart enable`:
  * its ExecStart parsed out of the file and run as systemd runs it (mounts and returns, the
  * PIDFile names the server), its ExecStop unmounting; with a passphrase file, and with the
- * passphrase in a real Secret Service (gnome-keyring on a private D-Bus session).
+ * passphrase in a real Secret Service (gnome-keyring on a private D-Bus session). The
+ * README's fstab line and .mount unit are taken from the README and run with this test's paths.
  *
  * Needs root (mount(8) looks for helpers in /sbin only; the helper that was there before is
  * put back afterwards). systemd itself does not run here: `systemd-analyze verify` checks
@@ -21,7 +22,8 @@ import { readMounts } from '../src/fs/mountinfo.js';
 import { unitName } from '../src/cli/autostart.js';
 import { HELPER_DIR, HELPER_NAME } from '../src/cli/mountopts.js';
 import { endProcess, forceUnmount } from '../bench/lib/proc.js';
-import { alive, FUSE_PROBLEM, isMounted, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
+import { alive, FUSE_PROBLEM, isMounted, serversFor, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
+import { REPO } from './build.js';
 
 const IS_ROOT = process.getuid?.() === 0;
 const SKIP = FUSE_PROBLEM ?? (IS_ROOT ? undefined : 'needs root (mount(8) runs helpers from /sbin only)');
@@ -190,6 +192,57 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
     expect(denied.code).toBe(EXIT.KEY);
     expect(denied.stderr).toContain('wrong passphrase');
     expect(await isMounted(v.mnt)).toBe(false);
+  });
+
+  /**
+   * The README's examples (section "Mount from fstab / at login") with this test's paths in
+   * place of /srv/vault, /srv/private, /root/.sealfs-pass and /root/.config/sealfs.
+   */
+  async function readmeExample(v: TestVault, pick: (blocks: string[]) => string | undefined): Promise<string> {
+    const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+    const section = readme.split(/^### Mount from fstab \/ at login$/m)[1]?.split(/^### /m)[0] ?? '';
+    const block = pick([...section.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1]!));
+    expect(block, 'the example in the README').toBeDefined();
+    return block!.replaceAll('/srv/vault', v.cipher).replaceAll('/srv/private', v.mnt).replaceAll('/root/.sealfs-pass', v.pass).replaceAll('/root/.config/sealfs', v.keystore);
+  }
+
+  /** The one server serving v's vault (found in /proc: the README's examples write no pid file). */
+  async function theServer(v: TestVault): Promise<number> {
+    const pids = await serversFor(h.cli, v.cipher);
+    expect(pids).toHaveLength(1);
+    return pids[0]!;
+  }
+
+  it("the README's fstab line mounts with `mount MOUNTPOINT` and `umount` takes it down", async () => {
+    const v = await vault();
+    const line = await readmeExample(v, (blocks) => blocks.find((b) => / fuse\.sealfs /.test(b) && !b.includes('mount -t')));
+    const fstab = join(v.dir, 'fstab');
+    await writeFile(fstab, line);
+    const m = await h.spawn('mount', ['-T', fstab, v.mnt]);
+    expect(m.code, m.stderr).toBe(0);
+    await writeFile(join(v.mnt, 'hello.txt'), 'hello');
+    expect(await readFile(join(v.mnt, 'hello.txt'), 'utf8')).toBe('hello');
+    await umountOk(v.mnt, await theServer(v));
+  });
+
+  it("the README's .mount unit verifies, and systemd's mount and umount commands for it work", async () => {
+    const v = await vault();
+    const text = await readmeExample(v, (blocks) => blocks.find((b) => b.includes('[Mount]')));
+    const escaped = await h.spawn('systemd-escape', ['--path', '--suffix=mount', v.mnt]);
+    const path = join(v.dir, escaped.stdout.trim());
+    await writeFile(path, text);
+    const verify = await h.spawn('systemd-analyze', ['verify', path]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stderr).toBe('');
+    // What systemd runs for a mount unit: mount WHAT WHERE -t TYPE -o OPTIONS; then umount -c WHERE.
+    const mount = await h.spawn('mount', [setting(text, 'What'), setting(text, 'Where'), '-t', setting(text, 'Type'), '-o', setting(text, 'Options')]);
+    expect(mount.code, mount.stderr).toBe(0);
+    expect(await isMounted(v.mnt)).toBe(true);
+    const pid = await theServer(v);
+    const u = await h.spawn('umount', ['-c', setting(text, 'Where')]);
+    expect(u.code, u.stderr).toBe(0);
+    expect(await isMounted(v.mnt)).toBe(false);
+    await waitFor(`server ${pid} to end after umount`, () => !alive(pid), 15_000);
   });
 
   /** `sealfs autostart enable` into this test's config folder; returns the unit file's text. */
