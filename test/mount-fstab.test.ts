@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
 import { readMounts } from '../src/fs/mountinfo.js';
-import { unitName } from '../src/cli/autostart.js';
+import { shellQuote, unitName } from '../src/cli/autostart.js';
 import { HELPER_DIR, HELPER_NAME } from '../src/cli/mountopts.js';
 import { endProcess, forceUnmount } from '../bench/lib/proc.js';
 import { alive, FUSE_PROBLEM, isMounted, serversFor, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
@@ -301,4 +301,23 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
     const script = 'printf %s keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null && sh -c "$STORE" < "$PASS" && exec "$@"';
     await startAndStop(v, unit, (argv) => h.spawn('dbus-run-session', ['--', 'sh', '-c', script, 'sh', ...argv], { env }));
   });
+
+  it.skipIf(KEYRING_PROBLEM)('autostart enable --keyring in a terminal asks the passphrase, asks again when it is wrong, and stores the right one', async () => {
+    const v = await vault();
+    const runtime = join(h.root, 'keyring-runtime-2');
+    await mkdir(runtime, { recursive: true, mode: 0o700 });
+    const vaultId = JSON.parse((await readFile(join(v.cipher, 'sealfs.vault'), 'utf8')).split('\n')[0]!).vaultId as string;
+    const enable = [process.execPath, h.cli, 'autostart', 'enable', v.cipher, v.spaced, '--keyring', '--keystore', v.keystore].map(shellQuote).join(' ');
+    // `script` gives the command a terminal; each answer is typed once its prompt is up.
+    const script =
+      'printf %s keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null && ' +
+      `(sleep 1; printf 'wrong one\\r'; sleep 2; printf '%s\\r' "$PASSPHRASE"; sleep 4) | script -qec "$ENABLE" /dev/null && ` +
+      'echo "keyring: [$(secret-tool lookup application sealfs vault "$VAULT_ID")]"';
+    const env = { ...h.env(), XDG_RUNTIME_DIR: runtime, XDG_DATA_HOME: join(h.root, 'keyring-data-2'), PASSPHRASE: v.passphrase, ENABLE: enable, VAULT_ID: vaultId };
+    const r = await h.spawn('dbus-run-session', ['--', 'sh', '-c', script], { env });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('Wrong passphrase, try again.');
+    expect(r.stdout).toContain('Stored the passphrase in the keyring.');
+    expect(r.stdout).toContain(`keyring: [${v.passphrase}]`);
+  }, 60_000);
 });
