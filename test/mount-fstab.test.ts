@@ -181,6 +181,17 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
     await umountOk(v.spaced, await serverOf(v));
   });
 
+  it('mount -t fuse.sealfs without a passphrase option asks at the terminal', async () => {
+    const v = await vault();
+    const mount = ['mount', '-t', 'fuse.sealfs', v.cipher, v.mnt, '-o', sealfsOptions(v)].map(shellQuote).join(' ');
+    const r = await h.spawn('sh', ['-c', `(sleep 1; printf '%s\\r' "$PASSPHRASE"; sleep 3) | script -qec "$MOUNT" /dev/null`], {
+      env: { ...h.env(), PASSPHRASE: v.passphrase, MOUNT: mount },
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`Enter passphrase for ${v.cipher}: `);
+    await umountOk(v.mnt, await serverOf(v));
+  });
+
   it('refuses an unknown option by name, and passes on the exit code of a wrong passphrase; nothing is mounted', async () => {
     const v = await vault();
     const bad = await h.spawn('mount', ['-t', 'fuse.sealfs', v.cipher, v.mnt, '-o', `passphrase-file=${v.pass},${sealfsOptions(v)},uid=1000`]);
