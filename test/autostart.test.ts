@@ -160,16 +160,25 @@ describe('sealfs autostart enable/list/disable (no systemd --user here)', () => 
     expect(r.stderr).toContain(`${join(root, 'bin', 'secret-tool')} store '--label=sealfs vault ${vaultId} (${vault})' application sealfs vault ${vaultId}`);
   });
 
-  it('refuses without a passphrase source, for a folder that is no vault, and over a unit it did not write', async () => {
+  it('refuses without a passphrase source, for a folder that is no vault, with a passphrase file that does not unlock it, and over a unit it did not write', async () => {
     const none = await runBuiltCli(['autostart', 'enable', vault, mnt], env);
     expect(none.code).toBe(EXIT.USAGE);
     expect(none.stderr).toMatch(/--keyring .* or --passphrase-file FILE/);
     const notVault = await runBuiltCli(['autostart', 'enable', mnt, vault, '--passphrase-file', pass], env);
     expect(notVault.code).toBe(EXIT.VAULT);
+    // The passphrase file is tried now, not first at login.
+    const wrong = join(root, 'wrong');
+    await writeFile(wrong, 'not the passphrase\n', { mode: 0o600 });
+    const denied = await runBuiltCli(['autostart', 'enable', vault, mnt, '--passphrase-file', wrong, '--keystore', keystore], env);
+    expect(denied.code).toBe(EXIT.KEY);
+    expect(denied.stderr).toContain('wrong passphrase');
+    const noKey = await runBuiltCli(['autostart', 'enable', vault, mnt, '--passphrase-file', pass, '--keystore', join(root, 'empty-keystore')], env);
+    expect(noKey.code).toBe(EXIT.KEY);
+    expect(await readFile(join(units, unitName(mnt)), 'utf8'), 'the unit of the previous enable, untouched').toContain('"--extpass"');
     const other = join(root, 'other');
     await mkdir(other);
     await writeFile(join(units, unitName(other)), '[Service]\nExecStart=/bin/true\n');
-    const foreign = await runBuiltCli(['autostart', 'enable', vault, other, '--passphrase-file', pass], env);
+    const foreign = await runBuiltCli(['autostart', 'enable', vault, other, '--passphrase-file', pass, '--keystore', keystore], env);
     expect(foreign.code).toBe(EXIT.IO);
     expect(foreign.stderr).toContain('was not written by sealfs');
     expect(await readFile(join(units, unitName(other)), 'utf8')).toBe('[Service]\nExecStart=/bin/true\n');

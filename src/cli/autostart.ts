@@ -18,7 +18,7 @@ import { isVaultId, stateDir } from '../vault/paths.js';
 import { readVaultFile } from '../vault/vaultfile.js';
 import { CliError, EXIT } from './exit.js';
 import type { CliIo } from './io.js';
-import { keystoreOf, obtainPassphrase, tellTerminal } from './passphrase.js';
+import { keystoreOf, obtainPassphrase, passphraseAsker, tellTerminal } from './passphrase.js';
 
 /** First line of every unit this command writes: it only ever overwrites or removes those. */
 export const UNIT_MARKER = '# Written by `sealfs autostart enable`; remove it with `sealfs autostart disable`.';
@@ -27,6 +27,11 @@ const UNIT_PREFIX = 'sealfs-';
 /** The Secret Service attributes a vault's passphrase is stored under. */
 export function keyringAttributes(vaultId: string): string[] {
   return ['application', 'sealfs', 'vault', vaultId];
+}
+
+/** `secret-tool store` arguments for a vault's passphrase (it reads the passphrase from its terminal or stdin). */
+function keyringStoreArgs(vaultId: string, cipherDir: string): string[] {
+  return ['store', `--label=sealfs vault ${vaultId} (${cipherDir})`, ...keyringAttributes(vaultId)];
 }
 
 /** `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user` (where `systemctl --user` looks). */
@@ -145,7 +150,7 @@ function userManagerRunning(env: NodeJS.ProcessEnv): boolean {
 function systemctl(args: readonly string[], io: CliIo): void {
   const run = spawnSync('systemctl', ['--user', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: io.env, encoding: 'utf8' });
   if (run.status !== 0) {
-    const why = run.error?.message ?? run.stderr.trim().split('\n')[0] ?? `exit ${run.status}`;
+    const why = run.error?.message ?? (run.stderr.trim().split('\n')[0] || `exit ${run.status}`);
     throw new CliError(`systemctl --user ${args.join(' ')} failed (${why}); run it yourself once the user session has systemd`, EXIT.INTERNAL);
   }
 }
@@ -173,8 +178,7 @@ interface EnableOptions {
  * the key store first, so a typo is not stored. Without a terminal, says the command to run.
  */
 async function storeInKeyring(cipherDir: string, keystore: string, vaultId: string, secretTool: string, io: CliIo): Promise<void> {
-  const label = `sealfs vault ${vaultId} (${cipherDir})`;
-  const storeArgs = ['store', `--label=${label}`, ...keyringAttributes(vaultId)];
+  const storeArgs = keyringStoreArgs(vaultId, cipherDir);
   const command = [secretTool, ...storeArgs].map(shellQuote).join(' ');
   if (!io.openTerminal()) {
     io.stderr.write(`Store the vault's passphrase in the keyring once (it asks for it):\n  ${command}\n`);
@@ -212,6 +216,10 @@ async function enableCommand(cipherDirArg: string, mountpointArg: string, opts: 
   const keystore = resolve(keystoreOf(opts, io));
   const { config } = await readVaultFile(cipherDir);
   await checkFolder(mountpoint, 'the mount point');
+  const dir = userUnitDir(io.env);
+  const unit = unitName(mountpoint);
+  const path = join(dir, unit);
+  if ((await ourUnit(path)) === false) throw new CliError(`${path} exists and was not written by sealfs; remove it first`, EXIT.IO);
   let passphrase: PassphraseSource;
   let secretTool: string | undefined;
   if (opts.passphraseFile !== undefined) {
@@ -219,16 +227,15 @@ async function enableCommand(cipherDirArg: string, mountpointArg: string, opts: 
     const st = await stat(file).catch(() => undefined);
     if (!st?.isFile()) throw new CliError(`the passphrase file ${file} does not exist`, EXIT.IO);
     if (st.mode & 0o077) io.stderr.write(`sealfs: warning: ${file} can be read by other users; chmod 600 ${shellQuote(file)}\n`);
+    // Checked now: a wrong passphrase or a missing key would otherwise only show as a failed login mount.
+    const { masterKey } = await unlockVaultAt(cipherDir, keystore, passphraseAsker({ passphraseFile: file }, `passphrase for ${cipherDir}`, io));
+    masterKey.fill(0);
     passphrase = { file };
   } else {
     secretTool = onPath('secret-tool', io.env);
     passphrase = { keyring: { vaultId: config.vaultId, secretTool: secretTool ?? 'secret-tool' } };
   }
 
-  const dir = userUnitDir(io.env);
-  const unit = unitName(mountpoint);
-  const path = join(dir, unit);
-  if ((await ourUnit(path)) === false) throw new CliError(`${path} exists and was not written by sealfs; remove it first`, EXIT.IO);
   const pidFile = join(stateDir(io.env), `autostart-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}.pid`);
   await mkdir(dir, { recursive: true });
   await writeFile(path, unitText({ cipherDir, mountpoint, keystore, passphrase, command: installedCommand(), pidFile }), { mode: 0o644 });
@@ -236,7 +243,8 @@ async function enableCommand(cipherDirArg: string, mountpointArg: string, opts: 
 
   if ('keyring' in passphrase) {
     if (secretTool === undefined) {
-      io.stderr.write(`secret-tool is not installed: install it (Debian: sudo apt install libsecret-tools), then store the passphrase once:\n  ${['secret-tool', 'store', `--label=sealfs vault ${config.vaultId}`, ...keyringAttributes(config.vaultId)].map(shellQuote).join(' ')}\n`);
+      const command = ['secret-tool', ...keyringStoreArgs(config.vaultId, cipherDir)].map(shellQuote).join(' ');
+      io.stderr.write(`secret-tool is not installed: install it (Debian: sudo apt install libsecret-tools), then store the passphrase once:\n  ${command}\n`);
     } else {
       await storeInKeyring(cipherDir, keystore, config.vaultId, secretTool, io);
     }
