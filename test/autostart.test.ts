@@ -64,8 +64,10 @@ describe('mount.fuse.sealfs command line', () => {
     expect(sloppy.warnings).toEqual(['ignoring the unknown mount option "bogus"']);
   });
 
-  it('says so when noexec (implied by `user`) is not applied, and needs values and both paths', () => {
-    expect(helperCommand([...base, '-o', 'noexec']).warnings.join('')).toMatch(/noexec is not applied/);
+  it('applies noexec (which `user` implies) unless a later exec lifts it, and needs values and both paths', () => {
+    expect(sealfsArgs('-o', 'rw,noexec,nosuid,nodev,user,passphrase-file=/p')).toEqual(['mount', '/v', '/m', '--noexec', '--passphrase-file', '/p']);
+    expect(sealfsArgs('-o', 'noexec,exec')).toEqual(['mount', '/v', '/m']);
+    expect(helperCommand([...base, '-o', 'noexec']).warnings).toEqual([]);
     expect(() => helperCommand([...base, '-o', 'passphrase-file'])).toThrow(/passphrase-file needs a value/);
     expect(() => helperCommand(['/v'])).toThrow(/usage: mount\.fuse\.sealfs CIPHERDIR MOUNTPOINT/);
     expect(() => helperCommand([...base, '-N', '1'])).toThrow(/namespace/);

@@ -130,6 +130,14 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
 
   const sealfsOptions = (v: TestVault) => `keystore=${v.keystore},pid-file=${v.pidFile},log-file=${v.logFile}`;
 
+  /** The kernel's per-mount flags of a mount point (field 6 of /proc/self/mountinfo). */
+  async function mountFlags(mnt: string): Promise<string[]> {
+    const escaped = mnt.replace(/ /g, '\\040');
+    const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === escaped);
+    expect(line, `${mnt} in mountinfo`).toBeDefined();
+    return line!.split(' ')[5]!.split(',');
+  }
+
   /** The server of a mount: the pid its pid file names, still serving. */
   async function serverOf(v: TestVault): Promise<number> {
     const pid = Number.parseInt((await readFile(v.pidFile, 'utf8')).trim(), 10);
@@ -144,14 +152,13 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
     await waitFor(`server ${pid} to end after umount`, () => !alive(pid), 15_000);
   }
 
-  it('mount -t fuse.sealfs … -o passphrase-file=…,ro mounts read-only; umount takes it down and ends the server', async () => {
+  it('mount -t fuse.sealfs … -o passphrase-file=…,ro,noexec mounts read-only and noexec; umount takes it down and ends the server', async () => {
     const v = await vault();
-    const m = await h.spawn('mount', ['-t', 'fuse.sealfs', v.cipher, v.mnt, '-o', `passphrase-file=${v.pass},${sealfsOptions(v)},ro,nodev,nosuid`]);
+    const m = await h.spawn('mount', ['-t', 'fuse.sealfs', v.cipher, v.mnt, '-o', `passphrase-file=${v.pass},${sealfsOptions(v)},ro,nodev,nosuid,noexec`]);
     expect(m.code, m.stderr).toBe(0);
     expect((await readMounts()).find((r) => r.mountpoint === v.mnt)?.fstype).toBe('fuse.sealfs');
-    // The kernel's per-mount options (field 6 of mountinfo): read-only, no devices, no setuid.
-    const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === v.mnt);
-    expect(line?.split(' ')[5]?.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
+    // The kernel's per-mount options: read-only, no devices, no setuid, no programs run.
+    expect(await mountFlags(v.mnt)).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev', 'noexec']));
     await expect(writeFile(join(v.mnt, 'x'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
     await umountOk(v.mnt, await serverOf(v));
   });
@@ -167,6 +174,10 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
     const m = await h.spawn('mount', ['-T', fstab, v.spaced]);
     expect(m.code, m.stderr).toBe(0);
     expect(await isMounted(v.spaced)).toBe(true);
+    // `user` implies noexec; the later `exec` lifts it, as mount(8) reads options: a script runs.
+    expect(await mountFlags(v.spaced)).not.toContain('noexec');
+    await writeFile(join(v.spaced, 'run.sh'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+    expect((await h.spawn(join(v.spaced, 'run.sh'), [])).stdout).toBe('ran\n');
     const secret = randomBytes(8).toString('hex');
     await writeFile(join(v.spaced, 'note.txt'), secret);
     expect(await readFile(join(v.spaced, 'note.txt'), 'utf8')).toBe(secret);

@@ -6,7 +6,8 @@
  * [-o OPTIONS] [-t fuse.sealfs]` for `mount -t fuse.sealfs …` and for fstab lines of type
  * fuse.sealfs. It has already removed what only it reads (noauto, x-systemd.*, other x-*),
  * and passes on the rest: the generic flags (rw, nodev, nosuid, noexec, user, _netdev…),
- * which the kernel mount of sealfs does not take from the helper, and sealfs's own options.
+ * of which sealfs applies ro and noexec (its mounts are always nosuid and nodev), and
+ * sealfs's own options.
  */
 import { realpathSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -21,11 +22,11 @@ const VALUE_OPTIONS: ReadonlySet<string> = new Set(['passphrase-file', 'extpass'
 
 /**
  * Options that mount(8), the kernel's generic mount flags or systemd read, not sealfs. sealfs
- * mounts are always nosuid and nodev (libfuse's default, which only root could lift).
+ * mounts are always nosuid and nodev (libfuse's default), whatever suid/dev say.
  */
 const IGNORED: ReadonlySet<string> = new Set([
   'defaults', 'auto', 'noauto', 'user', 'users', 'nouser', 'owner', 'group', '_netdev', 'nofail',
-  'dev', 'nodev', 'suid', 'nosuid', 'exec',
+  'dev', 'nodev', 'suid', 'nosuid',
   'atime', 'noatime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'lazytime', 'nolazytime',
   'diratime', 'nodiratime', 'iversion', 'noiversion', 'mand', 'nomand', 'sync', 'async', 'dirsync', 'silent', 'loud',
 ]);
@@ -61,6 +62,7 @@ export function splitOptions(list: string): string[] {
 function translateOptions(options: readonly string[], sloppy: boolean, warnings: string[]): string[] {
   const flags: string[] = [];
   let readOnly = false;
+  let noExec = false;
   for (const option of options) {
     const eq = option.indexOf('=');
     const rawName = eq < 0 ? option : option.slice(0, eq);
@@ -68,10 +70,9 @@ function translateOptions(options: readonly string[], sloppy: boolean, warnings:
     const name = rawName.startsWith('_') ? rawName : rawName.replace(/_/g, '-');
     if (IGNORED.has(option) || IGNORED_PREFIXES.some((prefix) => option.startsWith(prefix))) continue;
     if (option === 'ro' || option === 'rw') readOnly = option === 'ro';
+    else if (option === 'noexec' || option === 'exec') noExec = option === 'noexec';
     else if (name === 'allow-other' && eq < 0) flags.push('--allow-other');
-    else if (option === 'noexec') {
-      warnings.push('noexec is not applied: programs in the mount can still be run (sealfs mounts are nosuid and nodev)');
-    } else if (VALUE_OPTIONS.has(name)) {
+    else if (VALUE_OPTIONS.has(name)) {
       if (eq < 0 || eq === option.length - 1) throw new CliError(`mount option ${name} needs a value (${name}=…)`, EXIT.USAGE);
       flags.push(`--${name}`, option.slice(eq + 1));
     } else if (sloppy) {
@@ -83,7 +84,7 @@ function translateOptions(options: readonly string[], sloppy: boolean, warnings:
       );
     }
   }
-  return readOnly ? ['--read-only', ...flags] : flags;
+  return [...(readOnly ? ['--read-only'] : []), ...(noExec ? ['--noexec'] : []), ...flags];
 }
 
 /** The helper's arguments (argv after the program name) as the `sealfs mount` command line. */
