@@ -9,7 +9,7 @@
  * lines and the generated unit's ExecStart/ExecStop are in mount-fstab.test.ts.
  */
 import { realpathSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -239,5 +239,41 @@ describe("the README's nightly scrub+backup service", () => {
     expect(init.code, init.stderr).toBe(0);
     const ran = await runDetached(scrub[0]!, scrub.slice(1), env);
     expect(ran.code, ran.stderr).toBe(0);
+  });
+});
+
+describe('sealfs mount-helper install|uninstall', () => {
+  let root: string;
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it('writes the helper script running this build, replaces only its own, and removes it', async () => {
+    root = await mkdtemp(join(tmpdir(), 'sealfs-mounthelper-'));
+    await chmod(root, 0o755); // readable by the other user below, like /sbin
+    const dir = join(root, 'sbin');
+    await mkdir(dir, { mode: 0o755 });
+    const env = { HOME: join(root, 'home'), PATH: '/usr/bin:/bin' };
+    const install = await runBuiltCli(['mount-helper', 'install', '--dir', dir], env);
+    expect(install.code, install.stderr).toBe(0);
+    const helper = join(dir, 'mount.fuse.sealfs');
+    expect(await readFile(helper, 'utf8')).toBe(helperScript(realpathSync(process.execPath), realpathSync(join(CLI, '..', 'mounthelper.js'))));
+    expect((await stat(helper)).mode & 0o777).toBe(0o755);
+    expect((await runBuiltCli(['mount-helper', 'install', '--dir', dir], env)).code).toBe(0);
+    expect(await readdir(dir)).toEqual(['mount.fuse.sealfs']);
+
+    // A user who may not write there is told to use root, in words.
+    if (process.getuid?.() === 0) {
+      const denied = await runDetached('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'mount-helper', 'uninstall', '--dir', dir], env);
+      expect(denied.code).toBe(EXIT.IO);
+      expect(denied.stderr).toContain(`${helper}: not allowed to change it; run as root: sudo sealfs mount-helper uninstall`);
+    }
+
+    expect((await runBuiltCli(['mount-helper', 'uninstall', '--dir', dir], env)).code).toBe(0);
+    expect(await readdir(dir)).toEqual([]);
+    await writeFile(helper, '#!/bin/sh\nexec /opt/other/helper "$@"\n', { mode: 0o755 });
+    const foreign = await runBuiltCli(['mount-helper', 'install', '--dir', dir], env);
+    expect(foreign.code).toBe(EXIT.IO);
+    expect(foreign.stderr).toContain('exists and was not written by sealfs');
+    expect((await runBuiltCli(['mount-helper', 'uninstall', '--dir', dir], env)).code).toBe(EXIT.IO);
+    expect(await readFile(helper, 'utf8')).toBe('#!/bin/sh\nexec /opt/other/helper "$@"\n');
   });
 });

@@ -135,27 +135,45 @@ export function helperScript(node: string, helper: string): string {
   return `#!/bin/sh\n${HELPER_MARKER}\nexec ${quote(node)} ${quote(helper)} "$@"\n`;
 }
 
-async function ourHelper(path: string): Promise<boolean | undefined> {
-  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : ''));
+/** An access to the helper folder that the system refused, said in words (it needs root). */
+function notAllowed(err: unknown, path: string, verb: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return err;
+  return new CliError(`${path}: not allowed to change it; run as root: sudo sealfs mount-helper ${verb}`, EXIT.IO);
+}
+
+/** Whether the helper at `path` is one this command wrote (undefined: there is none). */
+async function ourHelper(path: string, verb: string): Promise<boolean | undefined> {
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw notAllowed(err, path, verb);
+  });
   return text === undefined ? undefined : text.split('\n')[1] === HELPER_MARKER;
 }
 
 async function installHelper(opts: { dir: string }, io: CliIo): Promise<void> {
   const path = join(resolve(opts.dir), HELPER_NAME);
-  if ((await ourHelper(path)) === false) throw new CliError(`${path} exists and was not written by sealfs; remove it first`, EXIT.IO);
+  if ((await ourHelper(path, 'install')) === false) throw new CliError(`${path} exists and was not written by sealfs; remove it first`, EXIT.IO);
   const helper = realpathSync(fileURLToPath(new URL('./mounthelper.js', import.meta.url)));
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, helperScript(realpathSync(process.execPath), helper), { mode: 0o755 });
-  await rename(temp, path);
+  try {
+    await writeFile(temp, helperScript(realpathSync(process.execPath), helper), { mode: 0o755 });
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw notAllowed(err, path, 'install');
+  }
   io.stderr.write(`Wrote ${path}; \`mount -t fuse.sealfs CIPHERDIR MOUNTPOINT -o passphrase-file=FILE\` and fstab lines of type fuse.sealfs now work.\n`);
 }
 
 async function uninstallHelper(opts: { dir: string }, io: CliIo): Promise<void> {
   const path = join(resolve(opts.dir), HELPER_NAME);
-  const ours = await ourHelper(path);
+  const ours = await ourHelper(path, 'uninstall');
   if (ours === undefined) throw new CliError(`${path} does not exist`, EXIT.IO);
   if (!ours) throw new CliError(`${path} was not written by sealfs; leaving it alone`, EXIT.IO);
-  await rm(path);
+  await rm(path).catch((err: unknown) => {
+    throw notAllowed(err, path, 'uninstall');
+  });
   io.stderr.write(`Removed ${path}.\n`);
 }
 
