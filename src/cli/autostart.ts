@@ -69,7 +69,6 @@ function noSpecifiers(text: string): string {
 
 /** One argument of an Exec= line: quoted, with backslash, quote, `%` and `$` escaped as systemd requires. */
 export function execArg(arg: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(arg)) throw new CliError(`${JSON.stringify(arg)}: a control character cannot go into a systemd unit`, EXIT.USAGE);
   return `"${noSpecifiers(arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"')).replace(/\$/g, '$$$$')}"`;
 }
