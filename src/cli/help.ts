@@ -21,7 +21,7 @@ export const COMMAND_GROUPS: readonly { readonly title: string; readonly command
   { title: 'Integrity and backup', commands: ['scrub', 'backup', 'restore', 'repair'] },
   { title: 'Files without a mount', commands: ['ls', 'cat', 'export'] },
   { title: 'Streams (no vault)', commands: ['keygen', 'encrypt', 'decrypt'] },
-  { title: 'Desktop and shell', commands: ['autostart', 'completion'] },
+  { title: 'Desktop and shell', commands: ['autostart', 'mount-helper', 'completion'] },
 ];
 
 export const OTHER_GROUP = 'Other commands';

@@ -31,6 +31,7 @@ import { unlockFromOptions } from './unlock.js';
 interface MountCliOptions extends VaultKeyOptions {
   foreground?: boolean;
   readOnly?: boolean;
+  noexec?: boolean;
   allowOther?: boolean;
   othersMode?: number;
   pidFile?: string;
@@ -155,7 +156,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() => masterKey.fill(0));
     let mounted: MountedVault;
     try {
-      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
+      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, noExec: opts.noexec ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
     } catch (err) {
       lockVault(vault);
       throw err;
@@ -168,6 +169,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   const logFd = await openLogFile(logFile);
   const args = [process.argv[1]!, 'mount', cipherDir, mountpoint, '--serve'];
   if (opts.readOnly) args.push('--read-only');
+  if (opts.noexec) args.push('--noexec');
   if (opts.allowOther) args.push('--allow-other');
   if (opts.othersMode !== undefined) args.push('--others-mode', opts.othersMode.toString(8));
   if (opts.pidFile !== undefined) args.push('--pid-file', resolve(opts.pidFile));
@@ -280,7 +282,7 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     );
     let mounted: MountedVault;
     try {
-      mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
+      mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, noExec: opts.noexec ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
     } catch (err) {
       lockVault(vault);
       throw err;
@@ -335,6 +337,7 @@ export function registerMountCommands(program: SealfsCommand, io: CliIo): void {
       .argument('<mountpoint>', 'an empty folder where the plaintext appears')
       .option('-f, --foreground', 'stay in the foreground and log to stderr; Ctrl-C unmounts')
       .option('--read-only', 'mount read-only')
+      .option('--noexec', 'programs in the mount cannot be run (the mount flag noexec)')
       .option('--allow-other', 'let other users use the mount (the kernel checks file permissions); needs root or user_allow_other in /etc/fuse.conf')
       .addOption(
         new Option('--others-mode <mode>', 'with --allow-other: the most other users may get, as an octal mode such as 750 (default 0: nothing); modes in the vault folder only narrow it')

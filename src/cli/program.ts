@@ -15,6 +15,8 @@ import { registerVaultKeyCommands } from './vaultkeys.js';
 import { registerMountCommands } from './mount.js';
 import { registerMaintenanceCommands } from './maintenance.js';
 import { addVersionOption } from './version.js';
+import { registerAutostartCommands } from './autostart.js';
+import { registerMountHelperCommands } from './mountopts.js';
 
 /** The whole command tree; also what the man page and the completion scripts are made from. */
 export function buildProgram(io: CliIo): SealfsCommand {
@@ -70,6 +72,8 @@ export function buildProgram(io: CliIo): SealfsCommand {
   registerOfflineCommands(program, io);
   registerMaintenanceCommands(program, io);
   registerCompletionCommand(program, io);
+  registerAutostartCommands(program, io);
+  registerMountHelperCommands(program, io);
 
   return program;
 }

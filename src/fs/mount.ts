@@ -33,6 +33,8 @@ export interface MountOptions {
   readonly vault: Vault;
   readonly mountpoint: string;
   readonly readOnly?: boolean;
+  /** Programs in the mount cannot be run (the kernel's noexec; fstab's `user` implies it). */
+  readonly noExec?: boolean;
   /** Let other users in (allow_other, with the kernel checking permissions: default_permissions). */
   readonly allowOther?: boolean;
   /**
@@ -102,11 +104,12 @@ function optionValue(text: string): string {
 }
 
 /** libfuse's mount options (write size and cache timeouts are set per session and reply). */
-export function fuseOptionList(options: { cipherDir: string; readOnly?: boolean; allowOther?: boolean }): string[] {
+export function fuseOptionList(options: { cipherDir: string; readOnly?: boolean; noExec?: boolean; allowOther?: boolean }): string[] {
   return [
     `fsname=sealfs:${optionValue(options.cipherDir)}`,
     'subtype=sealfs',
     ...(options.readOnly ? ['ro'] : []),
+    ...(options.noExec ? ['noexec'] : []),
     ...(options.allowOther ? ['allow_other', 'default_permissions'] : []),
   ];
 }
