@@ -60,9 +60,16 @@ function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/** After a command-line mistake (a missing argument, an unknown option…), every command points at its own help. */
+function pointToHelp(command: Command, name: string): void {
+  command.showHelpAfterError(`(see \`${name} --help\`)`);
+  for (const sub of command.commands) pointToHelp(sub, `${name} ${sub.name()}`);
+}
+
 /** Runs `sealfs ARGS…` (argv without node and the script) and returns its exit code; errors become one line on stderr. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const program = buildProgram(io);
+  pointToHelp(program, program.name());
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.OK;
