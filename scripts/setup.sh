@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # libfuse3-dev: the FUSE addon builds against it; fuse3: fusermount3; pkg-config: finds libfuse3;
 # openssl: the benchmark reference; rclone, gocryptfs, syncthing, fio: real counterparts for
 # tests and benchmarks; gdb, strace: tests read a mount server's process flags and what its
-# launcher sends it.
-packages=(openssl libfuse3-dev fuse3 pkg-config rclone gocryptfs syncthing fio psmisc gdb strace)
+# launcher sends it; tmux: the prompt tests type at a real terminal.
+packages=(openssl libfuse3-dev fuse3 pkg-config rclone gocryptfs syncthing fio psmisc gdb strace tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

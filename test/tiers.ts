@@ -34,6 +34,7 @@ export const TIERS = {
     'recovery',
     'roundtrip',
     'special-entries',
+    'scrubprogress',
     'sync-names',
     'tamper',
     'tiers',
@@ -41,8 +42,8 @@ export const TIERS = {
     'vectors',
     'vectors.independent',
   ],
-  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
-  integration: ['backup', 'cli-init', 'hostile-control', 'hostile-repair', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
+  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  integration: ['backup', 'cli-init', 'cli-messages', 'cli-prompts', 'hostile-control', 'hostile-repair', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Tier = keyof typeof TIERS;

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isatty, ReadStream } from 'node:tty';
+import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { defaultKeystoreDir } from '../vault/keystore.js';
 import { PROMPT_ATTEMPTS, type PassphraseAsker } from '../vault/unlock.js';
@@ -85,7 +86,7 @@ export async function obtainPassphrase(options: ObtainOptions, io: CliIo): Promi
   const fromPrompt = options.passphraseFile === undefined && options.extpass === undefined;
   const passphrase =
     options.passphraseFile !== undefined
-      ? await fromFile(options.passphraseFile)
+      ? await fromFile(options.passphraseFile, io)
       : options.extpass !== undefined
         ? await fromCommand(options.extpass, io.env)
         : await fromTerminal(options.purpose, options.confirm ?? false, io);
@@ -107,8 +108,18 @@ function firstLine(text: string): string {
   return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
-async function fromFile(path: string): Promise<string> {
-  const text = await readFile(path, 'utf8').catch((err: unknown) => {
+/** All of a stream, as text. */
+async function readAll(stream: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+async function fromFile(path: string, io: CliIo): Promise<string> {
+  // /dev/stdin is read from the stream itself: opening it fails (ENXIO) when stdin is a
+  // socket, which is what a program started by Node (child_process) gets for a pipe.
+  const read = path === '/dev/stdin' ? readAll(io.stdin) : readFile(path, 'utf8');
+  const text = await read.catch((err: unknown) => {
     throw new CliError(`passphrase file ${describeFsError(err) ?? `${path}: ${(err as Error).message}`}`, EXIT.IO);
   });
   const passphrase = firstLine(text);

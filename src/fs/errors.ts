@@ -24,6 +24,7 @@ export const FS_ERROR_WORDS: Readonly<Record<string, string>> = {
   EBUSY: 'is busy (in use by another program)',
   ELOOP: 'too many levels of symbolic links (check the path)',
   ENAMETOOLONG: 'a name in the path is too long',
+  ENXIO: 'cannot be opened (no such device, or a socket)',
   EIO: 'input/output error (the disk or the file system failed; see `dmesg`)',
 };
 
