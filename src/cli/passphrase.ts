@@ -245,13 +245,10 @@ interface Echo {
   readonly skip?: RegExp;
 }
 
-/** Signals that end a process at a prompt: the terminal is given back its mode first. */
-const PROMPT_SIGNALS = ['SIGTERM', 'SIGHUP'] as const;
-
 /**
  * Reads a line in raw mode: echoing nothing, or (with `echo`) what `echo.show` makes of it,
  * redrawn after each key. Backspace and Ctrl-U edit; Ctrl-C and Ctrl-D cancel (exit 130).
- * The terminal's mode is restored however the prompt ends: Enter, Ctrl-C, exit or a signal.
+ * The terminal's mode is restored however the prompt ends (Enter, Ctrl-C, or the process exiting).
  */
 function readLine(terminal: Terminal, prompt: string, echo?: Echo): Promise<string> {
   const { input } = terminal;
@@ -262,16 +259,11 @@ function readLine(terminal: Terminal, prompt: string, echo?: Echo): Promise<stri
     // Skip escape sequences (arrow keys and the like): ESC, then '[' or 'O', up to a final byte.
     let escape: 'none' | 'start' | 'body' = 'none';
     const restoreOnExit = () => input.setRawMode(false);
-    const onSignal = (signal: NodeJS.Signals) => {
-      input.setRawMode(false);
-      process.kill(process.pid, signal); // the handler is gone by now: the default action ends the process
-    };
     const finish = () => {
       input.off('data', onData);
       input.setRawMode(false);
       input.pause();
       process.off('exit', restoreOnExit);
-      for (const signal of PROMPT_SIGNALS) process.off(signal, onSignal);
       terminal.write('\n');
     };
     /** Redraws what changed: back over the old text from the first differing character, then the new text. */
@@ -326,7 +318,6 @@ function readLine(terminal: Terminal, prompt: string, echo?: Echo): Promise<stri
       redraw();
     };
     process.on('exit', restoreOnExit);
-    for (const signal of PROMPT_SIGNALS) process.once(signal, onSignal);
     input.setRawMode(true);
     input.setEncoding('utf8');
     input.on('data', onData);
