@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
-import { access, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
@@ -72,7 +72,8 @@ function logLine(line: string): string {
   return `${new Date().toISOString()} sealfs[${process.pid}] ${line.replace(/\n/g, ' ')}\n`;
 }
 
-const hasVaultFile = (dir: string) => access(join(dir, VAULT_FILE)).then(() => true, () => false);
+/** Whether `dir` holds a vault file (lstat: a link planted under its name is not followed). */
+const hasVaultFile = (dir: string) => lstat(join(dir, VAULT_FILE)).then(() => true, () => false);
 
 /**
  * The vault folder and the mount point, before either is used: told apart when given the

@@ -60,9 +60,13 @@ function buildProgram(io: CliIo): Command {
   return program;
 }
 
-/** After a command-line mistake (a missing argument, an unknown option…), every command points at its own help. */
+/**
+ * After a command-line mistake (a missing argument, an unknown option…), every command
+ * points at its own help, on the same line: an error is one line.
+ */
 function pointToHelp(command: Command, name: string): void {
-  command.showHelpAfterError(`(see \`${name} --help\`)`);
+  const { outputError } = command.configureOutput();
+  command.configureOutput({ outputError: (text, write) => outputError!(`${text.trimEnd()} (see \`${name} --help\`)\n`, write) });
   for (const sub of command.commands) pointToHelp(sub, `${name} ${sub.name()}`);
 }
 

@@ -3,7 +3,7 @@
  * endpoint is not connected") or hung (its server stopped answering).
  */
 import { execFile } from 'node:child_process';
-import { access, lstat, readdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isInside, shellQuote } from '../vault/paths.js';
 import { VAULT_FILE } from '../vault/vaultfile.js';
@@ -146,7 +146,7 @@ async function whyNotMounted(mountpoint: string): Promise<string> {
   if ((await lstat(mountpoint).catch(() => undefined)) === undefined) {
     return `${mountpoint} does not exist, so nothing is mounted there (check the path; ${elsewhere})`;
   }
-  if (await access(join(mountpoint, VAULT_FILE)).then(() => true, () => false)) {
+  if (await lstat(join(mountpoint, VAULT_FILE)).then(() => true, () => false)) {
     const real = await realpath(mountpoint).catch(() => mountpoint);
     const mounts = sealfsMounts.filter((m) => m.source === sealfsSource(real) || m.source === sealfsSource(mountpoint));
     const where =
