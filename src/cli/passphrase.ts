@@ -1,7 +1,8 @@
 /**
  * Where a passphrase comes from: a file, an external command, or the terminal (never
- * echoed; a recovery key, read from paper, is shown as typed). Never from the command line, where every user of the machine can read it
- * (/proc/<pid>/cmdline, `ps`), and never logged.
+ * echoed; a recovery key, copied from paper, is shown as typed). Never from the command
+ * line, where every user of the machine can read it (/proc/<pid>/cmdline, `ps`), and never
+ * logged.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';

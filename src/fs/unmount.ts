@@ -134,6 +134,9 @@ export async function unmountMounted(mountpoint: string, lazy: boolean): Promise
   else await unmountLive(mountpoint);
 }
 
+/** At most this many mount points are named in one message (it stays one readable line). */
+const LISTED_MOUNTS = 4;
+
 /**
  * Why there is nothing to unmount at `mountpoint`, with the way on: it does not exist, it is
  * a vault folder (then where that vault is mounted), or a folder with no mount; the sealfs
@@ -141,7 +144,8 @@ export async function unmountMounted(mountpoint: string, lazy: boolean): Promise
  */
 async function whyNotMounted(mountpoint: string): Promise<string> {
   const sealfsMounts = (await readMounts()).filter(isSealfs);
-  const listed = (mounts: readonly MountEntry[]) => mounts.map((m) => shellQuote(m.mountpoint)).join(', ');
+  const listed = (mounts: readonly MountEntry[]) =>
+    mounts.slice(0, LISTED_MOUNTS).map((m) => shellQuote(m.mountpoint)).join(', ') + (mounts.length > LISTED_MOUNTS ? ` and ${mounts.length - LISTED_MOUNTS} more` : '');
   const elsewhere = sealfsMounts.length === 0 ? 'no sealfs vault is mounted' : `sealfs vaults are mounted at ${listed(sealfsMounts)}`;
   if ((await lstat(mountpoint).catch(() => undefined)) === undefined) {
     return `${mountpoint} does not exist, so nothing is mounted there (check the path; ${elsewhere})`;
