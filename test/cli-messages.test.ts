@@ -4,10 +4,12 @@
  * do, in words, never a raw errno code. (Messages about live mounts: mount-messages.test.ts;
  * prompts on a terminal: cli-prompts.test.ts.)
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
+import { shellQuote } from '../src/vault/paths.js';
 import { useMountHarness, type Run } from './mount-helpers.js';
 
 const h = useMountHarness('messages');
@@ -144,6 +146,16 @@ describe('passphrases and keys', () => {
 });
 
 describe('the command line', () => {
+  it('every path in a hint to paste is quoted so that a POSIX shell reads it back as one word (shellQuote)', () => {
+    expect(shellQuote('/home/alice/Private')).toBe('/home/alice/Private');
+    for (const path of ['/home/alice/my drive', "/it's", '/a$b`c`"d"\\e', '/new\nline', '', '/*?[x]', '~/x']) {
+      const quoted = shellQuote(path);
+      expect(quoted, JSON.stringify(path)).not.toBe(path);
+      const echoed = spawnSync('/bin/sh', ['-c', `printf '%s' ${quoted}`], { encoding: 'utf8' });
+      expect(echoed.stdout, JSON.stringify(path)).toBe(path);
+    }
+  });
+
   it('a missing argument or unknown option points at the command\'s own --help (exit 2)', async () => {
     const missing = await sealfs(['mount', join(h.root, 'x')]);
     expect(missing.code).toBe(EXIT.USAGE);

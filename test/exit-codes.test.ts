@@ -109,5 +109,8 @@ describe('exit codes', () => {
       expect(line).not.toContain(code);
       expect(exit).toBe(EXIT.IO);
     }
+    // sealfs's own errno errors name the plaintext path in their message: kept, without the code.
+    const own = Object.assign(new Error('ENOENT: /docs/a.txt does not exist'), { code: 'ENOENT' });
+    expect(describeError(own)).toEqual({ line: '/docs/a.txt does not exist', code: EXIT.IO });
   });
 });

@@ -28,10 +28,16 @@ export const FS_ERROR_WORDS: Readonly<Record<string, string>> = {
   EIO: 'input/output error (the disk or the file system failed; see `dmesg`)',
 };
 
-/** One line for an error of Node's fs calls: its path and the words for its code; undefined when its code has none. */
+/**
+ * One line for a file system error: its path and the words for its code (Node's fs calls);
+ * without a path (sealfs's own errno errors, whose message already names the plaintext
+ * path) its message without the code in front. Undefined when its code has no words here.
+ */
 export function describeFsError(err: unknown): string | undefined {
   const e = err as NodeJS.ErrnoException | undefined;
   const words = typeof e?.code === 'string' ? FS_ERROR_WORDS[e.code] : undefined;
   if (words === undefined) return undefined;
-  return e!.path !== undefined ? `${e!.path}: ${words}` : words;
+  if (e!.path !== undefined) return `${e!.path}: ${words}`;
+  const said = e!.message.replace(new RegExp(`^${e!.code}: `), '');
+  return said === e!.message || said === '' ? words : said;
 }
