@@ -106,7 +106,7 @@ describe.skipIf(!hasTmux)('prompts on a terminal (tmux)', { timeout: 90_000 }, (
     await waitForScreen(w, /Repeat a new passphrase for this vault:\s*$/m);
     type(w, 'a fresh passphrase typed here');
     press(w, 'Enter');
-    const done = await waitForScreen(w, /rc=\d+/);
+    const done = await waitForScreen(w, /rc=\d+[\s\S]*icanon/); // the exit code, then stty's settings
     expect(done).toContain('rc=0');
     expect(done).toContain('the vault can be unlocked with the new passphrase');
     expect(done).not.toContain('fresh passphrase');
