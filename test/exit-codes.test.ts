@@ -56,7 +56,7 @@ describe('exit codes', () => {
       'not-a-vault': /not a sealfs vault/,
       'vault-tampered': /vault file was edited/,
       'vault-too-new': /newer sealfs/,
-      'vault-exists': /`init` over an existing vault or into a non-empty folder/,
+      'vault-exists': /would be overwritten; `init` over an existing vault or into a non-empty folder/,
       'wrong-passphrase': /wrong passphrase/,
       'no-key': /no key for this vault/,
       'bad-recovery-key': /malformed key file or recovery key/,
@@ -95,5 +95,22 @@ describe('exit codes', () => {
     expect(describeError(new CliExit(EXIT.PROBLEMS))).toEqual({ line: '', code: EXIT.PROBLEMS });
     const { line, code } = describeError(Object.assign(new Error('EEXIST: file already exists, open'), { code: 'EEXIST', path: '/out' }));
     expect([line, code]).toEqual(['/out: already exists (refusing to overwrite)', EXIT.IO]);
+  });
+
+  it('a file system error is said in words with its path, never as its raw code', () => {
+    for (const [code, words] of [
+      ['ENOENT', /^\/p: does not exist/],
+      ['EACCES', /^\/p: permission denied/],
+      ['ENOTDIR', /^\/p: a part of the path is not a folder/],
+      ['ENOSPC', /^\/p: no space left/],
+    ] as const) {
+      const { line, code: exit } = describeError(Object.assign(new Error(`${code}: whatever node says, open '/p'`), { code, path: '/p' }));
+      expect(line).toMatch(words);
+      expect(line).not.toContain(code);
+      expect(exit).toBe(EXIT.IO);
+    }
+    // sealfs's own errno errors name the plaintext path in their message: kept, without the code.
+    const own = Object.assign(new Error('ENOENT: /docs/a.txt does not exist'), { code: 'ENOENT' });
+    expect(describeError(own)).toEqual({ line: '/docs/a.txt does not exist', code: EXIT.IO });
   });
 });

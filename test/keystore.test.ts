@@ -126,10 +126,10 @@ describe('key store', () => {
     expect(err.message).toBe('wrong passphrase');
   });
 
-  it('says how to restore a missing key', async () => {
+  it('says how to restore a missing key, naming the vault folder (quoted for the shell) and the key store', async () => {
     const dir = await freshDir();
-    const err = await expectVaultError(unlockMasterKey({ keystoreDir: dir, vaultId: VAULT_ID, passphrase: 'x' }), 'no-key');
-    expect(err.message).toBe(`no key for vault ${VAULT_ID} in ${dir}; restore it with \`sealfs key import\``);
+    const err = await expectVaultError(unlockMasterKey({ keystoreDir: dir, vaultId: VAULT_ID, passphrase: 'x', cipherDir: join(dir, 'my vault') }), 'no-key');
+    expect(err.message).toBe(`no key for vault ${VAULT_ID} in ${dir}; restore it from the recovery key with \`sealfs key import '${join(dir, 'my vault')}' --keystore ${dir}\``);
   });
 
   it('never asks for the passphrase when there is no key', async () => {

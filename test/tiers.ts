@@ -35,6 +35,7 @@ export const TIERS = {
     'recovery',
     'roundtrip',
     'special-entries',
+    'scrubprogress',
     'sync-names',
     'tamper',
     'tiers',
@@ -43,8 +44,8 @@ export const TIERS = {
     'vectors',
     'vectors.independent',
   ],
-  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
-  integration: ['autostart', 'backup', 'cli-completion', 'cli-init', 'cli-manpage', 'hostile-control', 'hostile-repair', 'install', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
+  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1'],
+  integration: ['autostart', 'backup', 'cli-completion', 'cli-init', 'cli-manpage', 'cli-messages', 'cli-prompts', 'hostile-control', 'hostile-repair', 'install', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Tier = keyof typeof TIERS;

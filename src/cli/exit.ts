@@ -5,7 +5,7 @@
  */
 import { FormatError } from '../crypto/errors.js';
 import { KeyFileError } from '../crypto/keyfile.js';
-import { MountError } from '../fs/errors.js';
+import { describeFsError, MountError } from '../fs/errors.js';
 import { ToolError, type ToolProblem } from '../tools/errors.js';
 import { IntegrityFailure, VaultError, type VaultProblem } from '../vault/errors.js';
 
@@ -16,13 +16,16 @@ export const EXIT = {
   INTERNAL: 1,
   /** Bad command line. */
   USAGE: 2,
-  /** A file or folder could not be read or written, or would be overwritten. */
+  /** A file or folder could not be read or written, or would be overwritten (also `init` over a vault or a non-empty folder). */
   IO: 3,
   /** Stored data failed authentication: tampered, truncated, reordered, swapped, or the wrong key. */
   INTEGRITY: 4,
-  /** The key could not be had: wrong passphrase, no key for this vault, malformed key file or recovery key. */
+  /**
+   * The key could not be had: wrong passphrase, no key for this vault, malformed key file or
+   * recovery key, or no passphrase from --passphrase-file or --extpass (empty, or the command failed).
+   */
   KEY: 5,
-  /** Not a vault, or its vault file was edited or is from a newer sealfs. */
+  /** Not a vault (or no folder there), or its vault file was edited or is from a newer sealfs. */
   VAULT: 6,
   /** Mounting or unmounting failed: mount point missing, not empty, already mounted, FUSE unavailable. */
   MOUNT: 7,
@@ -80,7 +83,8 @@ export const VAULT_EXIT: Readonly<Record<VaultProblem, number>> = {
   'not-a-vault': EXIT.VAULT,
   'vault-tampered': EXIT.VAULT,
   'vault-too-new': EXIT.VAULT,
-  'vault-exists': EXIT.VAULT,
+  // The folder is there and would be overwritten: not "not a vault", which sends the user looking for one.
+  'vault-exists': EXIT.IO,
   'wrong-passphrase': EXIT.KEY,
   'no-key': EXIT.KEY,
   'bad-recovery-key': EXIT.KEY,
@@ -96,9 +100,6 @@ export const TOOL_EXIT: Readonly<Record<ToolProblem, number>> = {
   integrity: EXIT.INTEGRITY,
 };
 
-/** errno codes that mean "this file or folder could not be read or written". */
-const IO_CODES: ReadonlySet<string> = new Set(['ENOENT', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EBUSY']);
-
 /** The one line (empty: print nothing) and exit code for any error that reaches the top of a command. */
 export function describeError(err: unknown): { line: string; code: number } {
   if (err instanceof CliError) return { line: err.message, code: err.exitCode };
@@ -107,10 +108,8 @@ export function describeError(err: unknown): { line: string; code: number } {
   if (err instanceof VaultError) return { line: err.message, code: VAULT_EXIT[err.kind] };
   if (err instanceof ToolError) return { line: err.message, code: TOOL_EXIT[err.kind] };
   if (err instanceof MountError) return { line: err.message, code: EXIT.MOUNT };
-  const e = err as NodeJS.ErrnoException;
-  if (e && typeof e.code === 'string' && IO_CODES.has(e.code)) {
-    const what = e.code === 'EEXIST' ? 'already exists (refusing to overwrite)' : (e.message.split(': ')[0] ?? e.code);
-    return { line: e.path ? `${e.path}: ${what}` : e.message, code: EXIT.IO };
-  }
-  return { line: e?.message ?? String(err), code: EXIT.INTERNAL };
+  // A file or folder the user named (a passphrase file, an output…) could not be read or written.
+  const fsLine = describeFsError(err);
+  if (fsLine !== undefined) return { line: fsLine, code: EXIT.IO };
+  return { line: (err as Error | undefined)?.message ?? String(err), code: EXIT.INTERNAL };
 }

@@ -8,7 +8,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { resolveLoosely } from '../vault/keystore.js';
-import { isInside, stateDir } from '../vault/paths.js';
+import { isInside, shellQuote, stateDir } from '../vault/paths.js';
 import { unlockForMaintenance, unlockForRepair, unlockForRestore } from '../vault/unlock.js';
 import { readVaultFile } from '../vault/vaultfile.js';
 import {
@@ -112,10 +112,12 @@ async function scrubWithProgress(
 ) {
   const bar = new ProgressBar(label, io.stderr);
   if (bar.enabled) {
-    void countCipherTree(cipherDir, skip).then(
-      (t) => bar.update({ totalFiles: t.files, totalBytes: t.bytes }),
-      () => undefined,
-    );
+    // Counted first (names and sizes only, far cheaper than decrypting), so that the bar has
+    // its percentage and ETA from the start rather than once a parallel count caught up.
+    bar.status('counting files…');
+    const total = await countCipherTree(cipherDir, skip).catch(() => undefined);
+    if (total) bar.update({ totalFiles: total.files, totalBytes: total.bytes });
+    bar.restart();
   }
   const started = performance.now();
   try {
@@ -262,7 +264,7 @@ async function restoreCommand(remote: string, dir: string, opts: TransferCliOpti
   if (!opts.json) io.stderr.write(transferSummary('restore: copied', summary, `from ${remote} into ${cipherDir}`));
   if (!masterKey) {
     throw new CliError(
-      `restored, but not verified: the key store has no key for vault ${vaultId}. Run \`sealfs key import ${cipherDir}\` (with the recovery key), then \`sealfs scrub ${cipherDir}\``,
+      `restored, but not verified: the key store has no key for vault ${vaultId}. Run \`sealfs key import ${shellQuote(cipherDir)}\` (with the recovery key), then \`sealfs scrub ${shellQuote(cipherDir)}\``,
       EXIT.KEY,
     );
   }

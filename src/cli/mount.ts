@@ -10,15 +10,18 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES } from '../crypto/backend.js';
 import { KEY_BYTES } from '../crypto/ciphers.js';
+import { describeFsError } from '../fs/errors.js';
 import { checkFuseAvailable, checkMountpoint, mountVault, setServerTitle, type MountedVault } from '../fs/mount.js';
 import { quiet } from '../fs/log.js';
+import { canonicalMountpoint, mountAt } from '../fs/mountinfo.js';
 import { unmountPath } from '../fs/unmount.js';
-import { isInside, stateDir } from '../vault/paths.js';
+import { isInside, shellQuote, stateDir } from '../vault/paths.js';
+import { VAULT_FILE } from '../vault/vaultfile.js';
 import { DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, mountSettings } from '../vault/settings.js';
 import { lockVault, openVault, type Vault } from '../vault/vault.js';
 import { CliError, CliExit, describeError, EXIT } from './exit.js';
@@ -71,31 +74,67 @@ function logLine(line: string): string {
   return `${new Date().toISOString()} sealfs[${process.pid}] ${line.replace(/\n/g, ' ')}\n`;
 }
 
-/** Files the server writes must not be inside its own mount: it would deadlock on itself. */
-function checkSidePaths(mountpoint: string, cipherDir: string, opts: MountCliOptions): void {
-  if (isInside(mountpoint, cipherDir)) {
-    throw new CliError(`${mountpoint} is inside the vault folder ${cipherDir}; choose a mount point outside it`, EXIT.MOUNT);
+/** Whether `dir` holds a vault file (lstat: a link planted under its name is not followed). */
+const hasVaultFile = (dir: string) => lstat(join(dir, VAULT_FILE)).then(() => true, () => false);
+
+/**
+ * The vault folder and the mount point, before either is used: told apart when given the
+ * wrong way round, and never the same folder or one inside the other (the server would
+ * serve its own ciphertext through itself). Each mistake is named as what it is, rather than
+ * as the "not empty" mount point it also makes.
+ */
+async function checkPlaces(cipherDir: string, cipherDirArg: string, mountpointArg: string): Promise<void> {
+  const vault = await realpath(cipherDir).catch(() => cipherDir);
+  const mountpoint = await canonicalMountpoint(mountpointArg);
+  const mounted = (await mountAt(mountpoint)) !== undefined; // reported by checkMountpoint, never looked into here
+  if (mountpoint === vault) {
+    throw new CliError(`the vault folder and the mount point are the same folder (${vault}); mount the vault on another, empty folder: sealfs mount ${shellQuote(cipherDirArg)} MOUNTPOINT`, EXIT.MOUNT);
   }
-  if (isInside(cipherDir, mountpoint)) {
-    throw new CliError(`the vault folder ${cipherDir} is inside the mount point ${mountpoint}; choose a mount point outside it`, EXIT.MOUNT);
+  if (!mounted && (await hasVaultFile(mountpoint)) && !(await hasVaultFile(vault))) {
+    throw new CliError(
+      `${mountpoint} is a vault folder and ${vault} is not: the two are swapped; the vault comes first: sealfs mount ${shellQuote(mountpointArg)} ${shellQuote(cipherDirArg)}`,
+      EXIT.USAGE,
+    );
   }
-  for (const [name, path] of [['--pid-file', opts.pidFile], ['--log-file', opts.logFile]] as const) {
-    if (path !== undefined && isInside(resolve(path), mountpoint)) throw new CliError(`${name} ${path} is inside the mount point`, EXIT.USAGE);
+  if (isInside(mountpoint, vault)) {
+    throw new CliError(`the mount point ${mountpoint} is inside the vault folder ${vault}; choose a mount point outside it`, EXIT.MOUNT);
+  }
+  if (isInside(vault, mountpoint)) {
+    throw new CliError(`the vault folder ${vault} is inside the mount point ${mountpoint}; choose a mount point outside the vault folder, such as an empty folder beside it`, EXIT.MOUNT);
+  }
+  if (!mounted && (await hasVaultFile(mountpoint))) {
+    throw new CliError(`${mountpoint} is a vault folder, not a mount point; mount on an empty folder`, EXIT.MOUNT);
   }
 }
 
-async function openLogFile(path: string): Promise<number> {
+/**
+ * Files the server writes: never inside its own mount (it would deadlock on itself), and in
+ * a folder that exists (a mistyped folder is refused, never created).
+ */
+async function checkSidePaths(mountpoint: string, opts: MountCliOptions): Promise<void> {
+  for (const [name, path] of [['--pid-file', opts.pidFile], ['--log-file', opts.logFile]] as const) {
+    if (path === undefined) continue;
+    if (isInside(resolve(path), mountpoint)) throw new CliError(`${name} ${path} is inside the mount point; name a file outside it`, EXIT.USAGE);
+    const folder = dirname(resolve(path));
+    const st = await stat(folder).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      throw new CliError(`${name} ${path}: the folder ${folder} does not exist; create it first (mkdir -p ${shellQuote(folder)}) or name a file in an existing folder`, EXIT.IO);
+    }
+  }
+}
+
+/** Opens a log file for appending; `createFolder` only for the default log (in sealfs's own state folder). */
+async function openLogFile(path: string, createFolder: boolean): Promise<number> {
   try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    if (createFolder) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     return openSync(path, 'a', 0o600);
   } catch (err) {
-    throw new CliError(`${path}: cannot open the log file: ${(err as Error).message}`, EXIT.IO);
+    throw new CliError(`cannot open the log file: ${describeFsError(err) ?? `${path}: ${(err as Error).message}`}`, EXIT.IO);
   }
 }
 
 async function writePidFile(path: string | undefined): Promise<void> {
   if (path === undefined) return;
-  await mkdir(dirname(resolve(path)), { recursive: true });
   await writeFile(path, `${process.pid}\n`);
 }
 
@@ -142,15 +181,16 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   if (opts.serve) return serveCommand(cipherDirArg, mountpointArg, opts);
   if (opts.othersMode !== undefined && !opts.allowOther) throw new CliError('--others-mode only applies with --allow-other', EXIT.USAGE);
   const cipherDir = resolve(cipherDirArg);
+  await checkPlaces(cipherDir, cipherDirArg, mountpointArg);
   const mountpoint = await checkMountpoint(mountpointArg);
-  checkSidePaths(mountpoint, cipherDir, opts);
+  await checkSidePaths(mountpoint, opts);
   await checkFuseAvailable({ allowOther: opts.allowOther ?? false });
   const unprotected = protectKeyHolder();
   const { config, masterKey } = await unlockFromOptions(cipherDir, opts, io);
 
   if (opts.foreground) {
     // Logs go to stderr, or to --log-file when one is named (a file outside the mount).
-    const logFd = opts.logFile === undefined ? 2 : await openLogFile(resolve(opts.logFile));
+    const logFd = opts.logFile === undefined ? 2 : await openLogFile(resolve(opts.logFile), false);
     const log = quiet((line: string) => void writeSync(logFd, logLine(line)));
     if (unprotected !== undefined) log(`warning: ${unprotected}`);
     const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() => masterKey.fill(0));
@@ -166,7 +206,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   }
 
   const logFile = resolve(opts.logFile ?? join(stateDir(io.env), `${config.vaultId}.log`));
-  const logFd = await openLogFile(logFile);
+  const logFd = await openLogFile(logFile, opts.logFile === undefined);
   const args = [process.argv[1]!, 'mount', cipherDir, mountpoint, '--serve'];
   if (opts.readOnly) args.push('--read-only');
   if (opts.noexec) args.push('--noexec');
@@ -217,7 +257,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
   child.unref();
   if (reply.type === 'error') throw new CliError(reply.line, reply.code);
   if (reply.type !== 'mounted') throw new CliError('the mount server answered out of turn', EXIT.INTERNAL);
-  say(`Mounted ${cipherDir} at ${mountpoint} (server pid ${reply.pid}; log ${logFile}). Unmount with: sealfs unmount ${mountpoint}\n`);
+  say(`Mounted ${cipherDir} at ${mountpoint} (server pid ${reply.pid}; log ${logFile}). Unmount with: sealfs unmount ${shellQuote(mountpoint)}\n`);
 }
 
 /**

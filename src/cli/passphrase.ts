@@ -1,15 +1,18 @@
 /**
  * Where a passphrase comes from: a file, an external command, or the terminal (never
- * echoed). Never from the command line, where every user of the machine can read it
- * (/proc/<pid>/cmdline, `ps`), and never logged.
+ * echoed; a recovery key, copied from paper, is shown as typed). Never from the command
+ * line, where every user of the machine can read it (/proc/<pid>/cmdline, `ps`), and never
+ * logged.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isatty, ReadStream } from 'node:tty';
+import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { defaultKeystoreDir } from '../vault/keystore.js';
 import { PROMPT_ATTEMPTS, type PassphraseAsker } from '../vault/unlock.js';
+import { describeFsError } from '../fs/errors.js';
 import { CliError, EXIT } from './exit.js';
 import type { CliIo, Terminal } from './io.js';
 
@@ -84,7 +87,7 @@ export async function obtainPassphrase(options: ObtainOptions, io: CliIo): Promi
   const fromPrompt = options.passphraseFile === undefined && options.extpass === undefined;
   const passphrase =
     options.passphraseFile !== undefined
-      ? await fromFile(options.passphraseFile)
+      ? await fromFile(options.passphraseFile, io)
       : options.extpass !== undefined
         ? await fromCommand(options.extpass, io.env)
         : await fromTerminal(options.purpose, options.confirm ?? false, io);
@@ -106,9 +109,23 @@ function firstLine(text: string): string {
   return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
-async function fromFile(path: string): Promise<string> {
-  const passphrase = firstLine(await readFile(path, 'utf8'));
-  if (passphrase === '') throw new CliError(`${path}: empty passphrase (the first line of the file is empty)`, EXIT.USAGE);
+/** All of a stream, as text. */
+async function readAll(stream: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+async function fromFile(path: string, io: CliIo): Promise<string> {
+  // /dev/stdin is read from the stream itself: opening it fails (ENXIO) when stdin is a
+  // socket, which is what a program started by Node (child_process) gets for a pipe.
+  const read = path === '/dev/stdin' ? readAll(io.stdin) : readFile(path, 'utf8');
+  const text = await read.catch((err: unknown) => {
+    throw new CliError(`passphrase file ${describeFsError(err) ?? `${path}: ${(err as Error).message}`}`, EXIT.IO);
+  });
+  const passphrase = firstLine(text);
+  // Like an --extpass command that printed nothing: the passphrase could not be had (exit 5).
+  if (passphrase === '') throw new CliError(`passphrase file ${path}: empty passphrase (the first line of the file is empty)`, EXIT.KEY);
   return passphrase;
 }
 
@@ -133,24 +150,28 @@ function fromCommand(command: string, env: NodeJS.ProcessEnv): Promise<string> {
         return;
       }
       const passphrase = firstLine(Buffer.concat(parts).toString('utf8'));
-      if (passphrase === '') reject(new CliError('--extpass command printed an empty passphrase', EXIT.USAGE));
+      if (passphrase === '') reject(new CliError('--extpass command printed an empty passphrase (its first line of output is empty); no passphrase', EXIT.KEY));
       else resolvePromise(passphrase);
     });
   });
 }
 
+/** Without a terminal nothing can be asked: how to give the passphrase instead, a pipe included (`echo … | sealfs …`). */
+const NO_TERMINAL =
+  'no passphrase: there is no terminal to ask at; use --passphrase-file FILE (--passphrase-file /dev/stdin reads it from a pipe) or --extpass CMD';
+
 async function fromTerminal(purpose: string, confirm: boolean, io: CliIo): Promise<string> {
   const terminal = io.openTerminal();
-  if (!terminal) throw new CliError('no passphrase: use --passphrase-file or --extpass, or run in a terminal', EXIT.USAGE);
+  if (!terminal) throw new CliError(NO_TERMINAL, EXIT.USAGE);
   try {
     for (let attempt = 1; attempt <= PROMPT_ATTEMPTS; attempt++) {
-      const first = await readHidden(terminal, `Enter ${purpose}: `);
+      const first = await readLine(terminal, `Enter ${purpose}: `);
       if (first === '') {
         terminal.write('The passphrase must not be empty.\n');
         continue;
       }
       if (!confirm) return first;
-      const second = await readHidden(terminal, `Repeat ${purpose}: `);
+      const second = await readLine(terminal, `Repeat ${purpose}: `);
       if (first === second) return first;
       terminal.write('The two entries differ; please try again.\n');
     }
@@ -161,14 +182,16 @@ async function fromTerminal(purpose: string, confirm: boolean, io: CliIo): Promi
 }
 
 /**
- * Reads one line from the terminal without echo; undefined when there is no terminal.
- * For other secrets than passphrases (e.g. a recovery key).
+ * Reads a recovery key at the terminal, shown as typed (it is copied from paper, where a
+ * hidden entry only causes mistakes) in the groups it is printed in: `format` regroups the
+ * typed characters (dashes and spaces typed or pasted are dropped, the grouping puts them
+ * back). Undefined when there is no terminal.
  */
-export async function promptSecret(prompt: string, io: CliIo): Promise<string | undefined> {
+export async function promptRecoveryKey(prompt: string, format: (typed: string) => string, io: CliIo): Promise<string | undefined> {
   const terminal = io.openTerminal();
   if (!terminal) return undefined;
   try {
-    return await readHidden(terminal, prompt);
+    return await readLine(terminal, prompt, { show: (chars) => format(chars.join('').toUpperCase()), skip: /[\s-]/ });
   } finally {
     terminal.close();
   }
@@ -217,12 +240,23 @@ export function openProcessTerminal(): Terminal | undefined {
   return undefined;
 }
 
-/** Reads a line in raw mode, echoing nothing. Backspace and Ctrl-U edit; Ctrl-C and Ctrl-D cancel. */
-function readHidden(terminal: Terminal, prompt: string): Promise<string> {
+/** How a line is shown while typed: `show` renders the characters kept so far; characters matching `skip` are not kept. */
+interface Echo {
+  readonly show: (chars: readonly string[]) => string;
+  readonly skip?: RegExp;
+}
+
+/**
+ * Reads a line in raw mode: echoing nothing, or (with `echo`) what `echo.show` makes of it,
+ * redrawn after each key. Backspace and Ctrl-U edit; Ctrl-C and Ctrl-D cancel (exit 130).
+ * The terminal's mode is restored however the prompt ends (Enter, Ctrl-C, or the process exiting).
+ */
+function readLine(terminal: Terminal, prompt: string, echo?: Echo): Promise<string> {
   const { input } = terminal;
   terminal.write(prompt);
   return new Promise((resolvePromise, reject) => {
     let chars: string[] = [];
+    let shown = '';
     // Skip escape sequences (arrow keys and the like): ESC, then '[' or 'O', up to a final byte.
     let escape: 'none' | 'start' | 'body' = 'none';
     const restoreOnExit = () => input.setRawMode(false);
@@ -232,6 +266,15 @@ function readHidden(terminal: Terminal, prompt: string): Promise<string> {
       input.pause();
       process.off('exit', restoreOnExit);
       terminal.write('\n');
+    };
+    /** Redraws what changed: back over the old text from the first differing character, then the new text. */
+    const redraw = () => {
+      if (!echo) return;
+      const next = echo.show(chars);
+      let same = 0;
+      while (same < shown.length && same < next.length && shown[same] === next[same]) same++;
+      terminal.write(`${'\b'.repeat([...shown.slice(same)].length)}${next.slice(same)}\x1b[K`);
+      shown = next;
     };
     const onData = (chunk: string) => {
       for (const ch of chunk) {
@@ -246,6 +289,7 @@ function readHidden(terminal: Terminal, prompt: string): Promise<string> {
         switch (ch) {
           case '\r':
           case '\n': {
+            redraw(); // what came in the same chunk (a paste ending in Enter) is shown too
             finish();
             const value = chars.join('');
             chars = [];
@@ -269,9 +313,10 @@ function readHidden(terminal: Terminal, prompt: string): Promise<string> {
             escape = 'start';
             break;
           default:
-            if (ch >= ' ') chars.push(ch);
+            if (ch >= ' ' && !echo?.skip?.test(ch)) chars.push(ch);
         }
       }
+      redraw();
     };
     process.on('exit', restoreOnExit);
     input.setRawMode(true);

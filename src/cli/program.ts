@@ -3,7 +3,7 @@
  * its exit code. Importing this module does nothing; main.ts is the executable that calls
  * it with the process's own streams, and tests call it in process.
  */
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { backendOption, chunkSizeOption, cipherOption } from './args.js';
 import { describeError, EXIT } from './exit.js';
 import { decryptCommand, encryptCommand, keygen } from './filter.js';
@@ -78,9 +78,20 @@ export function buildProgram(io: CliIo): SealfsCommand {
   return program;
 }
 
+/**
+ * After a command-line mistake (a missing argument, an unknown option…), every command
+ * points at its own help, on the same line: an error is one line.
+ */
+function pointToHelp(command: Command, name: string): void {
+  const { outputError } = command.configureOutput();
+  command.configureOutput({ outputError: (text, write) => outputError!(`${text.trimEnd()} (see \`${name} --help\`)\n`, write) });
+  for (const sub of command.commands) pointToHelp(sub, `${name} ${sub.name()}`);
+}
+
 /** Runs `sealfs ARGS…` (argv without node and the script) and returns its exit code; errors become one line on stderr. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const program = buildProgram(io);
+  pointToHelp(program, program.name());
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.OK;

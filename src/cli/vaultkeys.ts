@@ -9,12 +9,13 @@ import { chunkSizeOption, cipherOption, integerArg } from './args.js';
 import { VaultError } from '../vault/errors.js';
 import { changeVaultPassphrase, DEFAULT_MAX_NAME_LENGTH, importKeyIntoKeystore, initVault, MAX_MAX_NAME_LENGTH, MIN_MAX_NAME_LENGTH, readKeyOrRecoveryFile } from '../vault/init.js';
 import { DEFAULT_KDF_TARGET_MS, KeyExistsError } from '../vault/keystore.js';
-import { encodeRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
+import { encodeRecoveryKey, groupRecoveryKey, parseRecoveryKey } from '../vault/recovery.js';
+import { shellQuote } from '../vault/paths.js';
 import { PROMPT_ATTEMPTS, withPassphrase } from '../vault/unlock.js';
 import { CliError, EXIT } from './exit.js';
 import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
-import { addPassphraseOptions, keystoreOf, obtainPassphrase, passphraseAsker, promptSecret, tellTerminal, type VaultKeyOptions } from './passphrase.js';
+import { addPassphraseOptions, keystoreOf, obtainPassphrase, passphraseAsker, promptRecoveryKey, tellTerminal, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
 
 const kdfOption = () =>
@@ -50,8 +51,11 @@ function printRecoveryKey(masterKey: Uint8Array, intro: string, io: CliIo): void
 async function loadKey(file: string | undefined, optionName: string, io: CliIo): Promise<Uint8Array> {
   if (file !== undefined) return readKeyOrRecoveryFile(file);
   for (let attempt = 1; ; attempt++) {
-    const text = await promptSecret('Recovery key (not shown as you type): ', io);
-    if (text === undefined) throw new CliError(`no recovery key: use ${optionName}, or run in a terminal`, EXIT.USAGE);
+    // Short enough that the prompt and a whole key (65 columns) fit on one 80-column line.
+    const text = await promptRecoveryKey('Recovery key: ', groupRecoveryKey, io);
+    if (text === undefined) {
+      throw new CliError(`no recovery key: there is no terminal to ask at; use ${optionName} FILE (${optionName} /dev/stdin reads it from a pipe)`, EXIT.USAGE);
+    }
     try {
       return parseRecoveryKey(text);
     } catch (e) {
@@ -93,7 +97,7 @@ async function initCommand(cipherDir: string, opts: InitCliOptions, io: CliIo): 
   err(`Created vault ${config.vaultId} in ${result.cipherDir} (${config.cipher}, ${config.chunkSize / 1024} KiB chunks${importing ? ', imported key' : ''}).\n`);
   err(`Its key is in the local key store: ${result.keyPath}\n`);
   err('Never copy the key store into the vault folder or any synced folder.\n');
-  printRecoveryKey(result.masterKey, 'RECOVERY KEY (shown once; `sealfs key export` shows it again after your passphrase):', io);
+  printRecoveryKey(result.masterKey, `RECOVERY KEY (\`sealfs key export ${shellQuote(result.cipherDir)}\` prints it again, after asking for the passphrase):`, io);
   result.masterKey.fill(0);
 }
 

@@ -9,11 +9,12 @@ import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PlainFs } from '../vault/plainfs.js';
 import type { Vault } from '../vault/vault.js';
-import { MountError } from './errors.js';
+import { shellQuote } from '../vault/paths.js';
+import { describeFsError, MountError } from './errors.js';
 import { loadFuseBinding, serveKernel, type KernelSession } from './kernel.js';
 import { quiet, rateLimited } from './log.js';
 import { NO_CAP, permissionRule } from './permissions.js';
-import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, type MountEntry } from './mountinfo.js';
+import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, sealfsSource, type MountEntry } from './mountinfo.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
 
 /** Largest write the kernel sends in one request (with big_writes); also the st_blksize we report. */
@@ -74,11 +75,11 @@ export async function checkMountpoint(path: string, options: { nonEmpty?: boolea
     st = await lstat(mountpoint);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new MountError(`${mountpoint} does not exist (create the folder first: mkdir ${JSON.stringify(mountpoint)})`);
-    if (code === 'ENOTCONN') throw new MountError(`${mountpoint} is a dead mount (its server ended); run \`sealfs unmount ${mountpoint}\` first`);
-    throw new MountError(`${mountpoint}: ${(err as Error).message}`);
+    if (code === 'ENOENT') throw new MountError(`${mountpoint} does not exist (create the folder first: mkdir ${shellQuote(mountpoint)})`);
+    if (code === 'ENOTCONN') throw new MountError(`${mountpoint} is a dead mount (its server ended); run \`sealfs unmount ${shellQuote(mountpoint)}\` first`);
+    throw new MountError(describeFsError(err) ?? `${mountpoint}: ${(err as Error).message}`);
   }
-  if (!st.isDirectory()) throw new MountError(`${mountpoint} is not a folder`);
+  if (!st.isDirectory()) throw new MountError(`${mountpoint} is not a folder; the mount point must be an empty folder`);
   if (!options.nonEmpty) {
     const names = await readdir(mountpoint);
     if (names.length > 0) {
@@ -92,21 +93,16 @@ async function describeExisting(mountpoint: string, entry: MountEntry): Promise<
   if (isFuse(entry) && isSealfs(entry)) {
     const state = await probeMount(mountpoint);
     const from = entry.source.replace(/^sealfs:/, '');
-    if (state === 'alive') return `${mountpoint} is already mounted (sealfs, ${from}); unmount it first with \`sealfs unmount ${mountpoint}\``;
-    return `${mountpoint} has a ${state} sealfs mount of ${from} (its server ${state === 'dead' ? 'ended' : 'does not answer'}); run \`sealfs unmount ${mountpoint}\` first`;
+    if (state === 'alive') return `${mountpoint} is already mounted (sealfs, ${from}); unmount it first with \`sealfs unmount ${shellQuote(mountpoint)}\``;
+    return `${mountpoint} has a ${state} sealfs mount of ${from} (its server ${state === 'dead' ? 'ended' : 'does not answer'}); run \`sealfs unmount ${shellQuote(mountpoint)}\` first`;
   }
   return `${mountpoint} is already a mount point (${entry.fstype} from ${entry.source}); choose an empty folder`;
-}
-
-/** One option value safe inside libfuse's comma-separated -o list. */
-function optionValue(text: string): string {
-  return text.replace(/[,\s\\"']/g, '_').slice(0, 200);
 }
 
 /** libfuse's mount options (write size and cache timeouts are set per session and reply). */
 export function fuseOptionList(options: { cipherDir: string; readOnly?: boolean; noExec?: boolean; allowOther?: boolean }): string[] {
   return [
-    `fsname=sealfs:${optionValue(options.cipherDir)}`,
+    `fsname=${sealfsSource(options.cipherDir)}`,
     'subtype=sealfs',
     ...(options.readOnly ? ['ro'] : []),
     ...(options.noExec ? ['noexec'] : []),

@@ -58,6 +58,14 @@ export function isSealfs(entry: MountEntry): boolean {
   return entry.fstype === 'fuse.sealfs' || entry.source.startsWith('sealfs:');
 }
 
+/**
+ * The source ("fsname") a sealfs mount of `cipherDir` shows in mountinfo: its path, with the
+ * characters libfuse's comma-separated option list cannot carry replaced.
+ */
+export function sealfsSource(cipherDir: string): string {
+  return `sealfs:${cipherDir.replace(/[,\s\\"']/g, '_').slice(0, 200)}`;
+}
+
 /** The FUSE connection number (minor device number) of a mount. */
 export function connectionOf(entry: MountEntry): number | undefined {
   const minor = Number(entry.device.split(':')[1]);

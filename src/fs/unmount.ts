@@ -3,10 +3,12 @@
  * endpoint is not connected") or hung (its server stopped answering).
  */
 import { execFile } from 'node:child_process';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isInside, shellQuote } from '../vault/paths.js';
+import { VAULT_FILE } from '../vault/vaultfile.js';
 import { MountError } from './errors.js';
-import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, type MountEntry } from './mountinfo.js';
+import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, sealfsSource, type MountEntry } from './mountinfo.js';
 
 const FUSECTL = '/sys/fs/fuse/connections';
 /** How long a live server gets to answer a stat before its mount counts as hung. */
@@ -102,8 +104,21 @@ async function unmountLive(mountpoint: string): Promise<void> {
     else if (result.missing) result = viaUmount;
   }
   if (result.ok) return;
-  if (busy(result.output)) throw new MountError(`${mountpoint} is busy (close the programs using it, or leave it, then try again)`);
+  if (busy(result.output)) throw new MountError(await whyBusy(mountpoint));
   throw new MountError(`could not unmount ${mountpoint}: ${result.output.split('\n')[0]}`);
+}
+
+/** A busy mount: another mount inside it holds it (named, to be unmounted first), or programs using it. */
+async function whyBusy(mountpoint: string): Promise<string> {
+  const nested = (await readMounts()).filter((m) => m.mountpoint !== mountpoint && isInside(m.mountpoint, mountpoint));
+  if (nested.length > 0) {
+    // The innermost last (mountinfo lists parents before children): it is the one to unmount first.
+    const inner = nested[nested.length - 1]!;
+    const how = isSealfs(inner) ? `sealfs unmount ${shellQuote(inner.mountpoint)}` : `umount ${shellQuote(inner.mountpoint)}`;
+    const more = nested.length > 1 ? ` (and ${nested.length - 1} more mount${nested.length > 2 ? 's' : ''})` : '';
+    return `${mountpoint} is busy: ${inner.mountpoint} is mounted inside it${more}; unmount that first (\`${how}\`), then this one`;
+  }
+  return `${mountpoint} is busy (close the programs using it, or leave it, then try again)`;
 }
 
 async function unmountLazy(mountpoint: string): Promise<void> {
@@ -119,6 +134,36 @@ export async function unmountMounted(mountpoint: string, lazy: boolean): Promise
   else await unmountLive(mountpoint);
 }
 
+/** At most this many mount points are named in one message (it stays one readable line). */
+const LISTED_MOUNTS = 4;
+
+/**
+ * Why there is nothing to unmount at `mountpoint`, with the way on: it does not exist, it is
+ * a vault folder (then where that vault is mounted), or a folder with no mount; the sealfs
+ * mounts there are listed, so that the user sees which path was meant.
+ */
+async function whyNotMounted(mountpoint: string): Promise<string> {
+  const sealfsMounts = (await readMounts()).filter(isSealfs);
+  const listed = (mounts: readonly MountEntry[]) =>
+    mounts.slice(0, LISTED_MOUNTS).map((m) => shellQuote(m.mountpoint)).join(', ') + (mounts.length > LISTED_MOUNTS ? ` and ${mounts.length - LISTED_MOUNTS} more` : '');
+  const elsewhere = sealfsMounts.length === 0 ? 'no sealfs vault is mounted' : `sealfs vaults are mounted at ${listed(sealfsMounts)}`;
+  if ((await lstat(mountpoint).catch(() => undefined)) === undefined) {
+    return `${mountpoint} does not exist, so nothing is mounted there (check the path; ${elsewhere})`;
+  }
+  if (await lstat(join(mountpoint, VAULT_FILE)).then(() => true, () => false)) {
+    const real = await realpath(mountpoint).catch(() => mountpoint);
+    const mounts = sealfsMounts.filter((m) => m.source === sealfsSource(real) || m.source === sealfsSource(mountpoint));
+    const where =
+      mounts.length === 0
+        ? 'this vault is not mounted now'
+        : mounts.length === 1
+          ? `this vault is mounted at ${mounts[0]!.mountpoint}: \`sealfs unmount ${shellQuote(mounts[0]!.mountpoint)}\``
+          : `this vault is mounted at ${listed(mounts)}`;
+    return `${mountpoint} is a vault folder, not a mount point: give the folder where it is mounted (${where})`;
+  }
+  return `${mountpoint} is not mounted, so there is nothing to unmount (${elsewhere})`;
+}
+
 /**
  * Unmounts the sealfs mount at `path`. A live mount is unmounted normally (refused while
  * programs use it); a dead or hung one is detached lazily, its connection aborted first when
@@ -127,10 +172,10 @@ export async function unmountMounted(mountpoint: string, lazy: boolean): Promise
 export async function unmountPath(path: string): Promise<UnmountResult> {
   const mountpoint = await canonicalMountpoint(path);
   const entry = await mountAt(mountpoint);
-  if (!entry) throw new MountError(`${mountpoint} is not mounted`);
-  if (!isFuse(entry)) throw new MountError(`${mountpoint} is a ${entry.fstype} mount, not a sealfs mount; not touching it`);
+  if (!entry) throw new MountError(await whyNotMounted(mountpoint));
+  if (!isFuse(entry)) throw new MountError(`${mountpoint} is not a sealfs mount (a file system of type ${entry.fstype} is mounted there); not touching it`);
   if (!isSealfs(entry)) {
-    throw new MountError(`${mountpoint} is a ${entry.fstype} mount (${entry.source}), not a sealfs mount; use fusermount -u to unmount it`);
+    throw new MountError(`${mountpoint} is not a sealfs mount (${entry.source}, of type ${entry.fstype}, is mounted there); unmount it with \`fusermount3 -u ${shellQuote(mountpoint)}\``);
   }
   const state = await probeMount(mountpoint);
   let aborted = false;

@@ -132,7 +132,7 @@ export interface UnlockVaultOptions {
 /** Reads the vault file, unwraps its key from the key store, and checks the vault file's MAC. */
 export async function unlockVault(options: UnlockVaultOptions): Promise<{ config: VaultConfig; masterKey: Uint8Array }> {
   const stored = await readVaultFile(options.cipherDir);
-  const masterKey = await unlockMasterKey({ keystoreDir: options.keystoreDir, vaultId: stored.config.vaultId, passphrase: options.passphrase });
+  const masterKey = await unlockMasterKey({ keystoreDir: options.keystoreDir, vaultId: stored.config.vaultId, passphrase: options.passphrase, cipherDir: options.cipherDir });
   try {
     return { config: verifyVaultFile(stored, masterKey, options.cipherDir), masterKey };
   } catch (err) {
@@ -203,6 +203,7 @@ export async function changeVaultPassphrase(options: ChangeVaultPassphraseOption
     newPassphrase: options.newPassphrase,
     kdfTargetMs: options.kdfTargetMs,
     check: (masterKey) => void verifyVaultFile(stored, masterKey, options.cipherDir),
+    cipherDir: options.cipherDir,
   });
 }
 

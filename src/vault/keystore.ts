@@ -12,7 +12,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES } from '../crypto/ciphers.js';
 import { readControlFile } from './controlfile.js';
 import { VaultError } from './errors.js';
-import { isInside, isVaultId } from './paths.js';
+import { isInside, isVaultId, shellQuote } from './paths.js';
 import { matchesName, SYNC_MARKERS } from './syncclients.js';
 
 export const KEYSTORE_FORMAT = 'sealfs-keystore';
@@ -289,32 +289,42 @@ function base64Field(value: unknown, length: number): Buffer | undefined {
   return bytes.length === length && bytes.toString('base64') === value ? bytes : undefined;
 }
 
-function damaged(path: string, why: string): VaultError {
-  return new VaultError('no-key', `${path}: damaged key file (${why}); restore it with \`sealfs key import\``);
+/**
+ * The command that restores a key store entry from the recovery key, to copy and paste: it
+ * names the vault folder when the caller knows it, and the key store when not the default.
+ */
+export function keyImportHint(keystoreDir: string, cipherDir: string | undefined, replace = false): string {
+  const vault = cipherDir !== undefined ? shellQuote(resolve(cipherDir)) : 'VAULT';
+  const store = resolve(keystoreDir) === resolve(defaultKeystoreDir()) ? '' : ` --keystore ${shellQuote(resolve(keystoreDir))}`;
+  return `\`sealfs key import ${vault}${store}${replace ? ' --replace' : ''}\``;
+}
+
+function damaged(path: string, why: string, keystoreDir: string, cipherDir: string | undefined): VaultError {
+  return new VaultError('no-key', `${path}: damaged key file (${why}); restore it from the recovery key with ${keyImportHint(keystoreDir, cipherDir, true)}`);
 }
 
 /** Reads and checks a key file's structure (not the passphrase). */
-export async function readKeyStoreFile(keystoreDir: string, vaultId: string): Promise<{ path: string; file: KeyStoreFile }> {
+export async function readKeyStoreFile(keystoreDir: string, vaultId: string, cipherDir?: string): Promise<{ path: string; file: KeyStoreFile }> {
   const path = keyFilePath(keystoreDir, vaultId);
   const read = await readControlFile(path, MAX_KEY_FILE_BYTES);
   if (!read.ok) {
     if (read.fault === 'missing' || read.error?.code === 'ENOTDIR') {
-      throw new VaultError('no-key', `no key for vault ${vaultId} in ${resolve(keystoreDir)}; restore it with \`sealfs key import\``);
+      throw new VaultError('no-key', `no key for vault ${vaultId} in ${resolve(keystoreDir)}; restore it from the recovery key with ${keyImportHint(keystoreDir, cipherDir)}`);
     }
     if (read.fault === 'unreadable') throw read.error!;
-    throw damaged(path, read.detail);
+    throw damaged(path, read.detail, keystoreDir, cipherDir);
   }
   let file: KeyStoreFile;
   try {
     file = JSON.parse(read.bytes.toString('utf8')) as KeyStoreFile;
   } catch {
-    throw damaged(path, 'not valid JSON');
+    throw damaged(path, 'not valid JSON', keystoreDir, cipherDir);
   }
-  if (file?.format !== KEYSTORE_FORMAT) throw damaged(path, 'not a sealfs key store file');
+  if (file?.format !== KEYSTORE_FORMAT) throw damaged(path, 'not a sealfs key store file', keystoreDir, cipherDir);
   if (typeof file.version !== 'number' || file.version > KEYSTORE_VERSION) {
     throw new VaultError('no-key', `${path}: key file version ${file.version} is newer than this sealfs supports (${KEYSTORE_VERSION}); upgrade sealfs`);
   }
-  if (file.vaultId !== vaultId) throw damaged(path, `it is for vault ${String(file.vaultId)}`);
+  if (file.vaultId !== vaultId) throw damaged(path, `it is for vault ${String(file.vaultId)}`, keystoreDir, cipherDir);
   const kdf = file.kdf;
   const log2N = Math.log2(kdf?.N);
   const kdfOk =
@@ -330,19 +340,19 @@ export async function readKeyStoreFile(keystoreDir: string, vaultId: string): Pr
     kdf.p <= 16 &&
     typeof kdf.salt === 'string' &&
     Buffer.from(kdf.salt, 'base64').length >= 8;
-  if (!kdfOk) throw damaged(path, 'unsupported or invalid KDF parameters');
+  if (!kdfOk) throw damaged(path, 'unsupported or invalid KDF parameters', keystoreDir, cipherDir);
   if (log2N < SCRYPT_MIN_LOG2N || kdf.r < SCRYPT_R) {
     throw new VaultError(
       'no-key',
       `${path}: refusing a key file whose scrypt setting (N = 2^${log2N}, r = ${kdf.r}) is below the floor (N ≥ 2^${SCRYPT_MIN_LOG2N}, r ≥ ${SCRYPT_R}): ` +
         'it makes the passphrase cheap to guess, and may have been swapped in by someone who can write the key store; ' +
-        're-create it from the recovery key with `sealfs key import --replace`',
+        `re-create it from the recovery key with ${keyImportHint(keystoreDir, cipherDir, true)}`,
     );
   }
   const w = file.wrappedKey;
   const wrapOk =
     w?.cipher === 'aes-256-gcm' && base64Field(w.nonce, NONCE_BYTES) && base64Field(w.ciphertext, KEY_BYTES) && base64Field(w.tag, TAG_BYTES);
-  if (!wrapOk) throw damaged(path, 'invalid wrapped key');
+  if (!wrapOk) throw damaged(path, 'invalid wrapped key', keystoreDir, cipherDir);
   return { path, file };
 }
 
@@ -464,11 +474,13 @@ export interface UnlockOptions {
   readonly keystoreDir: string;
   readonly vaultId: string;
   readonly passphrase: PassphraseSource;
+  /** The vault's folder, when known: named in the hint of a missing or damaged key. */
+  readonly cipherDir?: string;
 }
 
 /** Unwraps the vault's master key with the passphrase. */
 export async function unlockMasterKey(options: UnlockOptions): Promise<Uint8Array> {
-  const { file } = await readKeyStoreFile(options.keystoreDir, options.vaultId);
+  const { file } = await readKeyStoreFile(options.keystoreDir, options.vaultId, options.cipherDir);
   const passphrase = await passphraseOf(options.passphrase);
   const { N, r, p, salt } = file.kdf;
   const secret = passphraseBytes(passphrase);
@@ -483,6 +495,8 @@ export interface ChangePassphraseOptions {
   readonly kdfTargetMs?: number;
   /** Called with the unwrapped key before anything is written; throw to stop. */
   readonly check?: (masterKey: Uint8Array) => void;
+  /** The vault's folder, when known: named in the hint of a missing or damaged key. */
+  readonly cipherDir?: string;
 }
 
 /**
@@ -490,8 +504,8 @@ export interface ChangePassphraseOptions {
  * the key file atomically. Touches only the key store, never the cipher directory.
  */
 export async function changePassphrase(options: ChangePassphraseOptions): Promise<string> {
-  const { path, file } = await readKeyStoreFile(options.keystoreDir, options.vaultId);
-  const masterKey = await unlockMasterKey({ keystoreDir: options.keystoreDir, vaultId: options.vaultId, passphrase: options.oldPassphrase });
+  const { path, file } = await readKeyStoreFile(options.keystoreDir, options.vaultId, options.cipherDir);
+  const masterKey = await unlockMasterKey({ keystoreDir: options.keystoreDir, vaultId: options.vaultId, passphrase: options.oldPassphrase, cipherDir: options.cipherDir });
   try {
     options.check?.(masterKey);
     const newPassphrase = await passphraseOf(options.newPassphrase);

@@ -35,3 +35,11 @@ const VAULT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 export function isVaultId(text: string): boolean {
   return VAULT_ID.test(text);
 }
+
+/**
+ * `path` as one word for a POSIX shell, in single quotes only when it needs them: every
+ * command a message tells the user to copy and paste names its paths through this.
+ */
+export function shellQuote(path: string): string {
+  return /^[A-Za-z0-9_/.,:@%+=-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}

@@ -38,13 +38,20 @@ function withCrc(masterKey: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Characters in groups of RECOVERY_GROUP joined by dashes: the one grouping of a recovery
+ * key, as it is printed and as the prompt shows it while it is typed back from paper.
+ */
+export function groupRecoveryKey(compact: string): string {
+  const groups: string[] = [];
+  for (let i = 0; i < compact.length; i += RECOVERY_GROUP) groups.push(compact.slice(i, i + RECOVERY_GROUP));
+  return groups.join('-');
+}
+
 /** `XXXXX-XXXXX-…`: 11 groups of 5 characters. */
 export function encodeRecoveryKey(masterKey: Uint8Array): string {
   if (masterKey.length !== KEY_BYTES) throw new RangeError(`master key must be ${KEY_BYTES} bytes, got ${masterKey.length}`);
-  const text = base32crockford.encode(withCrc(masterKey));
-  const groups: string[] = [];
-  for (let i = 0; i < text.length; i += RECOVERY_GROUP) groups.push(text.slice(i, i + RECOVERY_GROUP));
-  return groups.join('-');
+  return groupRecoveryKey(base32crockford.encode(withCrc(masterKey)));
 }
 
 /** The key from canonical (normalised) characters, or undefined if the checksum fails. */

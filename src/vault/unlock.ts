@@ -10,6 +10,7 @@ import { readControlFile } from './controlfile.js';
 import { VaultError } from './errors.js';
 import { unlockVault } from './init.js';
 import { KEY_FILE_SUFFIX, KEYSTORE_FORMAT, MAX_KEY_FILE_BYTES, unlockMasterKey } from './keystore.js';
+import { shellQuote } from './paths.js';
 import { readVaultFile, verifyVaultFile, type StoredVaultFile, type VaultConfig } from './vaultfile.js';
 
 /** Where a passphrase comes from. */
@@ -59,14 +60,14 @@ export async function unlockVaultAt(cipherDir: string, keystoreDir: string, pass
     if (stored.length === 0) throw err;
     throw new VaultError(
       'vault-tampered',
-      `${resolve(cipherDir)}: the vault file names a vault whose key is not in ${resolve(keystoreDir)}, but the key store holds this folder's key as vault ${stored.join(', ')}: the vault file was edited or replaced; repair it from a backup: sealfs repair ${cipherDir} --from REMOTE`,
+      `${resolve(cipherDir)}: the vault file names a vault whose key is not in ${resolve(keystoreDir)}, but the key store holds this folder's key as vault ${stored.join(', ')}: the vault file was edited or replaced; repair it from a backup: sealfs repair ${shellQuote(cipherDir)} --from REMOTE`,
     );
   }
 }
 
 /** The master key of vault `vaultId` from the key store. */
-export function unlockVaultId(vaultId: string, keystoreDir: string, passphrase: PassphraseAsker): Promise<Uint8Array> {
-  return withPassphrase(passphrase, (ask) => unlockMasterKey({ keystoreDir, vaultId, passphrase: ask }));
+export function unlockVaultId(vaultId: string, keystoreDir: string, passphrase: PassphraseAsker, cipherDir?: string): Promise<Uint8Array> {
+  return withPassphrase(passphrase, (ask) => unlockMasterKey({ keystoreDir, vaultId, passphrase: ask, cipherDir }));
 }
 
 /** Vault ids of key store entries that were stored for this cipher directory (their informational cipherDir field). */
@@ -108,7 +109,7 @@ export async function unlockForMaintenance(cipherDir: string, keystoreDir: strin
   }
   if (vaultId !== undefined) {
     try {
-      return { masterKey: await unlockVaultId(vaultId, keystoreDir, passphrase), vaultId };
+      return { masterKey: await unlockVaultId(vaultId, keystoreDir, passphrase, cipherDir), vaultId };
     } catch (err) {
       if (!(err instanceof VaultError && err.kind === 'no-key')) throw err;
       trouble = err;
@@ -116,9 +117,9 @@ export async function unlockForMaintenance(cipherDir: string, keystoreDir: strin
   }
   for (const id of await keysStoredFor(cipherDir, keystoreDir)) {
     if (id === vaultId) continue;
-    return { masterKey: await unlockVaultId(id, keystoreDir, passphrase), vaultId: id };
+    return { masterKey: await unlockVaultId(id, keystoreDir, passphrase, cipherDir), vaultId: id };
   }
-  const hint = trouble!.kind === 'no-key' ? '' : `; if its vault file was lost or damaged, repair it from a backup: sealfs repair ${cipherDir} --from REMOTE`;
+  const hint = trouble!.kind === 'no-key' ? '' : `; if its vault file was lost or damaged, repair it from a backup: sealfs repair ${shellQuote(cipherDir)} --from REMOTE`;
   throw new VaultError(trouble!.kind, trouble!.message + hint);
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { CIPHER_NAMES, type CipherName } from '../crypto/ciphers.js';
@@ -8,6 +8,7 @@ import { chunkSizeLog2 } from '../crypto/header.js';
 import { deriveSubkey } from '../crypto/kdf.js';
 import { readControlFile } from './controlfile.js';
 import { VaultError } from './errors.js';
+import { shellQuote } from './paths.js';
 
 /** The one control file in a cipher directory (docs/FORMAT.md §11). Holds nothing secret. */
 export const VAULT_FILE = 'sealfs.vault';
@@ -58,6 +59,15 @@ export async function writeVaultFile(cipherDir: string, config: VaultConfig, mas
   await writeFile(join(cipherDir, VAULT_FILE), `${body}\n${MAC_PREFIX}${macOf(body, masterKey)}\n`, { flag: 'wx', mode: 0o644 });
 }
 
+/** Why there is no vault file in `cipherDir`: no such folder, not a folder, or a folder that is not a vault. */
+async function notAVault(cipherDir: string): Promise<VaultError> {
+  const dir = resolve(cipherDir);
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) return new VaultError('not-a-vault', `${dir} does not exist: there is no vault there (check the path; \`sealfs init ${shellQuote(dir)}\` creates a new vault)`);
+  if (!st.isDirectory()) return new VaultError('not-a-vault', `${dir} is not a folder, so not a vault (check the path)`);
+  return new VaultError('not-a-vault', `${dir} is not a sealfs vault (it has no ${VAULT_FILE}); check the path, or \`sealfs init\` a new vault in an empty folder`);
+}
+
 /**
  * Reads the vault file without the key (to find which key unlocks it). Nothing read here
  * is trusted until verifyVaultFile has checked its MAC.
@@ -66,7 +76,7 @@ export async function readVaultFile(cipherDir: string): Promise<StoredVaultFile>
   const path = join(cipherDir, VAULT_FILE);
   const read = await readControlFile(path, MAX_VAULT_FILE_BYTES);
   if (!read.ok) {
-    if (read.fault === 'missing' || read.error?.code === 'ENOTDIR') throw new VaultError('not-a-vault', `${cipherDir}: not a sealfs vault (no ${VAULT_FILE})`);
+    if (read.fault === 'missing' || read.error?.code === 'ENOTDIR') throw await notAVault(cipherDir);
     if (read.fault === 'unreadable') throw read.error!;
     // Another file linked or planted under its name: the vault file is a regular file in the folder itself.
     throw new VaultError('vault-tampered', `${path}: damaged vault file (${read.detail})`);
