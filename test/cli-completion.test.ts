@@ -68,7 +68,7 @@ describe('bash completion', () => {
   });
 
   it('completes command names, aliases and subcommands', () => {
-    expect(complete('mo')).toEqual(['mount']);
+    expect(complete('mo')).toEqual(['mount', 'mount-helper']);
     expect(complete('u')).toEqual(['umount', 'unmount']);
     expect(complete('')).toEqual([...new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()]))].sort());
     expect(complete('key', '')).toEqual(['export', 'import']);
@@ -104,7 +104,7 @@ describe('bash completion', () => {
 describe('zsh completion', () => {
   it('parses, loads after compinit, and defines a function for every command', () => {
     expect(shell('zsh', ['-n', join(root, '_sealfs')])).toMatchObject({ code: 0, stderr: '' });
-    const functions = leafCommands(program).map(({ path }) => ['_sealfs', ...path].join('__'));
+    const functions = leafCommands(program).map(({ path }) => ['_sealfs', ...path].join('__').replace(/-/g, '_'));
     const check = functions.map((f) => `(( $+functions[${f}] )) || print -r -- missing ${f}`).join('\n');
     const r = shell('zsh', ['-f', '-c', `autoload -U compinit && compinit -u -D && source <(sealfs completion zsh) && print -r -- $_comps[sealfs]\n${check}`]);
     expect(r.stderr).toBe('');
@@ -113,7 +113,7 @@ describe('zsh completion', () => {
 
   it('completes commands, subcommands, options, choices and folders at a real zsh prompt', () => {
     const lines = {
-      'sealfs mo': ['mount'],
+      'sealfs mo': ['mount', 'mount-helper'],
       'sealfs u': ['umount', 'unmount'],
       'sealfs key ': ['export', 'import'],
       'sealfs mount --re': ['--read-only'],

@@ -83,7 +83,7 @@ describe('sealfs COMMAND --help', () => {
     const examples = part(text, doc!.examples.length === 1 ? 'Example:' : 'Examples:');
     expect(examples.map((l) => l.trim())).toEqual(doc!.examples);
     for (const example of doc!.examples) {
-      expect(example, 'an example of this very command').toMatch(new RegExp(`(^|[|;&(] *)sealfs ${name}( |$)`));
+      expect(example, 'an example of this very command').toMatch(new RegExp(`(^|[|;&(] *|sudo )sealfs ${name}( |$)`));
       expect(example.length, example).toBeLessThanOrEqual(EXAMPLE_WIDTH);
     }
 

@@ -304,7 +304,7 @@ export function registerAutostartCommands(program: SealfsCommand, io: CliIo): vo
     .action((cipherDir: string, mountpoint: string, opts: EnableOptions) => enableCommand(cipherDir, mountpoint, opts, io));
   autostart
     .command('disable')
-    .summary("remove a mount point's autostart service")
+    .summary('remove an autostart service')
     .documented({ examples: ['sealfs autostart disable ~/Private'], exits: ['IO'] })
     .description('remove the autostart service of MOUNTPOINT')
     .argument('<mountpoint>', 'the mount point given to `autostart enable`')

@@ -117,6 +117,9 @@ export function formatDoc(doc: CommandDoc, width: number): string {
   return `${doc.examples.length === 1 ? 'Example' : 'Examples'}:\n${examples}\n\nExit codes:\n${exits.join('\n')}`;
 }
 
+/** The widest command column of the top-level help (its summaries then have 46 columns). */
+const MAX_TERM_WIDTH = 30;
+
 /** The top-level help: usage, then every command in its group with its one-line summary. */
 function formatRootHelp(program: Command, helper: Help): string {
   const width = helper.helpWidth ?? HELP_WIDTH;
@@ -126,13 +129,19 @@ function formatRootHelp(program: Command, helper: Help): string {
     const summary = cmd.summary() || cmd.description();
     rows.get(groupOf(path[0]!))!.push({ term: [...path, ...synopsisWords(cmd)].join(' '), summary });
   }
-  const termWidth = Math.max(...[...rows.values()].flat().map((r) => r.term.length));
+  const termWidth = Math.min(MAX_TERM_WIDTH, Math.max(...[...rows.values()].flat().map((r) => r.term.length)));
+  // A term wider than the column gets its summary on the next line; summaries wrap.
+  const item = (term: string, summary: string): string => {
+    const indent = termWidth + 4;
+    const text = wrap(summary, width, indent);
+    return term.length <= termWidth ? `  ${term.padEnd(termWidth)}  ${text.slice(indent)}` : `  ${term}\n${text}`;
+  };
   const out = [`Usage: ${program.name()} COMMAND [options] [arguments]`, '', helper.boxWrap(program.description(), width), ''];
   for (const [title, list] of rows) {
     if (!list.length) continue;
-    out.push(`${title}:`, ...list.map((r) => helper.formatItem(r.term, termWidth, r.summary, helper)), '');
+    out.push(`${title}:`, ...list.map((r) => item(r.term, r.summary)), '');
   }
-  const options = helper.visibleOptions(program).map((o) => helper.formatItem(helper.optionTerm(o), termWidth, helper.optionDescription(o), helper));
+  const options = helper.visibleOptions(program).map((o) => item(helper.optionTerm(o), helper.optionDescription(o)));
   out.push('Options:', ...options, '');
   out.push(helper.boxWrap(`\`${program.name()} COMMAND --help\` shows a command's options, an example and the exit codes it can return; \`man ${program.name()}\` shows it all.`, width), '');
   return out.join('\n');
