@@ -104,6 +104,19 @@ describe.skipIf(!addon).each(MODES)('confined cipher io ($name)', ({ direct, wal
     expect(snapshot(decoy)).toEqual(before);
   });
 
+  it('stats many entries of one folder in one call, each without following it; a name that is not one entry is refused', async () => {
+    const before = snapshot(decoy);
+    const got = await io.lstatMany(vault, ['d', 'lf', 'ld', 'sock', 'missing', '..', '.', 'd/file', '']);
+    const kinds = got.slice(0, 4).map((st) => st && [st.isDirectory(), st.isSymbolicLink(), st.isSocket()]);
+    expect(kinds).toEqual([[true, false, false], [false, true, false], [false, true, false], [false, false, true]]);
+    expect(got[1]!.ino).toBe(fs.lstatSync(join(vault, 'lf')).ino);
+    expect(got.slice(4)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect((await io.lstatMany(join(vault, 'd'), ['up', 'file'])).map((st) => st?.isSymbolicLink())).toEqual([true, false]);
+    expect(await code(io.lstatMany(join(vault, 'ld'), ['f0']))).toBe('ELOOP');
+    expect(await io.lstatMany(vault, [])).toEqual([]);
+    expect(snapshot(decoy)).toEqual(before);
+  });
+
   it('does its ordinary work inside the vault', async () => {
     const v = (p: string) => join(vault, p);
     expect(io.direct).toBe(direct);
