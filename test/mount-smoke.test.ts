@@ -347,6 +347,13 @@ describe('mount options and mountinfo, without mounting', () => {
     expect(list).toContain('fsname=sealfs:/home/me/Drop_box/va_ult');
     expect(list.join(',')).not.toMatch(/direct_io|hard_remove/);
     const [entry] = parseMountinfo('44 27 0:39 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:1 - fuse.sealfs sealfs:/c rw,user_id=0,group_id=0\n');
-    expect(entry).toEqual({ device: '0:39', mountpoint: '/tmp/a b', fstype: 'fuse.sealfs', source: 'sealfs:/c' });
+    expect(entry).toEqual({
+      device: '0:39',
+      mountpoint: '/tmp/a b',
+      fstype: 'fuse.sealfs',
+      source: 'sealfs:/c',
+      options: ['rw', 'nosuid', 'nodev', 'relatime'],
+      superOptions: ['rw', 'user_id=0', 'group_id=0'],
+    });
   });
 });

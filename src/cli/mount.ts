@@ -20,7 +20,7 @@ import { checkFuseAvailable, checkMountpoint, mountVault, setServerTitle, type M
 import { quiet } from '../fs/log.js';
 import { canonicalMountpoint, mountAt } from '../fs/mountinfo.js';
 import { unmountPath } from '../fs/unmount.js';
-import { isInside, shellQuote, stateDir } from '../vault/paths.js';
+import { isInside, shellQuote, stateDir, statusDirs } from '../vault/paths.js';
 import { VAULT_FILE } from '../vault/vaultfile.js';
 import { DEFAULT_CACHE_SECONDS, MAX_CACHE_SECONDS, mountSettings } from '../vault/settings.js';
 import { lockVault, openVault, type Vault } from '../vault/vault.js';
@@ -196,7 +196,7 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() => masterKey.fill(0));
     let mounted: MountedVault;
     try {
-      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, noExec: opts.noexec ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
+      mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, noExec: opts.noexec ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log, statusDirs: statusDirs(io.env) });
     } catch (err) {
       lockVault(vault);
       throw err;
@@ -322,7 +322,16 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     );
     let mounted: MountedVault;
     try {
-      mounted = await mountVault({ vault, mountpoint: mountpointArg, readOnly: opts.readOnly ?? false, noExec: opts.noexec ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log });
+      mounted = await mountVault({
+        vault,
+        mountpoint: mountpointArg,
+        readOnly: opts.readOnly ?? false,
+        noExec: opts.noexec ?? false,
+        allowOther: opts.allowOther ?? false,
+        othersMode: opts.othersMode,
+        log,
+        statusDirs: statusDirs(process.env), // the launcher's environment, passed on to this server
+      });
     } catch (err) {
       lockVault(vault);
       throw err;

@@ -17,6 +17,8 @@ import { registerMaintenanceCommands } from './maintenance.js';
 import { addVersionOption } from './version.js';
 import { registerAutostartCommands } from './autostart.js';
 import { registerMountHelperCommands } from './mountopts.js';
+import { registerStatusCommand } from './status.js';
+import { registerInfoCommand } from './info.js';
 
 /** The whole command tree; also what the man page and the completion scripts are made from. */
 export function buildProgram(io: CliIo): SealfsCommand {
@@ -71,6 +73,8 @@ export function buildProgram(io: CliIo): SealfsCommand {
   registerMountCommands(program, io);
   registerOfflineCommands(program, io);
   registerMaintenanceCommands(program, io);
+  registerStatusCommand(program, io);
+  registerInfoCommand(program, io);
   registerCompletionCommand(program, io);
   registerAutostartCommands(program, io);
   registerMountHelperCommands(program, io);

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PlainFs } from '../vault/plainfs.js';
+import { ProblemCounters } from '../vault/problems.js';
 import type { Vault } from '../vault/vault.js';
 import { shellQuote } from '../vault/paths.js';
 import { describeFsError, MountError } from './errors.js';
@@ -15,6 +16,7 @@ import { loadFuseBinding, serveKernel, type KernelSession } from './kernel.js';
 import { quiet, rateLimited } from './log.js';
 import { NO_CAP, permissionRule } from './permissions.js';
 import { canonicalMountpoint, connectionOf, isFuse, isSealfs, mountAt, readMounts, sealfsSource, type MountEntry } from './mountinfo.js';
+import { publishStatus, type StatusPublisher } from './status.js';
 import { abortConnection, probeMount, unmountMounted } from './unmount.js';
 
 /** Largest write the kernel sends in one request (with big_writes); also the st_blksize we report. */
@@ -47,6 +49,8 @@ export interface MountOptions {
   readonly nonEmpty?: boolean;
   /** One timestamp-free line per event; never keys, passphrases or file contents. */
   readonly log?: (line: string) => void;
+  /** Where to publish the mount's figures for `sealfs status` (statusDirs); none: not published. */
+  readonly statusDirs?: readonly string[];
 }
 
 export interface MountedVault {
@@ -221,7 +225,8 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const log = rateLimited(quiet(options.log));
   const mountpoint = await checkMountpoint(options.mountpoint, { nonEmpty: options.nonEmpty });
   await checkFuseAvailable(options);
-  const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log });
+  const counters = new ProblemCounters();
+  const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log, counters });
   const probeName = `.sealfs-probe-${randomBytes(16).toString('hex')}`;
   let session: KernelSession;
   try {
@@ -243,6 +248,19 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const entry = await mountAt(mountpoint);
   const connection = entry ? connectionOf(entry) : undefined;
   log(`mounted ${options.vault.cipherDir} at ${mountpoint}${options.readOnly ? ' (read-only)' : ''}${connection !== undefined ? `, FUSE connection ${connection}` : ''}`);
+  let status: StatusPublisher | undefined;
+  if (options.statusDirs && entry && connection !== undefined) {
+    status = publishStatus({
+      dirs: options.statusDirs,
+      mountpoint,
+      device: entry.device,
+      connection,
+      vault: options.vault.cipherDir,
+      backend: options.vault.content.backend.name,
+      figures: () => ({ openFiles: fs.openHandles, problems: counters.snapshot() }),
+      log,
+    });
+  }
 
   let finished = false;
   let resolveClosed!: () => void;
@@ -263,6 +281,7 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
       log(`closing files: ${(err as Error).message}`);
     }
     session.close();
+    await status?.stop();
     log(`unmounted ${mountpoint} (${why})`);
     resolveClosed();
   };

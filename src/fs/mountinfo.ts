@@ -15,6 +15,10 @@ export interface MountEntry {
   readonly fstype: string;
   /** e.g. "sealfs:/home/me/Dropbox/vault". */
   readonly source: string;
+  /** Options of this mount, e.g. ["ro", "nosuid", "relatime"]. */
+  readonly options: readonly string[];
+  /** Options of the file system, e.g. ["rw", "user_id=1000", "group_id=1000"] for FUSE. */
+  readonly superOptions: readonly string[];
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \040, \011, \012, \134. */
@@ -34,6 +38,8 @@ export function parseMountinfo(text: string): MountEntry[] {
       mountpoint: unescape(fields[4]!),
       fstype: fields[separator + 1]!,
       source: unescape(fields[separator + 2]!),
+      options: (fields[5] ?? '').split(','),
+      superOptions: (fields[separator + 3] ?? '').split(','),
     });
   }
   return entries;
@@ -64,6 +70,18 @@ export function isSealfs(entry: MountEntry): boolean {
  */
 export function sealfsSource(cipherDir: string): string {
   return `sealfs:${cipherDir.replace(/[,\s\\"']/g, '_').slice(0, 200)}`;
+}
+
+/** Whether the mount is read-only (`ro` in its own options: the kernel refuses writes). */
+export function isReadOnly(entry: MountEntry): boolean {
+  return entry.options.includes('ro');
+}
+
+/** Who mounted a FUSE file system: the kernel's user_id= (fusermount3 passes the caller's uid). */
+export function fuseOwner(entry: MountEntry): number | undefined {
+  const option = entry.superOptions.find((o) => o.startsWith('user_id='));
+  const uid = option === undefined ? NaN : Number(option.slice('user_id='.length));
+  return Number.isInteger(uid) ? uid : undefined;
 }
 
 /** The FUSE connection number (minor device number) of a mount. */

@@ -41,6 +41,8 @@ export interface Listing {
   readonly entries: Map<string, DirEntry>;
   /** The entries whose names did not decrypt, under their placeholder names (also in entries). */
   readonly undecryptable: DirEntry[];
+  /** How many entries are sync clients' conflict copies (DirEntry.conflict). */
+  readonly conflicts: number;
 }
 
 /** Decodes names of one cipher directory; memoises per cipher name, since SIV is costly in JS. */
@@ -121,6 +123,7 @@ export class DirectoryDecoder {
     const entries = new Map<string, DirEntry>();
     const namer = new ListingNamer(entries);
     const undecryptable: DirEntry[] = [];
+    let conflicts = 0;
     const previous = this.decoded.get(cipherDir);
     const reusable = previous && Buffer.compare(previous.dirId, dirId) === 0 ? previous.byName : undefined;
     const byName = new Map<string, DirEntry>();
@@ -134,11 +137,12 @@ export class DirectoryDecoder {
       const entry = shown === decoded.name ? decoded : { ...decoded, name: shown };
       entries.set(entry.name, entry);
       if (entry.undecryptable) undecryptable.push(entry);
+      if (entry.conflict !== undefined) conflicts++;
     }
     // Bounded: only the directories listed last are remembered.
     if (this.decoded.size >= MAX_REMEMBERED_DIRS) this.decoded.clear();
     this.decoded.set(cipherDir, { dirId, byName });
-    return { entries, undecryptable };
+    return { entries, undecryptable, conflicts };
   }
 }
 

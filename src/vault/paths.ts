@@ -25,6 +25,18 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.HOME || homedir(), '.local', 'state', 'sealfs');
 }
 
+/**
+ * Where mount servers publish their figures for `sealfs status` (src/fs/status.ts), in order
+ * of preference: `sealfs` in the user's runtime folder (a tmpfs of theirs, emptied at
+ * logout): `$XDG_RUNTIME_DIR`, and `/run/user/UID` where systemd makes it, for sessions that
+ * do not say so (cron, su); then `mounts` in the state folder. A server writes into the first
+ * it can use; `status` reads them all, so the two need not share a session.
+ */
+export function statusDirs(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): string[] {
+  const runtimes = [env.XDG_RUNTIME_DIR, uid === undefined ? undefined : `/run/user/${uid}`].filter((dir): dir is string => !!dir && isAbsolute(dir));
+  return [...new Set([...runtimes.map((dir) => join(dir, 'sealfs')), join(stateDir(env), 'mounts')])];
+}
+
 const VAULT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**

@@ -11,6 +11,7 @@ import { OpenFile, type FileContext } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
 import { MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
+import type { ProblemCounters } from './problems.js';
 
 /** Attributes of a plaintext entry: the cipher entry's, with the plaintext size. */
 /** The file-type bits of each kind of entry, as lstat reports them. */
@@ -54,6 +55,8 @@ export interface PlainFsOptions {
    * tool passes false: each failure reaches its user once, as the error it reports.
    */
   logIntegrity?: boolean;
+  /** Where integrity failures, undecryptable names and conflict copies are counted (a mount's `sealfs status`). */
+  counters?: ProblemCounters;
 }
 
 interface Handle {
@@ -109,6 +112,7 @@ export class PlainFs {
   /** Turns an authentication failure into EIO (IntegrityFailure), logged once with the plaintext path. */
   private integrity(plainPath: string, err: unknown): never {
     if (err instanceof FormatError) {
+      this.options.counters?.integrityFailed(plainPath);
       const chunk = err.chunk === undefined ? '' : ` (chunk ${err.chunk})`;
       if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}${chunk}: ${err.message}`);
       throw new IntegrityFailure(plainPath, err.message, err.chunk);
@@ -124,6 +128,7 @@ export class PlainFs {
   private async listing(dir: DirRef) {
     const listing = await this.tree.listing(dir);
     const { undecryptable } = listing;
+    this.options.counters?.listed(dir.cipherPath, undecryptable.length, listing.conflicts);
     const first = undecryptable[0];
     const told = this.reportedJunk.get(dir.cipherPath);
     if (first && (told?.count !== undecryptable.length || told.first !== first.cipherName)) {
@@ -437,6 +442,11 @@ export class PlainFs {
     }
   }
 
+  /** Open handles: one per open(2) of a file through the mount that is not yet closed. */
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
   /** Closes every open file (at unmount). */
   async releaseAll(): Promise<void> {
     for (const fh of [...this.handles.keys()]) await this.release(fh);
@@ -505,7 +515,7 @@ export class PlainFs {
     for (const name of contents.files) await this.io.unlink(join(found.cipherPath, name));
     await this.io.rmdir(found.cipherPath);
     await this.removeSidecar(found.parent, found.entry);
-    this.tree.forget(found.cipherPath);
+    this.forgetFolder(found.cipherPath);
   }
 
   /** rename(2); with `noReplace` (RENAME_NOREPLACE) an existing `toPath` is EEXIST. */
@@ -549,8 +559,14 @@ export class PlainFs {
       ...(sidecar ? { sidecar: sidecar.name } : {}),
     };
     this.tree.noteAdded(toParent, moved);
-    if (isDir) this.tree.forget(from.cipherPath);
+    if (isDir) this.forgetFolder(from.cipherPath);
     this.retarget(from.cipherPath, target, fromPath, toPath);
+  }
+
+  /** A cipher folder moved or went: its cached listings and its counts go with it. */
+  private forgetFolder(cipherPath: string): void {
+    this.tree.forget(cipherPath);
+    this.options.counters?.forget(cipherPath);
   }
 
   /** Keeps open files pointing at their ciphertext after a rename through the mount. */
@@ -588,6 +604,7 @@ export class PlainFs {
   private async targetOf(plainPath: string, found: Resolved): Promise<string> {
     const target = this.vault.names.decryptSymlinkTarget(await this.io.readlink(found.cipherPath));
     if (target === undefined) {
+      this.options.counters?.integrityFailed(plainPath);
       if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
       throw new IntegrityFailure(plainPath, 'symlink target does not decrypt');
     }
