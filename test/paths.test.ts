@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveLoosely } from '../src/vault/keystore.js';
-import { isInside, isVaultId, stateDir } from '../src/vault/paths.js';
+import { isInside, isVaultId, stateDir, statusDirs } from '../src/vault/paths.js';
 
 describe('isInside', () => {
   it('is true for the folder itself and anything below it', () => {
@@ -70,6 +70,14 @@ describe('stateDir', () => {
     expect(stateDir({ XDG_STATE_HOME: '/x/state', HOME: '/home/alice' })).toBe('/x/state/sealfs');
     expect(stateDir({ HOME: '/home/alice' })).toBe('/home/alice/.local/state/sealfs');
     expect(stateDir({ XDG_STATE_HOME: 'relative/ignored', HOME: '/home/alice' })).toBe('/home/alice/.local/state/sealfs');
+  });
+});
+
+describe('statusDirs', () => {
+  it('the runtime folder ($XDG_RUNTIME_DIR, else /run/user/UID), then the state folder; relative values ignored', () => {
+    expect(statusDirs({ XDG_RUNTIME_DIR: '/run/user/1000', HOME: '/home/alice' }, 1000)).toEqual(['/run/user/1000/sealfs', '/home/alice/.local/state/sealfs/mounts']);
+    expect(statusDirs({ XDG_RUNTIME_DIR: '/tmp/rt', XDG_STATE_HOME: '/x/state', HOME: '/home/alice' }, 1000)).toEqual(['/tmp/rt/sealfs', '/run/user/1000/sealfs', '/x/state/sealfs/mounts']);
+    expect(statusDirs({ XDG_RUNTIME_DIR: 'relative', HOME: '/home/alice' }, 1000)).toEqual(['/run/user/1000/sealfs', '/home/alice/.local/state/sealfs/mounts']);
   });
 });
 

@@ -31,6 +31,7 @@ export const TIERS = {
     'paths',
     'plainfs',
     'plainfs-random',
+    'problems',
     'randomaccess',
     'recovery',
     'roundtrip',
