@@ -99,6 +99,16 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs status', { timeout: 120_000 
     expect(text.stdout).toMatch(/problems: +none seen/);
     expect((await h.sealfs(['status', b.mnt])).stdout).toMatch(/access: +read-only/);
 
+    // Another user's: not listed among theirs; asked by path, shown without figures (theirs are private).
+    const asNobody = (args: string[]) =>
+      h.spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, h.cli, ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' }, cwd: '/' });
+    const theirs = await asNobody(['status', '--json']);
+    expect(theirs.code, theirs.stderr).toBe(0);
+    expect((JSON.parse(theirs.stdout) as { mounts: MountJson[] }).mounts.filter((m) => m.mountpoint.startsWith(h.root))).toEqual([]);
+    const seen = await asNobody(['status', a.mnt, '--json']);
+    expect(seen.code, seen.stderr).toBe(0);
+    expect(JSON.parse(seen.stdout)).toMatchObject({ mountpoint: a.mnt, vault: a.cipher, state: 'alive', pid: null, openFiles: null, problems: null });
+
     // Published in the runtime folder, gone with the mount.
     expect((await readdir(statusDir())).filter((n) => n.startsWith(`mount-${pidA}-`))).toHaveLength(1);
     await h.unmountOk(a, pidA);

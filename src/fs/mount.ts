@@ -248,19 +248,21 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const entry = await mountAt(mountpoint);
   const connection = entry ? connectionOf(entry) : undefined;
   log(`mounted ${options.vault.cipherDir} at ${mountpoint}${options.readOnly ? ' (read-only)' : ''}${connection !== undefined ? `, FUSE connection ${connection}` : ''}`);
-  let status: StatusPublisher | undefined;
-  if (options.statusDirs && entry && connection !== undefined) {
-    status = publishStatus({
-      dirs: options.statusDirs,
-      mountpoint,
-      device: entry.device,
-      connection,
-      vault: options.vault.cipherDir,
-      backend: options.vault.content.backend.name,
-      figures: () => ({ openFiles: fs.openHandles, problems: counters.snapshot() }),
-      log,
-    });
-  }
+  // A promise, so that a mount that ends before the first write is done still stops it.
+  const status: Promise<StatusPublisher> | undefined =
+    options.statusDirs && entry && connection !== undefined
+      ? publishStatus({
+          dirs: options.statusDirs,
+          mountpoint,
+          device: entry.device,
+          connection,
+          vault: options.vault.cipherDir,
+          backend: options.vault.content.backend.name,
+          figures: () => ({ openFiles: fs.openHandles, problems: counters.snapshot() }),
+          log,
+        })
+      : undefined;
+  await status;
 
   let finished = false;
   let resolveClosed!: () => void;
@@ -281,7 +283,7 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
       log(`closing files: ${(err as Error).message}`);
     }
     session.close();
-    await status?.stop();
+    await (await status)?.stop();
     log(`unmounted ${mountpoint} (${why})`);
     resolveClosed();
   };

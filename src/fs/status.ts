@@ -86,8 +86,12 @@ async function placeFor(dirs: readonly string[], mountpoint: string): Promise<st
   throw new Error(`no folder to publish the mount's status in (${dirs.join(', ')}): ${(last as Error | undefined)?.message ?? 'all are inside the mount'}`);
 }
 
-/** Publishes a mount's status file now and whenever its figures change, until stop(). */
-export function publishStatus(options: PublishOptions): StatusPublisher {
+/**
+ * Publishes a mount's status file, and again whenever its figures change, until stop().
+ * Resolves once the first one is written (or could not be), so that a `sealfs status` run
+ * right after `sealfs mount` returns finds it.
+ */
+export async function publishStatus(options: PublishOptions): Promise<StatusPublisher> {
   const since = new Date().toISOString();
   const name = `mount-${process.pid}-${options.connection}.json`;
   let path: string | undefined;
@@ -132,6 +136,7 @@ export function publishStatus(options: PublishOptions): StatusPublisher {
       });
   };
   tick();
+  await writing;
   const timer = setInterval(tick, PUBLISH_MS).unref();
 
   return {
