@@ -15,7 +15,7 @@ import { keystoreOf } from './passphrase.js';
 import { shellQuote } from './shellquote.js';
 
 /** `--json` (README, "Seeing what is mounted"): a stable shape for scripts. */
-export interface VaultInfoJson {
+interface VaultInfoJson {
   readonly vault: string;
   readonly vaultFile: string;
   /** Always false: the vault file's MAC is only checked with the key. */
@@ -61,7 +61,7 @@ async function keyState(keystore: string, vaultId: string, vault: string): Promi
   }
 }
 
-export async function vaultInfo(vaultArg: string, keystore: string): Promise<VaultInfoJson> {
+async function vaultInfo(vaultArg: string, keystore: string): Promise<VaultInfoJson> {
   const vault = resolve(vaultArg);
   await checkVaultFolder(vault);
   const { config } = await readVaultFile(vault);

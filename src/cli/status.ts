@@ -15,7 +15,7 @@ import { shellQuote } from './shellquote.js';
  * One mount in `--json` (README, "Seeing what is mounted"): a stable shape for scripts. The
  * figures are null when its server published none (another user's, or an older sealfs).
  */
-export interface MountStatusJson {
+interface MountStatusJson {
   readonly mountpoint: string;
   readonly vault: string;
   readonly state: MountReport['state'];
@@ -45,7 +45,7 @@ function fixOf(report: MountReport): string | null {
   return null;
 }
 
-export function statusJson(report: MountReport): MountStatusJson {
+function statusJson(report: MountReport): MountStatusJson {
   const r = report.record;
   return {
     mountpoint: report.entry.mountpoint,
@@ -103,7 +103,7 @@ function statusText(s: MountStatusJson): string {
   if (s.fix !== null) lines.push(`  clear it:   ${s.fix}`);
   lines.push(`  vault:      ${s.vault}`);
   if (s.pid === null) {
-    lines.push('  server:     published no figures (mounted by another user or an older sealfs, or with another XDG_RUNTIME_DIR or XDG_STATE_HOME)');
+    lines.push("  server:     no figures (another user's mount, an older sealfs, or other XDG folders)");
   } else {
     lines.push(`  server:     pid ${s.pid}, since ${localTime(s.since!)}, crypto backend ${s.backend}`);
     if (s.state !== 'alive') lines.push(`  (the figures below are the last its server published, at ${localTime(s.updated!)})`);

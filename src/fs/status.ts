@@ -200,7 +200,7 @@ async function readRecords(dirs: readonly string[]): Promise<FoundRecord[]> {
 }
 
 /** Whether process `pid` exists (EPERM: it does, as another user's). */
-export function processRuns(pid: number): boolean {
+function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
