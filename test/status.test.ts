@@ -192,6 +192,20 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs status', { timeout: 120_000 
     expect((await readdir(statusDir())).filter((n) => n.startsWith(`mount-${pid}-`))).toEqual([]);
   });
 
+  it('shows a mount whose server stopped answering as hung, with `sealfs unmount`, and alive again once it answers', async () => {
+    const v = await vaultIn();
+    const pid = await h.mountOk(v);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const stuck = await h.sealfs(['status', v.mnt, '--json'], { timeoutMs: 30_000 });
+      expect(stuck.code, stuck.stderr).toBe(7);
+      expect(JSON.parse(stuck.stdout)).toMatchObject({ state: 'hung', fix: `sealfs unmount ${v.mnt}`, pid });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect((await one(v.mnt)).json).toMatchObject({ state: 'alive', fix: null });
+  });
+
   it('a path that is not a sealfs mount: exit 7 and what is there', async () => {
     const v = await vaultIn();
     const plain = await h.sealfs(['status', v.dir]);

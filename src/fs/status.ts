@@ -7,18 +7,21 @@
  * the mount ends. A file whose mount is gone and whose server no longer runs (it was
  * killed) is ignored, and removed by the next reader.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readControlFile } from '../vault/controlfile.js';
 import { isInside } from '../vault/paths.js';
 import type { ProblemCounts } from '../vault/problems.js';
 import { isFuse, isReadOnly, isSealfs, readMounts, type MountEntry } from './mountinfo.js';
-import { probeMount, type MountState } from './unmount.js';
+import type { MountState } from './unmount.js';
 
 const STATUS_FORMAT = 'sealfs-mount-status';
 const STATUS_VERSION = 1;
 /** How often a server looks whether its figures changed. */
 const PUBLISH_MS = 1000;
+/** How long a mount gets to answer `status`'s probe before it counts as hung (node's start included). */
+const PROBE_MS = 4000;
 /** A status file is a few hundred bytes; anything larger is not one. */
 const MAX_STATUS_BYTES = 64 * 1024;
 /** mount-PID-CONNECTION.json: one per mount, named so that two servers never share one. */
@@ -209,6 +212,25 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/**
+ * probeMount (unmount.ts) made in a child process: a stat of a hung mount never returns, and
+ * a thread of this process stuck in one would keep it from exiting (libuv joins its threads at
+ * exit; `sealfs unmount` aborts the connection, which frees it, but `status` only looks). A
+ * child stuck there is killed.
+ */
+function probeApart(mountpoint: string): Promise<MountState> {
+  const DEAD = 3;
+  const script = `require('node:fs').stat(process.argv[1], (e) => process.exit(e && (e.code === 'ENOTCONN' || e.code === 'ECONNABORTED') ? ${DEAD} : 0))`;
+  return new Promise((resolvePromise) => {
+    execFile(process.execPath, ['-e', script, mountpoint], { timeout: PROBE_MS, killSignal: 'SIGKILL' }, (err) => {
+      if (!err) return resolvePromise('alive');
+      if (err.killed) return resolvePromise('hung');
+      // Any other answer (no access: another user's mount) comes from a server that answers.
+      resolvePromise(err.code === DEAD ? 'dead' : 'alive');
+    });
+  });
+}
+
 /** One sealfs mount as `sealfs status` shows it. */
 export interface MountReport {
   readonly entry: MountEntry;
@@ -234,7 +256,7 @@ export async function mountReports(dirs: readonly string[], select: (entry: Moun
     sealfs.filter(select).map(async (entry): Promise<MountReport> => {
       const record = recordOf(entry);
       // A server known to be gone needs no probe; otherwise the mount itself answers (or not).
-      const state = record && !processRuns(record.pid) ? 'dead' : await probeMount(entry.mountpoint);
+      const state = record && !processRuns(record.pid) ? 'dead' : await probeApart(entry.mountpoint);
       return { entry, state, readOnly: isReadOnly(entry), ...(record ? { record } : {}) };
     }),
   );
