@@ -177,6 +177,10 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs status', { timeout: 120_000 
     process.kill(pid, 'SIGKILL');
     await waitFor(`server ${pid} to end`, () => !alive(pid), 10_000);
 
+    // As if it had been killed while writing its figures.
+    const partial = join(statusDir(), `mount-${pid}-1.json.partial`);
+    await writeFile(partial, '{"format":');
+
     const fix = `fusermount3 -u '${v.dir}/my '\\''private'\\'' files'`;
     const listed = (await ours()).find((x) => x.mountpoint === mnt);
     expect(listed).toMatchObject({ state: 'dead', fix, pid });

@@ -8,7 +8,7 @@
  * killed) is ignored, and removed by the next reader.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readControlFile } from '../vault/controlfile.js';
 import { isInside } from '../vault/paths.js';
@@ -26,6 +26,8 @@ const PROBE_MS = 4000;
 const MAX_STATUS_BYTES = 64 * 1024;
 /** mount-PID-CONNECTION.json: one per mount, named so that two servers never share one. */
 const STATUS_FILE = /^mount-(\d+)-(\d+)\.json$/;
+/** What a server killed while writing its status file leaves (see publishStatus). */
+const PARTIAL_FILE = /^mount-(\d+)-(\d+)\.json\.partial$/;
 
 /** The figures a server changes while it serves. */
 export interface ServerFigures {
@@ -187,11 +189,18 @@ interface FoundRecord {
   readonly record: StatusRecord;
 }
 
-/** Every status file in `dirs` that reads as one (a folder that does not exist holds none). */
+/**
+ * Every status file in `dirs` that reads as one (a folder that does not exist holds none);
+ * half-written ones of servers that no longer run are removed on the way.
+ */
 async function readRecords(dirs: readonly string[]): Promise<FoundRecord[]> {
   const found: FoundRecord[] = [];
   for (const dir of dirs) {
     const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const writer = PARTIAL_FILE.exec(name)?.[1];
+      if (writer !== undefined && !(await processRuns(Number(writer)))) await rm(join(dir, name), { force: true }).catch(() => undefined);
+    }
     for (const name of names.filter((n) => STATUS_FILE.test(n))) {
       const path = join(dir, name);
       const read = await readControlFile(path, MAX_STATUS_BYTES);
@@ -202,14 +211,17 @@ async function readRecords(dirs: readonly string[]): Promise<FoundRecord[]> {
   return found;
 }
 
-/** Whether process `pid` exists (EPERM: it does, as another user's). */
-function processRuns(pid: number): boolean {
+/** Whether process `pid` runs (EPERM: it does, as another user's). */
+async function processRuns(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // A killed server stays a zombie until a parent reaps it, and a zombie answers kill(pid, 0).
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }
 
 /**
@@ -250,13 +262,13 @@ export async function mountReports(dirs: readonly string[], select: (entry: Moun
   const sealfs = mounts.filter((entry) => isFuse(entry) && isSealfs(entry));
   const recordOf = (entry: MountEntry) => records.find(({ record }) => record.mountpoint === entry.mountpoint && record.device === entry.device)?.record;
   for (const { path, record } of records) {
-    if (!sealfs.some((entry) => recordOf(entry) === record) && !processRuns(record.pid)) await rm(path, { force: true }).catch(() => undefined);
+    if (!sealfs.some((entry) => recordOf(entry) === record) && !(await processRuns(record.pid))) await rm(path, { force: true }).catch(() => undefined);
   }
   return Promise.all(
     sealfs.filter(select).map(async (entry): Promise<MountReport> => {
       const record = recordOf(entry);
       // A server known to be gone needs no probe; otherwise the mount itself answers (or not).
-      const state = record && !processRuns(record.pid) ? 'dead' : await probeApart(entry.mountpoint);
+      const state = record && !(await processRuns(record.pid)) ? 'dead' : await probeApart(entry.mountpoint);
       return { entry, state, readOnly: isReadOnly(entry), ...(record ? { record } : {}) };
     }),
   );
