@@ -15,7 +15,7 @@ function countingDecoder(size: number): { decoder: DirectoryDecoder; reads: stri
       const entries = new Map<string, DirEntry>();
       for (let i = 0; i < size; i++) entries.set(`f${i}`, { name: `f${i}`, cipherName: `c${i}`, kind: 'file' });
       entries.set('sub', { name: 'sub', cipherName: 'csub', kind: 'dir', dirId: new Uint8Array(16) });
-      return { entries, undecryptable: [] };
+      return { entries, undecryptable: [], conflicts: 0 };
     },
   } as unknown as DirectoryDecoder;
   return { decoder, reads };

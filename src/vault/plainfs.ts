@@ -109,14 +109,16 @@ export class PlainFs {
     if (this.options.readOnly) throw errno('EROFS', 'mounted read-only');
   }
 
-  /** Turns an authentication failure into EIO (IntegrityFailure), logged once with the plaintext path. */
+  /** Every integrity failure passes here: counted (`sealfs status`) and logged once with the plaintext path. */
+  private integrityFailure(plainPath: string, detail: string, chunk?: number): IntegrityFailure {
+    this.options.counters?.integrityFailed(plainPath);
+    if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}${chunk === undefined ? '' : ` (chunk ${chunk})`}: ${detail}`);
+    return new IntegrityFailure(plainPath, detail, chunk);
+  }
+
+  /** Turns an authentication failure into EIO (IntegrityFailure). */
   private integrity(plainPath: string, err: unknown): never {
-    if (err instanceof FormatError) {
-      this.options.counters?.integrityFailed(plainPath);
-      const chunk = err.chunk === undefined ? '' : ` (chunk ${err.chunk})`;
-      if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}${chunk}: ${err.message}`);
-      throw new IntegrityFailure(plainPath, err.message, err.chunk);
-    }
+    if (err instanceof FormatError) throw this.integrityFailure(plainPath, err.message, err.chunk);
     throw err;
   }
 
@@ -188,9 +190,7 @@ export class PlainFs {
 
   /** An entry the provider swapped for another kind of entry (DirEntry.replacedBy): logged once per request, never opened. */
   private replaced(plainPath: string, found: Resolved): IntegrityFailure {
-    const detail = `its cipher entry ${found.cipherPath} is ${found.entry.replacedBy!}: replaced in the cipher folder`;
-    if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}: ${detail}`);
-    return new IntegrityFailure(plainPath, detail);
+    return this.integrityFailure(plainPath, `its cipher entry ${found.cipherPath} is ${found.entry.replacedBy!}: replaced in the cipher folder`);
   }
 
   /** Never looked at itself (a FIFO, a name no string reaches): an empty file no mode lets open. */
@@ -603,11 +603,7 @@ export class PlainFs {
   /** The decrypted target of the symbolic link `found` (resolved from `plainPath`). */
   private async targetOf(plainPath: string, found: Resolved): Promise<string> {
     const target = this.vault.names.decryptSymlinkTarget(await this.io.readlink(found.cipherPath));
-    if (target === undefined) {
-      this.options.counters?.integrityFailed(plainPath);
-      if (this.options.logIntegrity !== false) this.log(`integrity: ${plainPath}: symlink target does not decrypt (${found.cipherPath})`);
-      throw new IntegrityFailure(plainPath, 'symlink target does not decrypt');
-    }
+    if (target === undefined) throw this.integrityFailure(plainPath, `symlink target does not decrypt (${found.cipherPath})`);
     return target;
   }
 }
