@@ -6,10 +6,11 @@
  */
 import { lstat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { Option } from 'commander';
 import { hasStoredKey, keyFilePath, readKeyStoreFile } from '../vault/keystore.js';
 import { readVaultFile, VAULT_FILE } from '../vault/vaultfile.js';
 import { CliError, EXIT } from './exit.js';
+import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { keystoreOf } from './passphrase.js';
 import { shellQuote } from './shellquote.js';
@@ -110,9 +111,11 @@ function infoText(i: VaultInfoJson): string {
 }
 
 /** Registers `sealfs info`. */
-export function registerInfoCommand(program: Command, io: CliIo): void {
+export function registerInfoCommand(program: SealfsCommand, io: CliIo): void {
   program
     .command('info')
+    .summary("show a vault's settings and where its key is")
+    .documented({ examples: ['sealfs info ~/Dropbox/vault', 'sealfs info ~/Dropbox/vault --json'], exits: ['IO', 'VAULT'] })
     .description("show what a vault's vault file says (format, cipher, chunk size, names, vault id) and whether this machine has its key; needs no key")
     .argument('<cipherdir>', 'the vault folder (ciphertext)')
     .option('--json', 'print one JSON object (see the README)')

@@ -3,11 +3,11 @@
  * vault, server, state and what its server has counted. What is mounted comes from
  * /proc/self/mountinfo; the figures from the servers' status files (src/fs/status.ts).
  */
-import type { Command } from 'commander';
 import { canonicalMountpoint, fuseOwner, isFuse, isSealfs, mountAt, readMounts } from '../fs/mountinfo.js';
 import { mountReports, type MountReport } from '../fs/status.js';
 import { isInside, statusDirs } from '../vault/paths.js';
 import { CliError, CliExit, EXIT } from './exit.js';
+import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { shellQuote } from './shellquote.js';
 
@@ -146,9 +146,11 @@ async function statusCommand(path: string | undefined, opts: { json?: boolean },
 }
 
 /** Registers `sealfs status`. */
-export function registerStatusCommand(program: Command, io: CliIo): void {
+export function registerStatusCommand(program: SealfsCommand, io: CliIo): void {
   program
     .command('status')
+    .summary('show your sealfs mounts and problems seen')
+    .documented({ examples: ['sealfs status', 'sealfs status ~/Private --json'], exits: ['MOUNT'] })
     .description("list your sealfs mounts (vault, server, read-only, open files, problems seen), or one; a dead mount is shown with the command that clears it")
     .argument('[mountpoint]', 'show only this mount (exit code 7 when it is not a sealfs mount, or is dead)')
     .option('--json', 'print JSON: {"mounts": [...]}, or one mount object with MOUNTPOINT (see the README)')
