@@ -26,7 +26,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { serverTitle } from '../src/fs/mount.js';
 import { readMounts } from '../src/fs/mountinfo.js';
 import { endProcess, forceUnmount, fuseProblem, runDetached, waitPidGone, type Run } from '../bench/lib/proc.js';
-import { REPO } from './build.js';
+import { CLI, REPO } from './build.js';
 
 const USER = 'sealfs-install-test';
 const FUSE_DEVICE = '/dev/fuse';
@@ -208,6 +208,15 @@ describe.skipIf(SKIP !== undefined)(`the installed sealfs, run by an unprivilege
 
     const scrub = await sealfsAs(['scrub', vault, '--passphrase-file', pw]);
     expect(scrub.code, said(scrub)).toBe(EXIT.OK);
+
+    // `sealfs status` lists the mount as the user's, with its server's figures; not as root's.
+    const status = await sealfsAs(['status', '--json']);
+    expect(status.code, said(status)).toBe(EXIT.OK);
+    expect((JSON.parse(status.stdout) as { mounts: unknown[] }).mounts).toEqual([
+      expect.objectContaining({ mountpoint: inHome(mnt), vault: inHome(vault), state: 'alive', pid: serverPid, readOnly: false }),
+    ]);
+    const asRoot = await runDetached(process.execPath, [CLI, 'status', '--json'], process.env, 30_000);
+    expect((JSON.parse(asRoot.stdout) as { mounts: { mountpoint: string }[] }).mounts.map((m) => m.mountpoint)).not.toContain(inHome(mnt));
 
     // A local rclone remote in the user's own rclone configuration.
     const remote = await runAs(user, ['sh', '-c', 'mkdir -p .config/rclone && printf "[backupdisk]\\ntype = local\\n" > .config/rclone/rclone.conf']);
