@@ -273,9 +273,9 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs info', { timeout: 60_000 }, 
     await mkdir(empty);
     const none = await runInProcess(['info', empty], env);
     expect(none.code).toBe(6);
-    expect(none.stderr).toContain(`${empty} is not a sealfs vault: it holds no sealfs.vault`);
+    expect(none.stderr).toContain(`${empty} is not a sealfs vault (it has no sealfs.vault)`);
     const missing = await runInProcess(['info', join(v.dir, 'gone')], env);
-    expect(missing.code).toBe(3);
+    expect(missing.code).toBe(6);
     expect(missing.stderr).toContain(`${join(v.dir, 'gone')} does not exist`);
 
     // The vault file is hostile input: a link in its place is not followed.

@@ -1,19 +1,18 @@
 /**
  * `sealfs info VAULT [--json]`: what the vault file says, and where this machine keeps the
  * vault's key, without the key. The vault file lies in the synced folder and is hostile
- * input: it is read by readVaultFile (bounded, never through a link), and nothing it says is
- * authenticated until a command that has the key checks its MAC; the output says so.
+ * input: it is read by readVaultFile (bounded, never through a link; it also says what is
+ * wrong with a path that is no vault), and nothing it says is authenticated until a command
+ * that has the key checks its MAC; the output says so.
  */
-import { lstat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Option } from 'commander';
 import { hasStoredKey, keyFilePath, readKeyStoreFile } from '../vault/keystore.js';
+import { shellQuote } from '../vault/paths.js';
 import { readVaultFile, VAULT_FILE } from '../vault/vaultfile.js';
-import { CliError, EXIT } from './exit.js';
 import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
 import { keystoreOf } from './passphrase.js';
-import { shellQuote } from './shellquote.js';
 
 /** `--json` (README, "Seeing what is mounted"): a stable shape for scripts. */
 interface VaultInfoJson {
@@ -35,23 +34,6 @@ interface VaultInfoJson {
   readonly keyProblem: string | null;
 }
 
-/** The vault folder itself must be there before its vault file is looked for. */
-async function checkVaultFolder(dir: string): Promise<void> {
-  const missing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
-  try {
-    await lstat(dir);
-  } catch (err) {
-    if (missing(err)) throw new CliError(`${dir} does not exist; give the vault folder (the one that holds ${VAULT_FILE})`, EXIT.IO);
-    throw err;
-  }
-  try {
-    await lstat(join(dir, VAULT_FILE));
-  } catch (err) {
-    if (missing(err)) throw new CliError(`${dir} is not a sealfs vault: it holds no ${VAULT_FILE} (give the vault folder, or create a vault with \`sealfs init\`)`, EXIT.VAULT);
-    // ENOTDIR (a file given as the folder) and the rest: readVaultFile says what it is.
-  }
-}
-
 async function keyState(keystore: string, vaultId: string, vault: string): Promise<Pick<VaultInfoJson, 'key' | 'keyProblem'>> {
   try {
     if (!(await hasStoredKey(keystore, vaultId))) return { key: 'missing', keyProblem: null };
@@ -64,7 +46,6 @@ async function keyState(keystore: string, vaultId: string, vault: string): Promi
 
 async function vaultInfo(vaultArg: string, keystore: string): Promise<VaultInfoJson> {
   const vault = resolve(vaultArg);
-  await checkVaultFolder(vault);
   const { config } = await readVaultFile(vault);
   // keyFilePath refuses a vault id that is not a UUID (it would name a path).
   const keyFile = keyFilePath(keystore, config.vaultId);

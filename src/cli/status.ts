@@ -5,11 +5,10 @@
  */
 import { canonicalMountpoint, fuseOwner, isFuse, isSealfs, mountAt, readMounts } from '../fs/mountinfo.js';
 import { mountReports, type MountReport } from '../fs/status.js';
-import { isInside, statusDirs } from '../vault/paths.js';
+import { isInside, shellQuote, statusDirs } from '../vault/paths.js';
 import { CliError, CliExit, EXIT } from './exit.js';
 import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
-import { shellQuote } from './shellquote.js';
 
 /**
  * One mount in `--json` (README, "Seeing what is mounted"): a stable shape for scripts. The
