@@ -18,10 +18,12 @@ if (FUSE_PROBLEM) console.warn(`hostile-junk: skipped: ${FUSE_PROBLEM}`);
 
 const JUNK = 100_000;
 /**
- * Generous bounds for a loaded 2-core machine. Measured (ls -la, 100,000 names): 4–8 s at a
- * load of 5, up to 16 s at a load of 15 (most of it the kernel's round trips: the server
- * itself used about 3 s of CPU), 220–340 MiB; before issue 10, 19–26 s, 8.3 s of server CPU,
- * 300–370 MiB and 18 MB of log.
+ * Generous bounds for a loaded 2-core machine. Measured (ls -la, 100,000 names), since listings
+ * carry their entries' attributes (READDIRPLUS, one lstat batch per page): 3.0–3.8 s on a
+ * quiet machine (gocryptfs lists 100,000 real files in 12.5–13.4 s there), 15 s at a load of
+ * 16, about 2 s of server CPU per listing, peak RSS 270–330 MiB; before, 4–16 s with a lookup
+ * round trip per name; before issue 10, 19–26 s, 8.3 s of server CPU, 300–370 MiB and 18 MB of
+ * log.
  */
 const LIST_BOUND_MS = 30_000;
 const SERVER_CPU_BOUND_S = 10;
