@@ -168,7 +168,10 @@ export class PlainFs {
    */
   async getattrMany(dirPath: string, names: readonly string[]): Promise<(PlainStat | undefined)[]> {
     const dir = await this.tree.dir(dirPath);
-    const { entries } = await this.listing(dir);
+    // The names come from a listing already made (opendir); each entry is looked at in the
+    // cipher folder itself below, so the listing's age does not matter: a folder of 100,000
+    // names is not read again for every page that its listing cache outlived.
+    const { entries } = await this.tree.listing(dir, true);
     const found = names.map((name) => entries.get(name));
     const stored = found.filter((entry): entry is DirEntry => entry !== undefined && !entry.opaque);
     const [stats, dirStat] = await Promise.all([

@@ -75,9 +75,13 @@ export class Tree {
     this.root = { plainPath: '/', cipherPath: resolve(cipherDir), dirId: ROOT_DIR_ID, atRoot: true };
   }
 
-  async listing(dir: DirRef): Promise<Listing> {
+  /**
+   * The directory's listing, read again once its time is up. `anyAge`: a kept listing of any
+   * age will do (the caller checks every entry it uses against the cipher folder itself).
+   */
+  async listing(dir: DirRef, anyAge = false): Promise<Listing> {
     const cached = this.listings.get(dir.cipherPath);
-    if (cached && Date.now() - cached.readAt < this.listingTtlMs) return cached.listing;
+    if (cached && (anyAge || Date.now() - cached.readAt < this.listingTtlMs)) return cached.listing;
     // Requests that need the same directory while it is being read wait for that one reading
     // (a directory of 100,000 names is not read once per request in flight).
     const reading = this.reading.get(dir.cipherPath);
