@@ -48,7 +48,7 @@ function cannotRun(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (to create the unprivileged user)';
   const fuse = fuseProblem();
   if (fuse) return fuse;
-  for (const tool of ['useradd', 'usermod', 'runuser', 'setfacl', 'rclone', 'unshare', 'script', 'man']) {
+  for (const tool of ['useradd', 'usermod', 'runuser', 'setfacl', 'rclone', 'unshare', 'script', 'man', 'zsh']) {
     if (spawnSync(tool, ['--version']).error) return `${tool} is not installed (scripts/setup.sh --tests installs what is missing)`;
   }
   return undefined;
@@ -368,11 +368,15 @@ describe.skipIf(SKIP !== undefined)(`the installed sealfs, run by an unprivilege
     expect(version.stdout).toMatch(new RegExp(`^sealfs ${VERSION.replace(/\./g, '\\.')}\\n`));
   }, 240_000);
 
-  it('the installed package brings bash completion and the man page: completion loads and completes, `man -l` renders in 80 columns, `man sealfs` finds it', async () => {
+  it('the installed package brings completion and the man page: bash completion loads and completes, zsh completion loads, `man -l` renders in 80 columns, `man sealfs` finds it', async () => {
     const completion = await runAs(user, ['bash', '-c', 'source <(sealfs completion bash) && complete -p sealfs && COMP_WORDS=(sealfs sta) COMP_CWORD=1 && $(complete -p sealfs | cut -d" " -f3) sealfs sta sealfs && echo "${COMPREPLY[@]}"']);
     expect(completion.code, said(completion)).toBe(0);
     expect(completion.stderr).toBe('');
     expect(completion.stdout).toMatch(/^complete -F \S+ sealfs\nstatus\n$/);
+    const zsh = await runAs(user, ['zsh', '-f', '-c', 'autoload -U compinit && compinit -u -D && source <(sealfs completion zsh) && print -r -- $_comps[sealfs]']);
+    expect(zsh.code, said(zsh)).toBe(0);
+    expect(zsh.stderr).toBe('');
+    expect(zsh.stdout).toMatch(/^_\S+\n$/);
 
     // npm links the page of a global install into PREFIX/share/man/man1.
     const page = inHome('.local/share/man/man1/sealfs.1');
