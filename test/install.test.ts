@@ -32,7 +32,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { serverTitle } from '../src/fs/mount.js';
 import { readMounts } from '../src/fs/mountinfo.js';
 import { HELPER_DIR, HELPER_NAME } from '../src/cli/mountopts.js';
-import { endProcess, forceUnmount, fuseProblem, killGroup, runDetached, waitPidGone, type Run } from '../bench/lib/proc.js';
+import { endProcess, forceUnmount, fuseProblem, killGroup, machineLock, runDetached, waitPidGone, type Run } from '../bench/lib/proc.js';
 import { CLI, REPO } from './build.js';
 
 const USER = 'sealfs-install-test';
@@ -414,6 +414,8 @@ describe.skipIf(SKIP !== undefined)(`the installed sealfs, run by an unprivilege
 
   it('root installs the mount helper from the installed package; the user mounts a `user` line of /etc/fstab with mount(8) and takes it down with umount; root mounts with mount -t fuse.sealfs', async () => {
     const helper = join(HELPER_DIR, HELPER_NAME);
+    // /sbin's helper is the machine's: mount-fstab.test.ts uses it too.
+    restore.push(await machineLock('sbin-mount-helper'));
     const previous = await readFile(helper).catch(() => undefined);
     if (previous !== undefined && !previous.toString('utf8').includes('sealfs mount-helper install')) throw new Error(`${helper} exists and was not written by sealfs; not replacing it`);
     restore.push(() => (previous !== undefined ? writeFile(helper, previous, { mode: 0o755 }) : rm(helper, { force: true })));
@@ -488,7 +490,7 @@ describe.skipIf(SKIP !== undefined)(`the installed sealfs, run by an unprivilege
     expect(rootUmount.code, said(rootUmount)).toBe(0);
     expect(await waitPidGone(serverPid, 10_000)).toBe(true);
     serverPid = undefined;
-  }, 180_000);
+  }, 480_000);
 
   it('uninstalls both ways', async () => {
     const uninstallSystem = await runDetached('npm', ['uninstall', '-g', '--prefix', systemPrefix, 'sealfs'], process.env, 120_000, { cwd: root });

@@ -21,7 +21,7 @@ import { EXIT } from '../src/cli/exit.js';
 import { readMounts } from '../src/fs/mountinfo.js';
 import { shellQuote, unitName } from '../src/cli/autostart.js';
 import { HELPER_DIR, HELPER_NAME } from '../src/cli/mountopts.js';
-import { endProcess, forceUnmount } from '../bench/lib/proc.js';
+import { endProcess, forceUnmount, machineLock } from '../bench/lib/proc.js';
 import { alive, FUSE_PROBLEM, isMounted, serversFor, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
 import { REPO } from './build.js';
 
@@ -90,7 +90,11 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
   const mountpoints = new Set<string>();
   const pidFiles = new Set<string>();
 
+  /** /sbin's helper is the machine's: the install test uses it too (bench/lib/proc.ts machineLock). */
+  let unlock: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    unlock = await machineLock('sbin-mount-helper');
     previousHelper = await readFile(HELPER).catch(() => undefined);
     // The helper script is written by the command under test (it refuses a file it did not write).
     if (previousHelper !== undefined && !previousHelper.toString('utf8').includes('sealfs mount-helper install')) {
@@ -99,11 +103,13 @@ describe.skipIf(SKIP)('mount(8), fstab and autostart units', () => {
     const r = await h.sealfs(['mount-helper', 'install']);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(HELPER, 'utf8')).toContain(join(h.cli, '..', 'mounthelper.js'));
-  }, 60_000);
+  }, 360_000);
 
   afterAll(async () => {
+    if (!unlock) return;
     if (previousHelper !== undefined) await writeFile(HELPER, previousHelper, { mode: 0o755 });
     else await rm(HELPER, { force: true });
+    await unlock();
   });
 
   afterEach(async () => {

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { readFile, readdir, realpath } from 'node:fs/promises';
+import { mkdir, readFile, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { constants as osConstants } from 'node:os';
-import { resolve } from 'node:path';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { readMounts } from '../../src/fs/mountinfo.js';
 import { packageRoot } from '../../src/packageroot.js';
@@ -492,4 +492,30 @@ export class RssSampler {
     const hwm = (await statusKiB(this.pid, 'VmHWM')) ?? 0;
     return Math.max(this.peakKiB, hwm) / 1024;
   }
+}
+
+/**
+ * Waits for, then holds, a lock that test files running at once in other processes share for
+ * a machine-wide thing (such as /sbin/mount.fuse.sealfs): a folder made with mkdir (which only
+ * one process can make), holding its owner's pid; one whose owner is gone is taken over.
+ * Resolves to the function that lets go of it.
+ */
+export async function machineLock(name: string, timeoutMs = 300_000): Promise<() => Promise<void>> {
+  const dir = join(tmpdir(), 'sealfs-test-locks', name);
+  await mkdir(dirname(dir), { recursive: true });
+  await waitFor(`the machine lock ${name}`, async () => {
+    try {
+      await mkdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number.parseInt(await readFile(join(dir, 'pid'), 'utf8').catch(() => ''), 10);
+      // No pid yet: its owner is between mkdir and writing it, or died there long ago.
+      const gone = owner > 0 ? !alive(owner) : Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now()) > 10_000;
+      if (gone) await rm(dir, { recursive: true, force: true });
+      return false;
+    }
+    await writeFile(join(dir, 'pid'), String(process.pid));
+    return true;
+  }, timeoutMs, 200);
+  return () => rm(dir, { recursive: true, force: true });
 }
