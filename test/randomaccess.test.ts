@@ -258,27 +258,6 @@ describe.each(BACKENDS)('backend %s: what a write re-seals', (backend) => {
   });
 });
 
-describe('what a write reads back', () => {
-  it('the first write into an unverified final chunk decrypts that chunk once (the check that proves the end)', async () => {
-    const base = contentContext(KEY, { backend: 'native', chunkSize: C });
-    let opened = 0;
-    const ctx = { ...base, backend: { ...base.backend, open: (...args: Parameters<typeof base.backend.open>) => (opened++, base.backend.open(...args)) } };
-    const store = new MemoryStore();
-    const created = await SealedFile.create(store, ctx);
-    await created.write(0, pattern(2 * C + 100));
-    await created.flush();
-    const file = await SealedFile.open(store, ctx, C);
-    opened = 0;
-    await file.write(2 * C + 50, pattern(10, 7)); // inside the final chunk, keeping its first 50 bytes
-    await file.flush();
-    expect(opened).toBe(1);
-    const model = new Model();
-    model.write(0, pattern(2 * C + 100));
-    model.write(2 * C + 50, pattern(10, 7));
-    expectBytes(await (await SealedFile.open(store, ctx, C)).read(0, 3 * C), model.bytes);
-  });
-});
-
 describe('a large write spanning more than one 4 MiB batch', () => {
   it.each(BACKENDS.filter((b) => !isSlow(b)))('%s', async (backend) => {
     const ctx = contentContext(KEY, { backend, chunkSize: C });

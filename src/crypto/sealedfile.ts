@@ -255,53 +255,31 @@ export class SealedFile {
   write(position: number, data: Uint8Array): Promise<void> {
     return this.exclusive(async () => {
       await this.verifyEndLocked();
-      // The read-ahead holds verified old bytes until this write changes them: a chunk the
-      // write only partly replaces is taken from it, not read and decrypted again.
-      try {
-        if (this.gather(position, data)) return;
-        await this.flushLocked();
-        if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
-          await this.startPending(position);
-          this.gather(position, data);
-          this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), this.writeBackMs);
-          this.pendingTimer.unref();
-          return;
-        }
-        await this.writeLocked(position, data);
-      } finally {
-        this.readAhead = undefined;
+      this.readAhead = undefined;
+      if (this.gather(position, data)) return;
+      await this.flushLocked();
+      if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
+        await this.startPending(position);
+        this.gather(position, data);
+        this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), this.writeBackMs);
+        this.pendingTimer.unref();
+        return;
       }
+      await this.writeLocked(position, data);
     });
   }
 
   /**
-   * Verified plaintext of chunk `c` of a file of `size` bytes: from the read-ahead when it
-   * holds it (gathered writes are never pending while it does: every read flushes them
-   * first, every write drops it), else read and verified now.
-   */
-  private async oldChunk(c: number, size: number): Promise<Uint8Array> {
-    const C = this.chunkSize;
-    const ahead = this.readAhead;
-    const { start, end } = chunksPlainRange(c, c, size, C);
-    if (ahead && ahead.first <= c && Date.now() - ahead.at < READ_CACHE_MS) {
-      const from = chunkPlainStart(c - ahead.first, C);
-      if (from + (end - start) <= ahead.plain.length) return ahead.plain.subarray(from, from + (end - start));
-    }
-    return this.readChunks(c, c, size);
-  }
-
-  /**
-   * Starts gathering at `position`. The region starts on a chunk boundary; a chunk the write
-   * starts inside is taken whole (read and verified now, so a write into a damaged chunk
-   * fails at once rather than at the later write-back, and the write-back needs no second
-   * decryption of its bytes after the write).
+   * Starts gathering at `position`. The region starts on a chunk boundary, with the old bytes
+   * of a partly overwritten chunk read (and verified) now, so a write into a damaged chunk
+   * fails at once rather than at the later write-back.
    */
   private async startPending(position: number): Promise<void> {
     const chunk = chunkIndexAt(position, this.chunkSize);
     const start = chunkPlainStart(chunk, this.chunkSize);
-    const old = start < position ? await this.oldChunk(chunk, this.plainSize) : undefined;
+    const head = start < position ? (await this.readChunks(chunk, chunk, this.plainSize)).subarray(0, position - start) : undefined;
     this.pending = { start, data: Buffer.allocUnsafe(64 * 1024), length: 0 };
-    if (old) this.gather(start, old);
+    if (head) this.gather(start, head);
   }
 
   /** Adds a write to the gathered ones when it continues or overlaps them; false otherwise. */
@@ -379,7 +357,8 @@ export class SealedFile {
     const { start: oldStart, end: oldEnd } = chunksPlainRange(c, c, size, this.chunkSize);
     if (oldEnd <= oldStart) return;
     if (position <= oldStart && end >= oldEnd) return;
-    plain.set(await this.oldChunk(c, size), oldStart - regionStart);
+    const old = await this.readChunks(c, c, size);
+    plain.set(old, oldStart - regionStart);
   }
 
   truncate(newSize: number): Promise<void> {
