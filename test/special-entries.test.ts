@@ -117,3 +117,31 @@ describe('special files and names that are not UTF-8', () => {
     for (const p of result.problems.filter((p) => p.kind === 'undecryptable-name')) expect(p.detail).toMatch(/not UTF-8 \(its bytes: .*\\x(ff|fe)/);
   });
 });
+
+describe('an entry planted under another kind of entry of the same name', () => {
+  it('a FIFO where folder "x" was, beside file "x": the file keeps its name, the FIFO is the duplicate, opening it is an integrity failure', async () => {
+    const dir = await mkdtemp(join(work, 'cipher-'));
+    await writeVaultFile(dir, newVaultConfig({ cipher: 'aes-256-gcm', chunkSize: 4096, maxNameLength: 255 }), KEY);
+    const fs = new PlainFs(await openVault(dir, KEY, { backend: 'node' }), { log: () => {} });
+    opened.push(fs);
+    const cipherNames = async () => (await readdir(dir)).filter((name) => name !== 'sealfs.vault');
+    // Folder "x" once existed: its cipher name is what the provider plants a FIFO under.
+    await fs.mkdir('/x', 0o755);
+    const [folderName] = await cipherNames();
+    await fs.rmdir('/x');
+    const fh = await fs.create('/x', 0o644);
+    await fs.write(fh, 0, new TextEncoder().encode('the real x'));
+    await fs.release(fh);
+    const [fileName] = await cipherNames();
+    expect(spawnSync('mkfifo', [join(dir, folderName!)]).status).toBe(0);
+    fs.vault.tree.forget(dir);
+    // Whichever way the two cipher names sort, the real file is "x".
+    expect((await fs.readdir('/')).sort()).toEqual(['x', 'x (duplicate 2)']);
+    const real = await fs.open('/x', constants.O_RDONLY);
+    expect(new TextDecoder().decode(await fs.read(real, 0, 100))).toBe('the real x');
+    await fs.release(real);
+    const planted = await fs.open('/x (duplicate 2)', constants.O_RDONLY).then(() => 'opened', (err: unknown) => errnoOf(err, 'open', () => {}));
+    expect(planted).toBe(ERRNO.EIO);
+    expect(fileName).not.toBe(folderName);
+  });
+});

@@ -427,17 +427,17 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       const named = batch.filter((name) => name !== '.' && name !== '..');
       const found = await fs.getattrMany(pathOf(dir), named).catch(() => named.map(() => undefined));
       const statOf = new Map(named.map((name, k) => [name, found[k]]));
-      const ids = new Float64Array(batch.length);
       batch.forEach((name, j) => {
         const st = statOf.get(name);
-        if (st) {
-          stats.set(statArray(st), j * STAT_LENGTH);
-          ids[j] = nodes.remember(dir, name).id;
-        } else {
+        if (st) stats.set(statArray(st), j * STAT_LENGTH);
+        else {
           stats[j * STAT_LENGTH + native.statFields.INO] = native.unknownIno;
           stats[j * STAT_LENGTH + native.statFields.MODE] = name === '.' || name === '..' ? fsConstants.S_IFDIR : 0;
         }
       });
+      // Lookups are counted last, once nothing can fail before the reply (which forgets the
+      // ones it could not send).
+      const ids = Float64Array.from(batch, (name) => (statOf.get(name) ? nodes.remember(dir, name).id : 0));
       return { kind: 'direntsplus', names: batch, first: offset, nodes: ids, stats, size };
     },
 

@@ -127,12 +127,20 @@ export class DirectoryDecoder {
     const previous = this.decoded.get(cipherDir);
     const reusable = previous && Buffer.compare(previous.dirId, dirId) === 0 ? previous.byName : undefined;
     const byName = new Map<string, DirEntry>();
+    const sound: DirEntry[] = [];
+    const opaque: DirEntry[] = [];
     for (const item of raw) {
       const kind = entryKind(item);
       const known = reusable?.get(item.name);
       const decoded = known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind, entryWords(item));
       if (!decoded) continue;
       if (kind !== 'other' && !decoded.opaque && (decoded === known || classify(item.name, atRoot).type === 'short')) byName.set(item.name, decoded);
+      (decoded.opaque ? opaque : sound).push(decoded);
+    }
+    // Sound entries are named first: an entry planted under another kind's cipher name of the
+    // same plaintext name (a FIFO where folder "x" once was, beside file "x") gets the
+    // "(duplicate n)" name, never the real entry's.
+    for (const decoded of [...sound, ...opaque]) {
       const shown = namer.name(decoded.name);
       const entry = shown === decoded.name ? decoded : { ...decoded, name: shown };
       entries.set(entry.name, entry);
