@@ -15,6 +15,12 @@ import { ERRNO, errnoOf } from './errno.js';
 import { NodeTable, type Node } from './nodetable.js';
 import { MODE_BITS, shownAccess, type PermissionRule } from './permissions.js';
 
+/**
+ * Folders with more entries than this are listed with their entries' attributes (READDIRPLUS
+ * pages with node ids); smaller ones as plain names, which the kernel looks up as it needs.
+ */
+const PLUS_MIN_ENTRIES = 1024;
+
 /** Writes in flight that get a slot of the write arena; more get buffers of their own. */
 const WRITE_SLOTS = 16;
 
@@ -424,7 +430,10 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
         batch.push(names[i]!);
       }
       const stats = new Float64Array(batch.length * STAT_LENGTH);
-      const named = batch.filter((name) => name !== '.' && name !== '..');
+      // Only a large folder's pages carry attributes: for a small one the kernel's own cache of
+      // what it looked up serves better (bench:mount's md5 of 1,000 files took 40% longer with
+      // attributes in every page).
+      const named = names.length > PLUS_MIN_ENTRIES ? batch.filter((name) => name !== '.' && name !== '..') : [];
       const found = await fs.getattrMany(pathOf(dir), named).catch(() => named.map(() => undefined));
       const statOf = new Map(named.map((name, k) => [name, found[k]]));
       batch.forEach((name, j) => {
