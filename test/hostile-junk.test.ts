@@ -19,8 +19,8 @@ if (FUSE_PROBLEM) console.warn(`hostile-junk: skipped: ${FUSE_PROBLEM}`);
 const JUNK = 100_000;
 /**
  * Generous bounds for a loaded 2-core machine. Measured (ls -la, 100,000 names), since listings
- * carry their entries' attributes (READDIRPLUS, one lstat batch per page): 3.0–3.8 s on a
- * quiet machine (gocryptfs lists 100,000 real files in 12.5–13.4 s there), 15 s at a load of
+ * carry their entries' attributes (READDIRPLUS, one lstat batch per page): 2.0–3.8 s on a
+ * quiet machine (gocryptfs lists 100,000 real files in 12.5–14.7 s there), 15 s at a load of
  * 16, about 2 s of server CPU per listing, peak RSS 270–330 MiB; before, 4–16 s with a lookup
  * round trip per name; before issue 10, 19–26 s, 8.3 s of server CPU, 300–370 MiB and 18 MB of
  * log.
