@@ -234,3 +234,33 @@ describe('settings passed to the vault, not switched globally', () => {
     await quick.release(fh);
   });
 });
+
+describe('a file rewritten in place by a sync client while it is open', () => {
+  it('a write that arrives while a read checks the rewritten file goes to the new version: never lost, never written over it later', async () => {
+    const settings = { ...DEFAULT_SETTINGS, ...cacheTimes(0.05) };
+    const quick = new PlainFs(await openVault(dir, key, { backend: 'node', settings }));
+    const fh = await quick.create('/f.txt', 0o644);
+    await quick.write(fh, 0, enc('a'.repeat(100)));
+    await quick.flush(fh);
+    const fh2 = await quick.open('/f.txt', constants.O_RDWR);
+    // Another machine's longer version, written over the same cipher file in place.
+    const other = new PlainFs(await openVault(dir, key, { backend: 'node' }));
+    const gh = await other.create('/g.txt', 0o644);
+    await other.write(gh, 0, enc('b'.repeat(300)));
+    await other.release(gh);
+    const cipherOf = async (plain: string) => (await other.vault.tree.resolve(plain)).cipherPath;
+    await writeFile(await cipherOf('/f.txt'), await readFile(await cipherOf('/g.txt')));
+    await new Promise((resolve) => setTimeout(resolve, 80)); // past revalidateMs
+
+    const [head] = await Promise.all([quick.read(fh, 0, 10), quick.write(fh2, 0, enc('WRITE'))]);
+    expect(dec(head)).toMatch(/^(b{10}|WRITEb{5})$/);
+    await quick.release(fh2);
+    await quick.release(fh);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // any write-back still due
+
+    const reader = new PlainFs(await openVault(dir, key, { backend: 'node' }));
+    const rh = await reader.open('/f.txt', constants.O_RDONLY);
+    expect(dec(await reader.read(rh, 0, 1000))).toBe('WRITE' + 'b'.repeat(295));
+    await reader.release(rh);
+  });
+});

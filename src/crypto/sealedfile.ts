@@ -298,6 +298,14 @@ export class SealedFile {
     return true;
   }
 
+  /**
+   * Waits for every call queued so far and writes gathered writes out, leaving a failed timed
+   * write-back to be reported by the next flush() (the one a close or fsync makes).
+   */
+  settle(): Promise<void> {
+    return this.exclusive(() => this.flushLocked().catch((err: unknown) => void (this.deferredError ??= err)));
+  }
+
   /** Writes gathered writes out to the store; reports a failed timed write-back. */
   flush(): Promise<void> {
     return this.exclusive(async () => {

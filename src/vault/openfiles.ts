@@ -20,6 +20,7 @@ export interface FileContext {
  */
 export class OpenFile {
   private checkedAt = Date.now();
+  private checking: Promise<void> | undefined;
   refs = 0;
 
   private constructor(
@@ -84,12 +85,32 @@ export class OpenFile {
    * only once its final chunk verified, as at open; until then every request tries again.
    */
   async revalidate(): Promise<void> {
+    // One check at a time, which every other request waits for: none may go on with the old
+    // version while it is being replaced.
+    if (this.checking) return this.checking;
     // Gathered writes go out first (within writeBackMs); until then ours is the newest.
     if (Date.now() - this.checkedAt < this.ctx.settings.revalidateMs || this.sealed.hasPendingWrites) return;
+    this.checking = this.check().finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  /**
+   * Waits for a check in progress (revalidate): for calls that use `sealed` without one of
+   * their own. A failed check was told to the request that made it.
+   */
+  async settled(): Promise<void> {
+    await this.checking?.catch(() => undefined);
+  }
+
+  private async check(): Promise<void> {
     this.checkedAt = Date.now();
     const { io, content, chunkSize, settings } = this.ctx;
+    const old = this.sealed;
+    // A call queued on the old version before the check began lands first, so the descriptor
+    // then holds everything the old version will ever write.
+    await old.settle();
     const st = await io.fstat(this.fd);
-    if (st.size !== sealedSize(this.sealed.size, chunkSize)) {
+    if (st.size !== sealedSize(old.size, chunkSize)) {
       try {
         const rewritten = await SealedFile.open(fdStore(this.fd, io.direct), content, chunkSize, undefined, settings.writeBackMs);
         await rewritten.verifyEnd();

@@ -396,6 +396,7 @@ export class PlainFs {
     this.writable();
     const { file } = this.handle(fh);
     try {
+      await file.settled();
       await file.sealed.truncate(size);
     } catch (err) {
       this.integrity(file.plainPath, err);
@@ -415,6 +416,7 @@ export class PlainFs {
   async fsync(fh: number): Promise<void> {
     const { file } = this.handle(fh);
     try {
+      await file.settled();
       await file.sealed.sync();
     } catch (err) {
       this.integrity(file.plainPath, err);
@@ -425,6 +427,7 @@ export class PlainFs {
   async flush(fh: number): Promise<void> {
     const { file } = this.handle(fh);
     try {
+      await file.settled();
       await file.sealed.flush();
     } catch (err) {
       this.integrity(file.plainPath, err);
@@ -437,6 +440,7 @@ export class PlainFs {
     if (--file.refs === 0) {
       this.openFiles.delete(file.ino);
       try {
+        await file.settled();
         await file.sealed.flush();
       } finally {
         // Nothing waits on closing the descriptor: release answers as soon as data is out.
