@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { MAGIC } from '../crypto/header.js';
 import { KEY_FILE_PREFIX } from '../crypto/keyfile.js';
 import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
+import { typeWords } from '../vault/controlfile.js';
 import { isSyncClientMarker } from '../vault/syncclients.js';
 import { KEYSTORE_FORMAT, resolveLoosely } from '../vault/keystore.js';
 import { isInside, stateDir } from '../vault/paths.js';
@@ -385,10 +386,6 @@ function missingIsUndefined(err: NodeJS.ErrnoException): undefined {
   throw err;
 }
 
-function typeWord(st: Stats): string {
-  return st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
-}
-
 /** A confined call's refusal, said as what it means for a repair. */
 function inVaultError(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -443,7 +440,7 @@ class RepairWriter {
       this.used = true;
       return { kept, dev: st.dev, ino: st.ino };
     }
-    if (!st.isFile()) throw new Error(`${current} is ${typeWord(st)}, not what the scrub checked; nothing was moved`);
+    if (!st.isFile()) throw new Error(`${current} is ${typeWords(st)}, not what the scrub checked; nothing was moved`);
     const fd = await this.io.open(current, fsc.constants.O_RDONLY);
     try {
       const opened = await this.io.fstat(fd);
@@ -481,7 +478,7 @@ class RepairWriter {
     const target = this.path(rel);
     const temp = join(dirname(target), `.sealfs-repair-${randomBytes(6).toString('hex')}.tmp`);
     const old = await this.lstat(rel);
-    if (old && !old.isFile() && !old.isSymbolicLink()) throw new Error(`${target} is ${typeWord(old)} now, not what the scrub checked; nothing was changed`);
+    if (old && !old.isFile() && !old.isSymbolicLink()) throw new Error(`${target} is ${typeWords(old)} now, not what the scrub checked; nothing was changed`);
     const owner = old && process.getuid?.() === 0 ? old : undefined;
     const fetched = await copies.lstat(copy);
     let made = false;

@@ -24,7 +24,7 @@ import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, escapedBytes, ListingNamer, nonCanonicalForm, readSidecar, undecryptableName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
-import { NameCipher, ROOT_DIR_ID, type EntryKind } from '../vault/names.js';
+import { KIND_NOUNS, NameCipher, ROOT_DIR_ID, type EntryKind } from '../vault/names.js';
 import { joinPlain } from '../vault/tree.js';
 import { readVaultFile, VAULT_FILE, verifyVaultFile, type VaultConfig } from '../vault/vaultfile.js';
 
@@ -461,7 +461,7 @@ class Scrubber {
       }
       // Its bytes have no string that reaches it: it is reported, never read (FORMAT.md §10.4).
       if (type.type === 'not-utf8') {
-        this.problem('undecryptable-name', escapedBytes(rel), null, null, `the ${kindWord(kind)} name is not UTF-8 (its bytes: ${escapedBytes(name)}), so it cannot be an encoded name; its contents are not checked`, {
+        this.problem('undecryptable-name', escapedBytes(rel), null, null, `the ${KIND_NOUNS[kind]} name is not UTF-8 (its bytes: ${escapedBytes(name)}), so it cannot be an encoded name; its contents are not checked`, {
           type: 'none',
           reason: 'sealfs never writes such a name; if the entry is not yours, move it out of the vault',
         });
@@ -483,14 +483,14 @@ class Scrubber {
       let plainName: { name: string; dirId?: Uint8Array } | undefined;
       const wrongForm = encoded !== undefined && this.maxNameLength !== undefined ? nonCanonicalForm(type.type, encoded, this.maxNameLength) : undefined;
       if (wrongForm) {
-        nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${kindWord(kind)} name is not stored in the one form sealfs writes for it: ${wrongForm}; it is not read, so that it cannot take the name of the entry stored correctly`, {
+        nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${KIND_NOUNS[kind]} name is not stored in the one form sealfs writes for it: ${wrongForm}; it is not read, so that it cannot take the name of the entry stored correctly`, {
           type: 'none',
           reason: 'sealfs never writes this form; if the entry is not yours, move it out of the vault',
         });
       } else if (encoded !== undefined && dir.dirId) {
         plainName = encoded ? this.names.decrypt(dir.dirId, encoded, kind) : undefined;
         if (!plainName) {
-          nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${kindWord(kind)} name does not decrypt in this directory (damaged, moved here from another directory, or not created by sealfs)`, {
+          nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${KIND_NOUNS[kind]} name does not decrypt in this directory (damaged, moved here from another directory, or not created by sealfs)`, {
             type: 'none',
             reason: 'a damaged name cannot be matched to its backup copy; if the entry is not yours, move it out of the vault',
           });
@@ -558,9 +558,9 @@ class Scrubber {
     const read = await readSidecar(join(this.root, rel), hash, this.io);
     if (read.ok) return read.encoded;
     if (read.fault === 'missing') {
-      report(this.problem('missing-sidecar', rel, null, null, `the long-name sidecar of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is missing: that entry's name is lost${dir.plain !== null ? ` (it is in ${dir.plain})` : ''}`, remedy));
+      report(this.problem('missing-sidecar', rel, null, null, `the long-name sidecar of ${KIND_NOUNS[kind]} ${hash}${LONG_DATA_SUFFIX} is missing: that entry's name is lost${dir.plain !== null ? ` (it is in ${dir.plain})` : ''}`, remedy));
     } else {
-      report(this.problem('bad-sidecar', rel, null, null, `the long-name sidecar of ${kindWord(kind)} ${hash}${LONG_DATA_SUFFIX} is unusable (${read.detail}): that entry's name is lost`, remedy));
+      report(this.problem('bad-sidecar', rel, null, null, `the long-name sidecar of ${KIND_NOUNS[kind]} ${hash}${LONG_DATA_SUFFIX} is unusable (${read.detail}): that entry's name is lost`, remedy));
     }
     return undefined;
   }
@@ -657,10 +657,6 @@ class Scrubber {
 
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
-}
-
-function kindWord(kind: EntryKind): string {
-  return kind === 'dir' ? 'directory' : kind === 'symlink' ? 'symbolic link' : 'file';
 }
 
 /**

@@ -34,7 +34,8 @@ export type ControlFileRead =
 /** Reads with Node's calls: the last component is never followed, a FIFO never waited on. */
 export const NODE_READER: BoundedReader = { lstat, readBounded: nodeReadBounded };
 
-function typeOf(st: Stats): string {
+/** What a cipher-folder entry that is not a regular file is, in words (a Stats or a Dirent). */
+export function typeWords(st: Pick<Stats, 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isSocket' | 'isCharacterDevice' | 'isBlockDevice'>): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isSymbolicLink()) return 'a symbolic link';
   if (st.isFIFO()) return 'a FIFO';
@@ -52,7 +53,7 @@ export async function readControlFile(path: string, maxBytes: number, io: Bounde
     // lstat first, so that opening never touches a device or waits on a FIFO; the reader's
     // O_NOFOLLOW and its check of the descriptor's own type catch an entry swapped in between.
     const named = await io.lstat(path);
-    if (!named.isFile()) return notRegular(typeOf(named));
+    if (!named.isFile()) return notRegular(typeWords(named));
     if (named.size > maxBytes) return tooLarge(maxBytes);
     // The size may change while it is read: read one byte past the bound to see that.
     const bytes = await io.readBounded(path, maxBytes + 1);

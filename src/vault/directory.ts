@@ -1,9 +1,9 @@
-import type { Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { rootedCipherIo, type CipherIo } from './cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, sidecarContent, storedForm, undecryptableName } from './ciphernames.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
-import type { EntryKind, NameCipher } from './names.js';
+import { KIND_NOUNS, type EntryKind, type NameCipher } from './names.js';
+import { typeWords } from './controlfile.js';
 import { errno } from './tree.js';
 
 /** Directories whose last listing DirectoryDecoder keeps for the next one. */
@@ -98,14 +98,14 @@ export class DirectoryDecoder {
     const canonical = encoded !== undefined && nonCanonicalForm(type.type, encoded, this.maxNameLength) === undefined;
     // A regular file is tried as one only: junk names (files, the cheapest to plant) cost one
     // decryption each. Anything else may be a swap for an entry stored as another kind.
-    const kinds = listed === 'file' ? (['file'] as const) : [...(listed === 'other' ? [] : [listed]), ...ENTRY_KINDS.filter((k) => k !== listed)];
+    const kinds: readonly EntryKind[] = listed === 'file' ? ['file'] : listed === 'other' ? ENTRY_KINDS : [listed, ...ENTRY_KINDS.filter((k) => k !== listed)];
     for (const stored of encoded && canonical ? kinds : []) {
       const plain = this.decrypt(dirId, encoded!, stored);
       if (!plain) continue;
       const shown = displayName(plain.name, type.conflict);
       const long = type.type === 'long' ? { sidecar: type.sidecar } : {};
       const conflict = type.conflict ? { conflict: type.conflict } : {};
-      if (stored !== listed) return { name: shown, cipherName, kind: 'file', opaque: true, replacedBy: `${what} in place of ${KIND_WORDS[stored]}`, ...long, ...conflict };
+      if (stored !== listed) return { name: shown, cipherName, kind: 'file', opaque: true, replacedBy: `${what} in place of a ${KIND_NOUNS[stored]}`, ...long, ...conflict };
       return { name: shown, cipherName, kind, ...(plain.dirId ? { dirId: plain.dirId } : {}), ...long, ...conflict };
     }
     return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true, ...(listed === 'other' ? { opaque: true } : {}) };
@@ -132,7 +132,7 @@ export class DirectoryDecoder {
     for (const item of raw) {
       const kind = entryKind(item);
       const known = reusable?.get(item.name);
-      const decoded = known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind, entryWords(item));
+      const decoded = known?.kind === kind ? known : await this.decode(cipherDir, dirId, atRoot, item.name, kind, typeWords(item));
       if (!decoded) continue;
       if (kind !== 'other' && !decoded.opaque && (decoded === known || classify(item.name, atRoot).type === 'short')) byName.set(item.name, decoded);
       (decoded.opaque ? opaque : sound).push(decoded);
@@ -154,18 +154,7 @@ export class DirectoryDecoder {
   }
 }
 
-const ENTRY_KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const KIND_WORDS: Readonly<Record<EntryKind, string>> = { file: 'a file', dir: 'a folder', symlink: 'a symlink' };
-
-/** What a listed cipher entry is, in words. */
-function entryWords(item: Dirent): string {
-  if (item.isDirectory()) return 'a folder';
-  if (item.isSymbolicLink()) return 'a symlink';
-  if (item.isFile()) return 'a file';
-  if (item.isFIFO()) return 'a FIFO';
-  if (item.isSocket()) return 'a socket';
-  return 'a device';
-}
+const ENTRY_KINDS = Object.keys(KIND_NOUNS) as EntryKind[];
 
 /**
  * A FIFO, socket or device in a cipher directory whose name does not decrypt: listed like an undecryptable name (as an

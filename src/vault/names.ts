@@ -45,6 +45,9 @@ function sivDecrypt(key: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8A
 
 export type EntryKind = 'file' | 'dir' | 'symlink';
 
+/** Each kind of entry in words, for messages. */
+export const KIND_NOUNS: Readonly<Record<EntryKind, string>> = { file: 'file', dir: 'directory', symlink: 'symbolic link' };
+
 /** A decrypted directory entry name. Directories also carry their own id. */
 export interface PlainName {
   readonly name: string;
