@@ -41,6 +41,7 @@ export const TIERS = {
     'tamper',
     'tiers',
     'tree',
+    'v2-file',
     'unlock',
     'vectors',
     'vectors.independent',

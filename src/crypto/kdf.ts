@@ -23,12 +23,13 @@ export const SUBKEY_INFO = {
   names: 'sealfs v1 names',
   config: 'sealfs v1 config',
   dirid: 'sealfs v1 dirid',
+  content2: 'sealfs v2 content',
 } as const;
 
 export type SubkeyPurpose = keyof typeof SUBKEY_INFO;
 
 /** Byte lengths: AES-SIV with AES-256 takes a 512-bit key; the others are 256-bit. */
-const SUBKEY_BYTES: Readonly<Record<SubkeyPurpose, number>> = { content: 32, names: 64, config: 32, dirid: 32 };
+const SUBKEY_BYTES: Readonly<Record<SubkeyPurpose, number>> = { content: 32, names: 64, config: 32, dirid: 32, content2: 32 };
 
 export function deriveSubkey(masterKey: Uint8Array, purpose: SubkeyPurpose): Uint8Array {
   if (masterKey.length !== KEY_BYTES) {
@@ -46,4 +47,15 @@ const FILE_KEY_INFO = encoder.encode('sealfs v1 file key');
  */
 export function deriveFileKey(contentKey: Uint8Array, header: Uint8Array): Uint8Array {
   return hkdf(contentKey, header, FILE_KEY_INFO, KEY_BYTES);
+}
+
+const FILE_KEYS_V2_INFO = encoder.encode('sealfs v2 file keys');
+
+/**
+ * A format-2 file's two keys (FORMAT.md §16): KD derives each chunk's one-use key from its
+ * seal id, KM authenticates the index tree and the root. Salted with the header, as in v1.
+ */
+export function deriveFileKeysV2(contentKey2: Uint8Array, header: Uint8Array): { chunkKeyKey: Uint8Array; indexKey: Uint8Array } {
+  const keys = hkdf(contentKey2, header, FILE_KEYS_V2_INFO, 2 * KEY_BYTES);
+  return { chunkKeyKey: keys.subarray(0, KEY_BYTES), indexKey: keys.subarray(KEY_BYTES) };
 }
