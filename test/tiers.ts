@@ -42,6 +42,7 @@ export const TIERS = {
     'tiers',
     'tree',
     'v2-file',
+    'vectors.v2.independent',
     'unlock',
     'vectors',
     'vectors.independent',

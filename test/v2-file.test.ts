@@ -3,7 +3,7 @@
  * matches a model, and every replay, zeroing, punching, cutting or extending of stored bytes is
  * caught before a byte of it is released.
  */
-import { closeSync, openSync, fstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -302,4 +302,23 @@ describe('format 2 holes', () => {
     expected.fill(0, 4096, 4 * 4096 + 10);
     expect(Buffer.from(await reopened.read(0, 20 * 4096)).equals(Buffer.from(expected))).toBe(true);
   });
+});
+
+describe('format 2 frozen vectors (test/vectors/v2/)', () => {
+  for (const name of ['aes-256-gcm-4096', 'aes-256-gcm-65536', 'chacha20-poly1305-4096', 'chacha20-poly1305-65536']) {
+    it(`sealfs opens every case of ${name} and finds its size and version`, async () => {
+      const vector = JSON.parse(readFileSync(new URL(`./vectors/v2/${name}.json`, import.meta.url), 'utf8')) as {
+        masterKey: string;
+        cases: { name: string; plaintextSize: number; version: number; sealedLength: number; segments: { offset: number; hex: string }[] }[];
+      };
+      const key = { contentKey2: deriveSubkey(Buffer.from(vector.masterKey, 'hex'), 'content2') };
+      for (const c of vector.cases) {
+        const bytes = new Uint8Array(c.sealedLength);
+        for (const s of c.segments) bytes.set(Buffer.from(s.hex, 'hex'), s.offset);
+        const file = await SealedFileV2.open(new MemoryStore(bytes), key);
+        expect([file.size, file.version], c.name).toEqual([c.plaintextSize, c.version]);
+        expect((await file.read(0, c.plaintextSize)).length).toBe(c.plaintextSize);
+      }
+    });
+  }
 });

@@ -9,5 +9,5 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   root: fileURLToPath(new URL('../..', import.meta.url)),
-  test: { include: ['test/vectors/generate.ts'] },
+  test: { include: ['test/vectors/generate.ts', 'test/vectors/v2.generate.ts'] },
 });

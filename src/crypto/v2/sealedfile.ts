@@ -32,6 +32,8 @@ export interface NewFileOptions {
   readonly chunkSize: number;
   /** Fixed only by the frozen vectors; sealfs draws it at random. */
   readonly fileId?: Uint8Array;
+  /** Fixed only by the frozen vectors: the seal id of chunk i in the commit making version v. */
+  readonly sealIds?: (index: number, version: number) => Uint8Array;
 }
 
 /** One batch of byte ranges that turns a file's committed state into its next one (FORMAT.md §22). */
@@ -90,6 +92,7 @@ export class SealedFileV2 {
    * was cut since the last commit, so a chunk there that is not pending is a hole.
    */
   private keptChunks: number;
+  private sealIds?: (index: number, version: number) => Uint8Array;
 
   private constructor(
     private readonly store: ByteStore,
@@ -112,6 +115,7 @@ export class SealedFileV2 {
   static async create(store: ByteStore, key: ContentKeyV2, options: NewFileOptions, apply: CommitApplier = applyInPlace): Promise<SealedFileV2> {
     const header = newHeader(options.cipher, options.chunkSize, options.fileId ?? randomBytes(FILE_ID_BYTES), FORMAT_VERSION_2);
     const file = new SealedFileV2(store, header, key.contentKey2, treeShape(0, options.chunkSize), 0);
+    file.sealIds = options.sealIds;
     await store.write(header.bytes, 0);
     await file.commit(apply);
     return file;
@@ -332,13 +336,14 @@ export class SealedFileV2 {
     if (shape.chunks === 1 && this.pending.get(0) === null) this.pending.set(0, new Uint8Array(chunkPlainLength(shape, 0)));
     if (shape.chunks === 1 && !this.pending.has(0) && isZero(await this.entryOrZero(0))) this.pending.set(0, await this.currentChunk(0));
 
+    const version = Math.max(this.committedVersion, minVersion) + 1;
     const tags = new Map<number, Uint8Array>();
     for (const [index, plain] of [...this.pending].sort((a, b) => a[0] - b[0])) {
       if (plain === null) {
         tags.set(index, ZERO_ENTRY);
         continue;
       }
-      const stored = sealChunk(this.header.cipher, this.keys, this.header.bytes, index, plain);
+      const stored = sealChunk(this.header.cipher, this.keys, this.header.bytes, index, plain, this.sealIds?.(index, version));
       tags.set(index, Uint8Array.from(storedTag(stored)));
       ranges.push({ offset: chunkOffset(index, shape.chunkSize), data: stored });
     }
@@ -383,7 +388,6 @@ export class SealedFileV2 {
       top = hashes.get(0) ?? ZERO_ENTRY;
     }
 
-    const version = Math.max(this.committedVersion, minVersion) + 1;
     const root = Buffer.concat([uint64be(shape.size), uint64be(version), rootMac(this.indexKey, this.header.bytes, shape.size, version, top)]);
     ranges.push({ offset: HEADER_BYTES, data: root });
     ranges.sort((a, b) => a.offset - b.offset);
