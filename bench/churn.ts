@@ -7,6 +7,7 @@ import { installSignalHandlers, mountsUnder, note, onAbort } from './lib/proc.js
 import { sealfs, Unavailable, type Mounted } from './lib/systems.js';
 import { chunkIndexAt, chunksPlainRange, lastChunkIndex, runSealedLength, sealedSize, storedChunkBytes } from '../src/crypto/geometry.js';
 import { HEADER_BYTES as HEADER } from '../src/crypto/header.js';
+import { formatChurn, formatChurnTable } from './formatchurn.js';
 
 /**
  * Ciphertext churn: how many bytes of the ciphertext a sync client has to upload after
@@ -19,6 +20,9 @@ import { HEADER_BYTES as HEADER } from '../src/crypto/header.js';
  *   truncate by 1 KiB                             → the new last chunk re-sealed, the file shorter
  *   editor-style save (temp file renamed over)    → a new file (new file id: every byte differs),
  *                                                   exactly one changed ciphertext file, no temp file left
+ *
+ * Then the same edits on format 1 and format 2 files side by side, at the level of the file
+ * format (bench/formatchurn.ts; format 2 is not yet what the mount writes).
  *
  * Usage: node dist/bench/churn.js [--mib N] [--json]
  * Backing directory: $SEALFS_BENCH_DIR, else os.tmpdir(). sealfs CLI: $SEALFS_BENCH_CLI or dist/src/cli/main.js.
@@ -290,11 +294,13 @@ async function main(): Promise<void> {
     await removeDir();
     unregister();
   }
+  note('bench: churn: format 1 against format 2, in memory');
+  const formats = await formatChurn(options.mib);
   if (options.json) {
     const { rows, chunkSize } = result;
-    process.stdout.write(`${JSON.stringify({ benchmark: 'churn', fileBytes: options.mib * MiB, chunkSize, storedChunkBytes: storedChunkBytes(chunkSize), allWithinBound: rows.every((r) => r.withinBound), rows })}\n`);
+    process.stdout.write(`${JSON.stringify({ benchmark: 'churn', fileBytes: options.mib * MiB, chunkSize, storedChunkBytes: storedChunkBytes(chunkSize), allWithinBound: rows.every((r) => r.withinBound), rows, formats })}\n`);
   } else {
-    process.stdout.write(`${table(result.rows, options.mib, result.chunkSize)}\n`);
+    process.stdout.write(`${table(result.rows, options.mib, result.chunkSize)}\n\n${formatChurnTable(formats, options.mib)}\n`);
   }
 }
 
