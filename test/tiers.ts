@@ -37,6 +37,7 @@ export const TIERS = {
     'roundtrip',
     'special-entries',
     'scrubprogress',
+    'seenversions',
     'sync-names',
     'tamper',
     'tiers',
