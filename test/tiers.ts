@@ -20,6 +20,7 @@ export const TIERS = {
     'geometry',
     'geometry.native',
     'hostile-fuzz',
+    'journal',
     'keystore',
     'keystore.independent',
     'layers',
