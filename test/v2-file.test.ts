@@ -322,3 +322,68 @@ describe('format 2 frozen vectors (test/vectors/v2/)', () => {
     });
   }
 });
+
+describe('format 2: cutting then extending in one batch, and a file changed underneath (attacker review)', () => {
+  const C = 4096;
+  const zero = (b: Uint8Array) => b.every((x) => x === 0);
+  async function thousandChunks() {
+    const store = new MemoryStore();
+    const file = await SealedFileV2.create(store, KEY, SMALL);
+    await file.write(0, pattern(1000 * C));
+    await file.commit();
+    return { store, file };
+  }
+
+  it('truncate down then back up to the same size commits, and the cut range reads as zeros after reopening', async () => {
+    const { store, file } = await thousandChunks();
+    await file.truncate(10 * C);
+    await file.truncate(1000 * C);
+    expect(await file.commit()).not.toBeUndefined();
+    expect(zero(await (await SealedFileV2.open(store, KEY)).read(900 * C, 16))).toBe(true);
+  });
+
+  it('a node cached before the cut never serves the cut data through the same handle', async () => {
+    const { store, file } = await thousandChunks();
+    await file.read(900 * C, 16);
+    await file.truncate(10 * C);
+    await file.truncate(1000 * C - 5);
+    await file.commit();
+    expect(zero(await (await SealedFileV2.open(store, KEY)).read(900 * C, 16))).toBe(true);
+    expect(zero(await file.read(900 * C, 16))).toBe(true);
+  });
+
+  it('a hole past a cut reads as zeros in the writing handle when the tree grows to three levels', async () => {
+    const store = new MemoryStore();
+    const file = await SealedFileV2.create(store, KEY, SMALL);
+    await file.write(256 * C - 63, pattern(64));
+    await file.commit();
+    await file.read(256 * C - 63, 64);
+    await file.truncate(0);
+    await file.write(65536 * C, Uint8Array.of(1));
+    await file.commit();
+    expect(zero(await file.read(256 * C, 16))).toBe(true);
+  });
+
+  it('a commit over a file another writer changed since it was opened writes nothing and says so', async () => {
+    const { store, file: a } = await thousandChunks();
+    const b = await SealedFileV2.open(store, KEY);
+    await b.write(600 * C, Uint8Array.of(9));
+    await b.commit();
+    await a.write(5, Uint8Array.of(7));
+    expect(await problemOf(() => a.commit())).toBe('incomplete');
+    const reopened = await SealedFileV2.open(store, KEY);
+    expect(reopened.version).toBe(b.version);
+    expect([...(await reopened.read(600 * C, 1)), ...(await reopened.read(5, 1))]).toEqual([9, pattern(6)[5]]);
+  });
+
+  it('refuses negative positions and a root naming a size beyond 2^53 bytes of file', async () => {
+    const { store, file } = await thousandChunks();
+    await expect(file.read(-1, 5)).rejects.toThrow(RangeError);
+    await expect(file.punch(-5000, 10)).rejects.toThrow(RangeError);
+    const huge = new MemoryStore(store.bytes());
+    const root = Buffer.alloc(8);
+    root.writeBigUInt64BE(2n ** 53n - 1n);
+    await huge.write(root, 24);
+    expect(await problemOf(() => SealedFileV2.open(huge, KEY))).toBe('incomplete');
+  });
+});

@@ -17,8 +17,14 @@ export const ENTRY_BYTES = 16;
 /** Entries per index node. */
 export const FANOUT = 256;
 export const FULL_NODE_BYTES = FANOUT * ENTRY_BYTES;
-/** Plaintext sizes are JavaScript's exact integers (FORMAT.md §18 "Sizes"). */
-export const MAX_PLAIN_SIZE = Number.MAX_SAFE_INTEGER;
+/**
+ * The largest plaintext size whose whole file, Z(S), is still an exact JavaScript integer
+ * (FORMAT.md §18 "Sizes"): S plus at most 32 + 16·(1 + 1/255) bytes per chunk, 56 bytes and
+ * the partial nodes (under 8 KiB per level) must stay below 2^53.
+ */
+export function maxPlainSizeV2(chunkSize: number): number {
+  return Math.floor((Number.MAX_SAFE_INTEGER - BODY_START - 4 * FULL_NODE_BYTES) / (1 + (CHUNK_OVERHEAD_V2 + ENTRY_BYTES * (1 + 1 / 255)) / chunkSize));
+}
 
 /** The shape of one file's index tree: n chunks, and N_ℓ nodes at each level ℓ = 1..L. */
 export interface TreeShape {
@@ -31,7 +37,7 @@ export interface TreeShape {
 }
 
 export function treeShape(size: number, chunkSize: number): TreeShape {
-  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`file size ${size} is not a size format 2 can hold`);
+  if (!Number.isSafeInteger(size) || size < 0 || size > maxPlainSizeV2(chunkSize)) throw new RangeError(`file size ${size} is not a size format 2 can hold`);
   const chunks = Math.ceil(size / chunkSize);
   const counts = [chunks];
   // Levels stop at the first with a single node; a file of at most one chunk has none.

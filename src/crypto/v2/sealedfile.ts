@@ -11,7 +11,7 @@ import {
   chunkPlainLength,
   ENTRY_BYTES,
   FANOUT,
-  MAX_PLAIN_SIZE,
+  maxPlainSizeV2,
   nodeEntryCount,
   nodeOffset,
   parentOf,
@@ -47,10 +47,14 @@ export interface CommitPlan {
 /** Writes a plan to the store; the vault's journal wraps this to make a commit atomic. */
 export type CommitApplier = (store: ByteStore, plan: CommitPlan) => Promise<void>;
 
-/** Without a journal: grow first, write, shrink last. */
+/**
+ * Without a journal: grow first, write, the root last (until then the old root still vouches
+ * for every chunk this commit did not touch), shrink last.
+ */
 export const applyInPlace: CommitApplier = async (store, plan) => {
   if (plan.newLength > plan.oldLength) await store.truncate(plan.newLength);
-  for (const range of plan.ranges) await store.write(range.data, range.offset);
+  for (const range of plan.ranges) if (range.offset !== HEADER_BYTES) await store.write(range.data, range.offset);
+  for (const range of plan.ranges) if (range.offset === HEADER_BYTES) await store.write(range.data, range.offset);
   if (plan.newLength < plan.oldLength) await store.truncate(plan.newLength);
 };
 
@@ -62,6 +66,12 @@ function readExactly(store: ByteStore, offset: number, length: number, what: str
     if (got !== length) throw new FormatError('incomplete', `${what}: ${got} of ${length} bytes at offset ${offset}`);
     return data;
   });
+}
+
+function checkRange(position: number, length: number): void {
+  if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`bad byte range: ${length} bytes at ${position}`);
+  }
 }
 
 function equal16(a: Uint8Array, b: Uint8Array): boolean {
@@ -81,6 +91,8 @@ export class SealedFileV2 {
   /** The committed state: what the store holds. */
   private shape: TreeShape;
   private committedVersion: number;
+  /** The 32 root bytes the store held when this state was verified or written. */
+  private committedRoot = new Uint8Array(ROOT_BYTES);
   private top: Uint8Array;
   /** Verified committed index nodes by level/index; entries of a zero-hash node are zeros. */
   private readonly nodes = new Map<string, Uint8Array>();
@@ -133,6 +145,7 @@ export class SealedFileV2 {
     if (!Number.isSafeInteger(size) || !Number.isSafeInteger(version)) {
       throw new FormatError('incomplete', `root names a size or version beyond 2^53 (size ${view.readBigUInt64BE(0)})`);
     }
+    if (size > maxPlainSizeV2(header.chunkSize)) throw new FormatError('incomplete', `root names a size of ${size} bytes, beyond format 2's largest file`);
     const shape = treeShape(size, header.chunkSize);
     const expected = sealedSizeV2(shape);
     const actual = await store.size();
@@ -143,6 +156,7 @@ export class SealedFileV2 {
       );
     }
     const file = new SealedFileV2(store, header, key.contentKey2, shape, version);
+    file.committedRoot = Uint8Array.from(view);
     file.top = await file.readTop();
     const mac = rootMac(file.indexKey, header.bytes, size, version, file.top);
     if (!equal16(mac, view.subarray(16, 32))) {
@@ -162,7 +176,7 @@ export class SealedFileV2 {
   }
 
   get dirty(): boolean {
-    return this.pending.size > 0 || this.pendingSize !== this.shape.size;
+    return this.pending.size > 0 || this.pendingSize !== this.shape.size || this.keptChunks < this.shape.chunks;
   }
 
   private async readTop(): Promise<Uint8Array> {
@@ -241,6 +255,7 @@ export class SealedFileV2 {
   }
 
   async read(position: number, length: number): Promise<Uint8Array> {
+    checkRange(position, length);
     const end = Math.min(this.pendingSize, position + length);
     if (end <= position) return new Uint8Array(0);
     const C = this.shape.chunkSize;
@@ -255,9 +270,10 @@ export class SealedFileV2 {
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {
+    checkRange(position, data.length);
     if (data.length === 0) return;
     const end = position + data.length;
-    if (!Number.isSafeInteger(end) || end > MAX_PLAIN_SIZE) throw new RangeError(`a write ending at ${end} is beyond format 2's largest file`);
+    if (!Number.isSafeInteger(end) || end > maxPlainSizeV2(this.shape.chunkSize)) throw new RangeError(`a write ending at ${end} is beyond format 2's largest file`);
     if (end > this.pendingSize) await this.resize(end);
     const C = this.shape.chunkSize;
     for (let i = Math.floor(position / C); i * C < end; i++) {
@@ -271,12 +287,13 @@ export class SealedFileV2 {
 
   /** Sets the size: a longer file ends in a hole (nothing is written for it), a shorter one is cut. */
   async truncate(size: number): Promise<void> {
-    if (!Number.isSafeInteger(size) || size < 0 || size > MAX_PLAIN_SIZE) throw new RangeError(`size ${size} is beyond format 2's largest file`);
+    if (!Number.isSafeInteger(size) || size < 0 || size > maxPlainSizeV2(this.shape.chunkSize)) throw new RangeError(`size ${size} is beyond format 2's largest file`);
     await this.resize(size);
   }
 
   /** Makes [position, position + length) read as zeros: whole chunks become holes. */
   async punch(position: number, length: number): Promise<void> {
+    checkRange(position, length);
     const end = Math.min(this.pendingSize, position + length);
     const C = this.shape.chunkSize;
     for (let i = Math.floor(position / C); i * C < end; i++) {
@@ -392,22 +409,38 @@ export class SealedFileV2 {
     ranges.push({ offset: HEADER_BYTES, data: root });
     ranges.sort((a, b) => a.offset - b.offset);
     const plan: CommitPlan = { oldLength: sealedSizeV2(old) + (fresh ? -ROOT_BYTES : 0), newLength: sealedSizeV2(shape), ranges };
+    if (!fresh) await this.checkUnchanged(old);
     await apply(this.store, plan);
 
     // The new committed state: nodes written now replace their old versions; others stay valid
     // only while their level and index still exist.
     for (const key of [...this.nodes.keys()]) {
       const [level, index] = key.split('/').map(Number) as [number, number];
-      if (level > L || index >= shape.counts[level]! || written.has(key)) this.nodes.delete(key);
+      if (level > L || index >= shape.counts[level]! || written.has(key) || (index + 1) * FANOUT ** level > this.keptChunks) this.nodes.delete(key);
     }
     for (const [key, node] of written) this.nodes.set(key, node);
     this.shape = shape;
     this.top = top;
     this.committedVersion = version;
+    this.committedRoot = Uint8Array.from(root);
     this.pending.clear();
     this.pendingSize = shape.size;
     this.keptChunks = shape.chunks;
     return plan;
+  }
+
+  /**
+   * A commit builds on the state this instance verified: if another writer (another handle, or
+   * a sync client replacing the file in place) changed the root or length since, writing over
+   * it would mix two versions into a file that verifies as neither.
+   */
+  private async checkUnchanged(old: TreeShape): Promise<void> {
+    const root = new Uint8Array(ROOT_BYTES);
+    const got = await this.store.read(root, HEADER_BYTES);
+    const length = await this.store.size();
+    if (got !== ROOT_BYTES || !Buffer.from(root).equals(Buffer.from(this.committedRoot)) || length !== sealedSizeV2(old)) {
+      throw new FormatError('incomplete', 'the file changed since it was opened (another writer or a sync client): nothing was written; open it again');
+    }
   }
 
   /** The committed entry of chunk i, or zeros when no committed chunk i is kept. */
