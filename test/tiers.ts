@@ -43,6 +43,7 @@ export const TIERS = {
     'tiers',
     'tree',
     'unlock',
+    'vaultlock',
     'vectors',
     'vectors.independent',
   ],
