@@ -11,10 +11,10 @@
  * folder. Operations run in python3, one process per test, so that what is measured is the
  * kernel's view without waiting.
  */
-import { lstat, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, useMountHarness, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, sleep, SYNC_VISIBLE_MS, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('mount-posix');
 if (FUSE_PROBLEM) console.warn(`mount-posix: skipped: ${FUSE_PROBLEM}`);
@@ -258,6 +258,23 @@ print(json.dumps(out))
     );
     expect(r).toEqual({ nlink: [3, 3, 3], 'after-rename': ['a', 'b', 'c'], 'mode-b': 0o640, 'nlink-b': 2, 'read-d': 'data', 'nlink-d': 2, names: ['c', 'd'] });
     expect((await stat(join(d, 'c'))).nlink).toBe(2);
+  });
+
+  it('keeps serving a hard-linked file under its other name when a sync client removes the name it was first known by', async () => {
+    const d = await fresh('links3');
+    await writeFile(join(d, 'a'), 'kept');
+    await link(join(d, 'a'), join(d, 'b'));
+    expect((await stat(join(d, 'a'))).ino).toBe((await stat(join(d, 'b'))).ino);
+    await unlink(await h.cipherPathOf(v, `${d.slice(M.length)}/a`)); // behind the mount's back
+    // Within the documented 2 s for a sync client's change, and from then on.
+    await waitFor('b to be served after a went', async () => (await readFile(join(d, 'b'), 'utf8').catch(() => '')) === 'kept', SYNC_VISIBLE_MS + 1000);
+    await waitFor('a to be gone', async () => (await stat(join(d, 'a')).then(() => false, () => true)), SYNC_VISIBLE_MS + 1000);
+    for (let i = 0; i < 3; i++) {
+      expect((await stat(join(d, 'b'))).nlink).toBe(1);
+      await sleep(600);
+    }
+    await writeFile(join(d, 'b'), 'rewritten');
+    expect(await readFile(join(d, 'b'), 'utf8')).toBe('rewritten');
   });
 });
 

@@ -60,4 +60,18 @@ describe('NodeTable: hard links', () => {
     const again = nodes.remember(nodes.root, 'b');
     expect(again).not.toBe(a);
   });
+
+  it('reaches a node by the name last found to exist', () => {
+    const nodes = new NodeTable();
+    const a = nodes.remember(nodes.root, 'a');
+    const dir = nodes.remember(nodes.root, 'dir');
+    nodes.addLink(a, dir, 'b', '5');
+    nodes.preferName(a, dir, 'b');
+    expect(nodes.path(a)).toBe('/dir/b');
+    expect(nodes.named(nodes.root, 'a')).toBe(a);
+    nodes.detach(dir, 'b');
+    expect(nodes.path(a)).toBe('/a');
+    nodes.preferName(a, nodes.root, 'zzz'); // not one of its names: nothing changes
+    expect(nodes.path(a)).toBe('/a');
+  });
 });

@@ -298,6 +298,8 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     }
     const found = nodes.remember(parent, name);
     if (inode !== undefined) nodes.markLinked(found, inode);
+    // The name just looked up is one that exists: the node is reached by it from now on.
+    nodes.preferName(found, parent, name);
     return found;
   };
 

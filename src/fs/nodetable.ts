@@ -94,6 +94,19 @@ export class NodeTable {
     return node;
   }
 
+  /**
+   * parent/name, one of a hard-linked node's names, was just found in the cipher folder: it
+   * becomes the name the node is reached by, should its current one have gone behind the
+   * mount's back (a sync client's unlink).
+   */
+  preferName(node: Node, parent: Node, name: string): void {
+    const at = node.links?.findIndex((link) => link.parent === parent && link.name === name) ?? -1;
+    if (at < 0 || !node.parent) return;
+    node.links![at] = { parent: node.parent, name: node.name };
+    node.parent = parent;
+    node.name = name;
+  }
+
   /** `node` is a file with several names, whose cipher inode is `inode`. */
   markLinked(node: Node, inode: string): void {
     if (node.inode !== undefined && node.inode !== inode && this.byInode.get(node.inode) === node) this.byInode.delete(node.inode);
