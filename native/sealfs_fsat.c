@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
@@ -63,12 +65,13 @@ enum {
   OP_STATFS = 14,
   OP_READFILE = 15,
   OP_LSTATMANY = 16,
-  OP_COUNT = 17,
+  OP_MAXSIZE = 17,
+  OP_COUNT = 18,
 };
 
 static const char *const SYSCALLS[OP_COUNT] = {
     "lstat", "scandir", "open", "mkdir", "rmdir", "unlink", "rename", "link",
-    "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open", "lstat",
+    "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open", "lstat", "lseek",
 };
 
 /* Set once openat2 answered ENOSYS, or by fsatForceWalk (tests of the older kernels' path). */
@@ -350,8 +353,9 @@ static int do_chmod(int dir, const char *leaf, mode_t mode) {
   return result;
 }
 
+/* `a`: the new file's mode (0: 0666), before the umask. */
 static int do_writefile(fsat_req *r, int dir, const char *leaf) {
-  int fd = do_open(r, dir, leaf, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  int fd = do_open(r, dir, leaf, O_WRONLY | O_CREAT | O_TRUNC, r->a > 0 ? (mode_t)(r->a & 07777) : 0666);
   if (fd < 0) return fd;
   size_t done = 0;
   int result = 0;
@@ -389,6 +393,31 @@ static int do_readfile(fsat_req *r, int dir, const char *leaf) {
   }
   close(fd);
   return result;
+}
+
+/*
+ * The largest size a file can have on the file system holding the regular file `leaf` (its
+ * s_maxbytes): there is no call that tells it, but lseek(SEEK_SET) refuses (EINVAL) an offset
+ * past it on every file system (generic_file_llseek and its kin), without changing the file.
+ * Found by bisection over [0, 2^63 - 1]; the file is only opened for reading.
+ */
+static int do_maxsize(fsat_req *r, int dir, const char *leaf) {
+  int fd = do_open(r, dir, leaf, O_RDONLY, 0);
+  if (fd < 0) return fd;
+  int64_t lo = 0, hi = INT64_MAX; /* lo: accepted; the answer is in [lo, hi] */
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2 + 1;
+    if (lseek(fd, (off_t)mid, SEEK_SET) == (off_t)mid) lo = mid;
+    else if (errno == EINVAL || errno == EOVERFLOW) hi = mid - 1;
+    else {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+  }
+  close(fd);
+  r->num = lo;
+  return 0;
 }
 
 static void run(fsat_req *r) {
@@ -504,6 +533,9 @@ static void run(fsat_req *r) {
     case OP_READFILE:
       res = do_readfile(r, dir, leaf);
       break;
+    case OP_MAXSIZE:
+      res = do_maxsize(r, dir, leaf);
+      break;
     default:
       res = -EINVAL;
   }
@@ -612,6 +644,8 @@ static napi_value make_result(napi_env env, fsat_req *r) {
       return out;
     }
     case OP_OPEN:
+    case OP_MAXSIZE:
+      /* A size past 2^53 comes as the nearest double: callers only compare it with smaller sizes. */
       napi_create_double(env, (double)r->num, &out);
       return out;
     case OP_READLINK:
@@ -742,6 +776,60 @@ static napi_value js_open_root(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * fsatLockFolder(path): takes the vault's lock, an exclusive flock(2) on the vault folder
+ * itself (opened by the caller's path, as fsatOpenRoot), without waiting. Nothing is written
+ * anywhere, so no sync client carries the lock to another machine; the kernel drops it when
+ * the last descriptor goes, that is when the holder ends however it ends; and it is the
+ * folder's inode that is locked, whatever path (a symlink, a bind mount) reached it.
+ * Returns { fd, busy, error, major, minor, ino }: fd >= 0 holds the lock (close it to let
+ * go); busy: another descriptor holds it; error: the code of another failure of flock (a
+ * file system that has no locks), the folder is then not locked. /proc/locks names a lock's
+ * file as major:minor:inode, hence those.
+ */
+static napi_value js_lock_folder(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fsat_req r = {.op = OP_OPEN, .syscall = "open"};
+  r.path = argc == 1 ? sealfs_napi_string(env, argv[0]) : NULL;
+  if (r.path == NULL) {
+    napi_throw_type_error(env, NULL, "fsatLockFolder: path must be a string");
+    return NULL;
+  }
+  int fd = open(r.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    r.err = -errno;
+    if (fd >= 0) close(fd);
+    napi_throw(env, make_error(env, &r));
+    free(r.path);
+    return NULL;
+  }
+  free(r.path);
+  const char *error = NULL;
+  bool busy = false;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    busy = errno == EWOULDBLOCK;
+    if (!busy) error = uv_err_name(-errno);
+    close(fd);
+    fd = -1;
+  }
+  napi_value v;
+  napi_create_object(env, &out);
+  set_num(env, out, "fd", fd);
+  napi_get_boolean(env, busy, &v);
+  napi_set_named_property(env, out, "busy", v);
+  if (error != NULL) {
+    napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, out, "error", v);
+  }
+  set_num(env, out, "major", (double)major(st.st_dev));
+  set_num(env, out, "minor", (double)minor(st.st_dev));
+  set_num(env, out, "ino", (double)st.st_ino);
+  return out;
+}
+
 static napi_value js_force_walk(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
@@ -759,6 +847,7 @@ bool sealfs_fsat_register(napi_env env, napi_value exports) {
       {"fsatAsync", NULL, js_fsat_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsatOpenRoot", NULL, js_open_root, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsatForceWalk", NULL, js_force_walk, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsatLockFolder", NULL, js_lock_folder, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

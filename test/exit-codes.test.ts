@@ -39,6 +39,7 @@ const MEANING: Readonly<Record<keyof typeof EXIT, RegExp>> = {
   UNSAFE: /refused as unsafe/,
   PROBLEMS: /found problems/,
   REMOTE: /backup transport failed/,
+  IN_USE: /vault is in use/,
   INTERRUPTED: /interrupted/,
 };
 

@@ -8,9 +8,9 @@
  *
  * Kernel caching: attributes and entries are cached for the mount's cache time (attr_timeout,
  * entry_timeout; 1 s by default, SHORT_CACHE_MS here, as no test of this file is about the
- * default: mount-faults and sync-live check the documented bound). A hard link is a separate
- * kernel inode, so a change made through one name shows through the other once that timeout
- * passed; those checks poll for up to 2 s.
+ * default: mount-faults and sync-live check the documented bound). The names of a hard-linked
+ * file are one kernel inode, so a change through one shows through the other at once
+ * (test/mount-posix.test.ts checks that with the default times); the checks here still poll.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';

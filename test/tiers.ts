@@ -29,6 +29,7 @@ export const TIERS = {
     'native',
     'nativekeys',
     'nodetable',
+    'nodetable-links',
     'paths',
     'plainfs',
     'plainfs-random',
@@ -46,10 +47,11 @@ export const TIERS = {
     'v2-file',
     'vectors.v2.independent',
     'unlock',
+    'vaultlock',
     'vectors',
     'vectors.independent',
   ],
-  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1', 'status'],
+  mount: ['mount-lock', 'mount-posix', 'hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1', 'status'],
   integration: ['autostart', 'backup', 'cli-completion', 'cli-init', 'cli-manpage', 'cli-messages', 'cli-prompts', 'hostile-control', 'hostile-repair', 'install', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 

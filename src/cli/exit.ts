@@ -35,6 +35,11 @@ export const EXIT = {
   PROBLEMS: 9,
   /** The backup transport failed: rclone missing, remote unreachable or refusing, a transfer error. */
   REMOTE: 10,
+  /**
+   * The vault is in use by another sealfs process on this machine: mounted already (at another
+   * mount point, or by another path to the same folder), or being repaired.
+   */
+  IN_USE: 11,
   /** Interrupted at a prompt (Ctrl-C), as a shell reports SIGINT. */
   INTERRUPTED: 130,
 } as const;
@@ -57,6 +62,7 @@ export const EXIT_MEANING: Readonly<Record<ExitName, string>> = {
   UNSAFE: 'refused as unsafe: a key inside the cipher folder',
   PROBLEMS: 'a scrub, backup verification or repair found problems (listed)',
   REMOTE: 'the backup transport failed: rclone, the remote or a transfer',
+  IN_USE: 'the vault is in use: already mounted, or being repaired',
   INTERRUPTED: 'interrupted at a prompt (Ctrl-C)',
 };
 

@@ -28,6 +28,7 @@ import { countCipherTree, problemJson, scrubVault, type ScrubProblem, type Scrub
 import { formatBytes, ProgressBar } from '../tools/scrubprogress.js';
 import { loadScrubState, saveScrubState } from '../tools/scrubstate.js';
 import { backendOption } from './args.js';
+import { holdVaultLock } from './inuse.js';
 import { CliError, CliExit, EXIT } from './exit.js';
 import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
@@ -286,11 +287,25 @@ function outcomeJson(o: RepairOutcome) {
   return { ...problemJson(o.problem), repaired: o.repaired, action: o.detail, keptAt: o.keptAt ?? null };
 }
 
+/**
+ * A repair writes into the cipher folder: never under a mount of the vault, whose server
+ * would go on from what it holds in memory. It holds the vault lock (src/cli/inuse.ts), which
+ * a mount holds too, for as long as it runs.
+ */
 async function repairCommand(dir: string, opts: RepairCliOptions, io: CliIo): Promise<void> {
   ensureThreadPool(io);
-  const note = (text: string) => void io.stderr.write(text);
   const cipherDir = resolve(dir);
   await assertFolder(cipherDir);
+  const release = await holdVaultLock(cipherDir, (line) => void io.stderr.write(`warning: ${line}\n`));
+  try {
+    await repairLocked(cipherDir, opts, io);
+  } finally {
+    release();
+  }
+}
+
+async function repairLocked(cipherDir: string, opts: RepairCliOptions, io: CliIo): Promise<void> {
+  const note = (text: string) => void io.stderr.write(text);
   const remote = opts.from;
   const rclone = { config: opts.rcloneConfig, env: io.env };
   const { keystoreDir, passphrase } = unlocking(cipherDir, opts, io);
@@ -379,7 +394,7 @@ export function registerMaintenanceCommands(program: SealfsCommand, io: CliIo): 
     program
       .command('repair')
       .summary('replace damaged files by their backup copies')
-      .documented({ examples: ['sealfs repair ~/Dropbox/vault --from /media/usb/vault-backup'], exits: ['IO', 'KEY', 'VAULT', 'PROBLEMS', 'REMOTE', 'INTERRUPTED'] })
+      .documented({ examples: ['sealfs repair ~/Dropbox/vault --from /media/usb/vault-backup'], exits: ['IO', 'KEY', 'VAULT', 'PROBLEMS', 'REMOTE', 'IN_USE', 'INTERRUPTED'] })
       .description('scrub, then replace every damaged file and control file by its backup copy if that copy verifies (damaged versions are kept aside)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .requiredOption('--from <remote>', 'the backup to repair from (rclone path)')

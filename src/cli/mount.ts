@@ -27,6 +27,7 @@ import { lockVault, openVault, type Vault } from '../vault/vault.js';
 import { CliError, CliExit, describeError, EXIT } from './exit.js';
 import type { SealfsCommand } from './help.js';
 import type { CliIo } from './io.js';
+import { checkVaultFree, holdVaultLock } from './inuse.js';
 import { protectKeyHolder } from './keyholder.js';
 import { addPassphraseOptions, type VaultKeyOptions } from './passphrase.js';
 import { unlockFromOptions } from './unlock.js';
@@ -135,7 +136,8 @@ async function openLogFile(path: string, createFolder: boolean): Promise<number>
 
 async function writePidFile(path: string | undefined): Promise<void> {
   if (path === undefined) return;
-  await writeFile(path, `${process.pid}\n`);
+  // An explicit mode: the server serves with no umask of its own (src/fs/mount.ts).
+  await writeFile(path, `${process.pid}\n`, { mode: 0o644 });
 }
 
 async function removePidFile(path: string | undefined): Promise<void> {
@@ -180,11 +182,15 @@ async function serveUntilClosed(mounted: MountedVault, vault: Vault, log: (line:
 async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: MountCliOptions, io: CliIo): Promise<void> {
   if (opts.serve) return serveCommand(cipherDirArg, mountpointArg, opts);
   if (opts.othersMode !== undefined && !opts.allowOther) throw new CliError('--others-mode only applies with --allow-other', EXIT.USAGE);
-  const cipherDir = resolve(cipherDirArg);
+  // The vault folder by its real path, links resolved as the user means them: the server,
+  // the mount table, `ps` and the log all name the folder itself.
+  const cipherDir = await realpath(resolve(cipherDirArg)).catch(() => resolve(cipherDirArg));
   await checkPlaces(cipherDir, cipherDirArg, mountpointArg);
   const mountpoint = await checkMountpoint(mountpointArg);
   await checkSidePaths(mountpoint, opts);
   await checkFuseAvailable({ allowOther: opts.allowOther ?? false });
+  // Said before the passphrase is asked for; the server takes the lock for itself.
+  if (await hasVaultFile(cipherDir)) await checkVaultFree(cipherDir);
   const unprotected = protectKeyHolder();
   const { config, masterKey } = await unlockFromOptions(cipherDir, opts, io);
 
@@ -193,16 +199,21 @@ async function mountCommand(cipherDirArg: string, mountpointArg: string, opts: M
     const logFd = opts.logFile === undefined ? 2 : await openLogFile(resolve(opts.logFile), false);
     const log = quiet((line: string) => void writeSync(logFd, logLine(line)));
     if (unprotected !== undefined) log(`warning: ${unprotected}`);
+    const release = await holdVaultLock(cipherDir, (line) => log(`warning: ${line}`)).catch((err: unknown) => {
+      masterKey.fill(0);
+      throw err;
+    });
     const vault = await openVault(cipherDir, masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() => masterKey.fill(0));
     let mounted: MountedVault;
     try {
       mounted = await mountVault({ vault, mountpoint, readOnly: opts.readOnly ?? false, noExec: opts.noexec ?? false, allowOther: opts.allowOther ?? false, othersMode: opts.othersMode, log, statusDirs: statusDirs(io.env) });
     } catch (err) {
       lockVault(vault);
+      release();
       throw err;
     }
     await writePidFile(opts.pidFile);
-    return serveUntilClosed(mounted, vault, log, opts.pidFile);
+    return serveUntilClosed(mounted, vault, log, opts.pidFile).finally(release);
   }
 
   const logFile = resolve(opts.logFile ?? join(stateDir(io.env), `${config.vaultId}.log`));
@@ -316,6 +327,9 @@ async function serveCommand(cipherDirArg: string, mountpointArg: string, opts: M
     if (!process.send) throw new CliError('--serve is internal to `sealfs mount`', EXIT.USAGE);
     const unprotected = protectKeyHolder();
     if (unprotected !== undefined) log(`warning: ${unprotected}`);
+    // Held for as long as this process lives (the kernel lets go when it ends, however it
+    // ends); taken before the key is sent, so that a refused mount never receives it.
+    await holdVaultLock(resolve(cipherDirArg), (line) => log(`warning: ${line}`));
     const masterKey = await receiveKey(() => void reply({ type: 'ready' }));
     const vault = await openVault(resolve(cipherDirArg), masterKey, { backend: opts.backend, settings: mountSettings(opts.cacheTime) }).finally(() =>
       masterKey.fill(0),
@@ -379,7 +393,7 @@ export function registerMountCommands(program: SealfsCommand, io: CliIo): void {
       .summary('show a vault decrypted at a mount point')
       .documented({
         examples: ['sealfs mount ~/Dropbox/vault ~/Private', 'sealfs mount --read-only ~/Dropbox/vault ~/Private'],
-        exits: ['IO', 'KEY', 'VAULT', 'MOUNT', 'INTERRUPTED'],
+        exits: ['IO', 'KEY', 'VAULT', 'MOUNT', 'IN_USE', 'INTERRUPTED'],
       })
       .description('show the vault in CIPHERDIR decrypted at MOUNTPOINT (an empty folder); runs in the background until `sealfs unmount`')
       .argument('<cipherdir>', 'the vault folder (ciphertext)')

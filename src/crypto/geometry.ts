@@ -199,3 +199,16 @@ export function finalTailDefect(chunksBefore: number, tailLength: number, chunkS
   if (run.plainLength === 0 && chunksBefore > 0) return { defect: 'empty-chunk', chunk: chunksBefore, lastStored: CHUNK_OVERHEAD };
   return undefined;
 }
+
+/**
+ * The largest plaintext size a file may have when its sealed file may hold at most
+ * `maxSealedBytes` bytes (the cipher folder's own largest file), and never more than the
+ * sizes JavaScript counts exactly (2^53 − 1): the last full chunks that fit, then as much of
+ * a partial chunk as the rest leaves room for after its nonce and tag.
+ */
+export function maxPlainSize(maxSealedBytes: number, chunkSize: number): number {
+  const run = Math.min(maxSealedBytes, Number.MAX_SAFE_INTEGER) - HEADER_BYTES;
+  if (run < CHUNK_OVERHEAD) return 0;
+  const full = Math.floor(run / storedChunkBytes(chunkSize));
+  return full * chunkSize + Math.max(0, run - full * storedChunkBytes(chunkSize) - CHUNK_OVERHEAD);
+}

@@ -278,10 +278,36 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     return { kind: 'attr', stat: statArray(st) };
   };
 
+  /**
+   * The cipher inode of a file or link with more than one name: its names share one node
+   * (nodetable.ts), so that what is done through one is seen through the others at once.
+   */
+  const linkedInode = (st: PlainStat): string | undefined =>
+    st.nlink > 1 && (st.mode & fsConstants.S_IFMT) !== fsConstants.S_IFDIR ? String(st.ino) : undefined;
+
+  /** The node for parent/name, whose attributes are `st`: for a hard-linked file, its other names' node. */
+  const nodeFor = async (parent: Node, name: string, st: PlainStat): Promise<Node> => {
+    const inode = linkedInode(st);
+    const same = inode === undefined || nodes.named(parent, name) ? undefined : nodes.withInode(inode);
+    if (same && inode !== undefined) {
+      // Only while that node's own name is still this file in the cipher folder: a sync client
+      // may have replaced it since, and its inode number may have gone to another file.
+      const path = nodes.path(same);
+      const still = path !== undefined && (await statPath(path).then((other) => other.ino === st.ino, () => false));
+      if (still && nodes.withInode(inode) === same) return nodes.addLink(same, parent, name, inode);
+    }
+    const found = nodes.remember(parent, name);
+    if (inode !== undefined) nodes.markLinked(found, inode);
+    // The name just looked up is one that exists: the node is reached by it from now on.
+    nodes.preferName(found, parent, name);
+    return found;
+  };
+
   /** Attributes of a new or found entry, answered as an entry (one more kernel lookup). */
   const entry = async (parent: Node, name: string, path: string): Promise<Reply> => {
-    const stat = statArray(await statPath(path));
-    return { kind: 'entry', node: nodes.remember(parent, name), stat };
+    const st = await statPath(path);
+    const stat = statArray(st);
+    return { kind: 'entry', node: await nodeFor(parent, name, st), stat };
   };
 
   const handlers: { readonly [K in OpName]?: (...args: never[]) => Promise<Reply> } = {
@@ -342,11 +368,16 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       return OK;
     },
 
+    // The new name is the same node as the file's other names: the kernel then updates the
+    // link count (and everything else) of the one inode it has for them.
     LINK: async (id: number, newParentId: number, newName: string) => {
+      const source = node(id);
       const newParent = node(newParentId);
       const path = childPath(newParent, newName);
-      await fs.link(pathOf(node(id)), path);
-      return entry(newParent, newName, path);
+      await fs.link(pathOf(source), path);
+      const st = await statPath(path);
+      const stat = statArray(st);
+      return { kind: 'entry', node: nodes.addLink(source, newParent, newName, String(st.ino)), stat };
     },
 
     OPEN: async (id: number, flags: number) => {
@@ -436,6 +467,8 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       const named = names.length > PLUS_MIN_ENTRIES ? batch.filter((name) => name !== '.' && name !== '..') : [];
       const found = await fs.getattrMany(pathOf(dir), named).catch(() => named.map(() => undefined));
       const statOf = new Map(named.map((name, k) => [name, found[k]]));
+      // A file with several names is left to a lookup, which finds the node its names share.
+      for (const [name, st] of statOf) if (st && linkedInode(st) !== undefined) statOf.set(name, undefined);
       batch.forEach((name, j) => {
         const st = statOf.get(name);
         if (st) stats.set(statArray(st), j * STAT_LENGTH);

@@ -225,6 +225,12 @@ export async function mountVault(options: MountOptions): Promise<MountedVault> {
   const log = rateLimited(quiet(options.log));
   const mountpoint = await checkMountpoint(options.mountpoint, { nonEmpty: options.nonEmpty });
   await checkFuseAvailable(options);
+  // The kernel has applied the calling program's umask to every mode a request carries (as
+  // for a local disk); this server's own would take bits away a second time: `(umask 0;
+  // mkdir d)` must give 777, as gocryptfs gives. Files the server writes for itself give
+  // their modes explicitly, and the vault's control files keep the umask read when it was
+  // opened (cipherio.ts).
+  process.umask(0);
   const counters = new ProblemCounters();
   const fs = new PlainFs(options.vault, { readOnly: options.readOnly ?? false, log, counters });
   const probeName = `.sealfs-probe-${randomBytes(16).toString('hex')}`;

@@ -60,6 +60,11 @@ export interface CipherIo extends BoundedReader {
   lchown(path: string, uid: number, gid: number): Promise<void>;
   lutimes(path: string, atime: Date | number, mtime: Date | number): Promise<void>;
   statfs(path: string): Promise<fs.StatsFs>;
+  /**
+   * The largest size any file can have on the file system holding the regular file `path`
+   * (its s_maxbytes, found with lseek without changing the file).
+   */
+  maxFileSize(path: string): Promise<number>;
 }
 
 /** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
@@ -147,6 +152,10 @@ const closeRoot = new FinalizationRegistry<number>((fd) => fs.close(fd, () => {}
 
 /** The confined calls (see CipherIo) beneath the folder `root`, direct or queued. */
 function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): CipherIo {
+  // Control files (a long name's sidecar) get the mode the user's umask gives, read now: the
+  // mount server then clears its own umask so that entries get exactly the mode the kernel
+  // asks for (src/fs/mount.ts), and a sidecar must not become writable by everyone.
+  const controlFileMode = 0o666 & ~process.umask();
   const rootPath = resolve(root);
   const prefix = rootPath.endsWith('/') ? rootPath : rootPath + '/';
   const skip = Buffer.byteLength(rootPath);
@@ -190,7 +199,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
       const { names, types } = await list(p);
       return names.map((name, i) => new CipherDirent(name, p, types[i]!));
     },
-    writeText: async (p, t) => void (await at(FsatOp.writeFile, p, null, 0, 0, 0, 0, Buffer.from(t))),
+    writeText: async (p, t) => void (await at(FsatOp.writeFile, p, null, controlFileMode, 0, 0, 0, Buffer.from(t))),
     open: async (p, flags, mode = 0o666) => (await at(FsatOp.open, p, null, flags, mode)) as number,
     fstat: direct ? async (fd) => fs.fstatSync(fd) : fstatQueued,
     close: direct ? async (fd) => closeQuietly(fd) : (fd) => new Promise((done) => fs.close(fd, () => done())),
@@ -206,6 +215,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     lchown: async (p, u, g) => void (await at(FsatOp.lchown, p, null, u, g)),
     lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
     statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
+    maxFileSize: async (p) => (await at(FsatOp.maxSize, p)) as number,
   };
   return io;
 }

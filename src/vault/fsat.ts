@@ -13,6 +13,13 @@ export interface FsatAddon {
    */
   fsat(op: FsatOp, root: number, skip: number, path: string, path2: string | null, a: number, b: number, c: number, d: number, data: Buffer | null): unknown;
   fsatAsync(op: FsatOp, root: number, skip: number, path: string, path2: string | null, a: number, b: number, c: number, d: number, data: Buffer | null): Promise<unknown>;
+  /**
+   * Takes the vault's lock: flock(LOCK_EX | LOCK_NB) of the folder at `path` (following links:
+   * the user's own choice). fd >= 0 holds it until closed; busy: another holds it; error:
+   * flock's error code where the file system has no locks. major, minor, ino: the folder's,
+   * as /proc/locks names a locked file.
+   */
+  fsatLockFolder(path: string): { fd: number; busy: boolean; error?: string; major: number; minor: number; ino: number };
   /** Tests only: resolve by walking components, as on kernels without openat2. */
   fsatForceWalk(on: boolean): void;
 }
@@ -36,6 +43,7 @@ export const FsatOp = {
   statfs: 14,
   readFile: 15,
   lstatMany: 16,
+  maxSize: 17,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 

@@ -1,7 +1,7 @@
 import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
-import { plainSizeShown } from '../crypto/geometry.js';
+import { maxPlainSize, plainSizeShown, sealedSize } from '../crypto/geometry.js';
 import type { CipherIo } from './cipherio.js';
 import { emptyDirContents, quotedForLog, UNDECRYPTABLE_PREFIX, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
@@ -12,6 +12,7 @@ import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
 import { MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
 import type { ProblemCounters } from './problems.js';
+import { VAULT_FILE } from './vaultfile.js';
 
 /** Attributes of a plaintext entry: the cipher entry's, with the plaintext size. */
 /** The file-type bits of each kind of entry, as lstat reports them. */
@@ -72,6 +73,14 @@ const TOLD_NAMES = 3;
 const ACCESS_MODE = constants.O_RDONLY | constants.O_WRONLY | constants.O_RDWR;
 
 /**
+ * Growth of a file (in sealed bytes) from which the free space of the cipher folder is
+ * looked at first: a hole is written out as sealed zeros (docs/FORMAT.md has no sparse
+ * chunks), and a file grown past the free space would fill the disk and then fail. Writes
+ * that append (at most 128 KiB each) never reach it.
+ */
+const CHECK_SPACE_FROM = 64 * 1024 * 1024;
+
+/**
  * The plaintext file system: every operation a FUSE mount or an offline tool needs, in
  * plaintext paths, carried out on the cipher directory. Errors are Node-style errno errors;
  * authentication failures become EIO after one log line naming the path and chunk.
@@ -87,6 +96,8 @@ export class PlainFs {
   /** The cipher-directory calls and times the vault was opened with (Vault.settings). */
   private readonly io: CipherIo;
   private readonly files: FileContext;
+  /** The largest plaintext size a file may have (sizeLimit()), once known. */
+  private maxSize: number | undefined;
 
   constructor(
     readonly vault: Vault,
@@ -364,6 +375,36 @@ export class PlainFs {
     return handle;
   }
 
+  /**
+   * The largest plaintext size a file may have: what the cipher folder's file system lets a
+   * sealed file grow to (asked once, through the vault file), and at most what JavaScript
+   * counts exactly (geometry.maxPlainSize).
+   */
+  private async sizeLimit(): Promise<number> {
+    if (this.maxSize === undefined) {
+      const sealedMax = await this.io.maxFileSize(join(this.tree.root.cipherPath, VAULT_FILE)).catch(() => Number.MAX_SAFE_INTEGER);
+      this.maxSize = maxPlainSize(sealedMax, this.chunkSize);
+    }
+    return this.maxSize;
+  }
+
+  /**
+   * Before a file grows from `size` to `end` bytes: EFBIG past the largest size a file may have
+   * (as a local file system answers past its own), and ENOSPC at once when the sealed zeros
+   * of a large hole would not fit in the free space, instead of filling the disk first.
+   */
+  private async checkGrowth(plainPath: string, size: number, end: number): Promise<void> {
+    if (end <= size) return;
+    const limit = this.maxSize ?? (await this.sizeLimit());
+    if (end > limit) throw errno('EFBIG', `${plainPath}: ${end} bytes is more than the largest file this vault's folder holds (${limit} bytes)`);
+    const growth = sealedSize(end, this.chunkSize) - sealedSize(size, this.chunkSize);
+    if (growth < CHECK_SPACE_FROM) return;
+    const st = await this.io.statfs(this.tree.root.cipherPath);
+    if (growth > st.bavail * st.bsize) {
+      throw errno('ENOSPC', `${plainPath}: growing it to ${end} bytes takes ${growth} bytes in the cipher folder, which has ${st.bavail * st.bsize} free`);
+    }
+  }
+
   async read(fh: number, position: number, length: number): Promise<Uint8Array> {
     const { file } = this.handle(fh);
     try {
@@ -385,7 +426,9 @@ export class PlainFs {
     try {
       await file.revalidate();
       // O_APPEND goes to the real end even when the kernel's idea of the size is stale.
-      await file.sealed.write(flags & constants.O_APPEND ? file.sealed.size : position, data);
+      const at = flags & constants.O_APPEND ? file.sealed.size : position;
+      await this.checkGrowth(file.plainPath, file.sealed.size, at + data.length);
+      await file.sealed.write(at, data);
     } catch (err) {
       return this.integrity(file.plainPath, err);
     }
@@ -397,6 +440,7 @@ export class PlainFs {
     const { file } = this.handle(fh);
     try {
       await file.settled();
+      await this.checkGrowth(file.plainPath, file.sealed.size, size);
       await file.sealed.truncate(size);
     } catch (err) {
       this.integrity(file.plainPath, err);

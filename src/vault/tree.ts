@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { DirectoryDecoder, type DirEntry, type Listing } from './directory.js';
-import { ROOT_DIR_ID } from './names.js';
+import { MAX_PLAIN_NAME_BYTES, ROOT_DIR_ID } from './names.js';
 
 /** A directory of the plaintext tree and where it lives in the cipher tree. */
 export interface DirRef {
@@ -43,6 +43,17 @@ export function errno(code: string, message: string, syscall?: string): NodeJS.E
 
 export function splitPath(plainPath: string): string[] {
   return plainPath.split('/').filter((part) => part !== '');
+}
+
+/**
+ * A name longer than any entry may have is ENAMETOOLONG, as a local disk answers (the kernel
+ * passes names of up to 1,024 bytes to FUSE): never ENOENT for a lookup, nor whatever a
+ * creation would run into later.
+ */
+function checkNameLength(parent: string, name: string): void {
+  if (Buffer.byteLength(name) > MAX_PLAIN_NAME_BYTES) {
+    throw errno('ENAMETOOLONG', `a name in ${parent} is ${Buffer.byteLength(name)} bytes long, more than ${MAX_PLAIN_NAME_BYTES}`);
+  }
 }
 
 export function joinPlain(parent: string, name: string): string {
@@ -144,6 +155,7 @@ export class Tree {
   async dir(plainPath: string): Promise<DirRef> {
     let dir = this.root;
     for (const part of splitPath(plainPath)) {
+      checkNameLength(dir.plainPath, part);
       const entry = (await this.listing(dir)).entries.get(part);
       if (!entry) throw errno('ENOENT', `${joinPlain(dir.plainPath, part)} does not exist`);
       dir = this.childDir(dir, entry);
@@ -157,6 +169,7 @@ export class Tree {
     const name = parts.pop();
     if (name === undefined) throw errno('EINVAL', 'the root has no entry');
     const parent = await this.dir('/' + parts.join('/'));
+    checkNameLength(parent.plainPath, name);
     const entry = (await this.listing(parent)).entries.get(name);
     return entry && this.resolved(parent, entry);
   }
@@ -177,6 +190,8 @@ export class Tree {
     const parts = splitPath(plainPath);
     const name = parts.pop();
     if (name === undefined) throw errno('EEXIST', 'the root already exists');
-    return { parent: await this.dir('/' + parts.join('/')), name };
+    const parent = await this.dir('/' + parts.join('/'));
+    checkNameLength(parent.plainPath, name);
+    return { parent, name };
   }
 }
