@@ -199,7 +199,8 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
       [`${E}`, false, { type: 'short', encoded: E, conflict: '' }],
       [`${E}.txt`, false, { type: 'short', encoded: E, conflict: '.txt' }],
       // Junk rejected by its length alone, before any AES-SIV call: 28 characters is the shortest
-      // encoded name (a 16-byte tag and a 1-byte name), 447 the longest, and base32 without
+      // encoded name (a 16-byte tag and a 1-byte name), 450 the longest (a special file's: tag,
+      // 10-byte prefix, 255-byte name; a directory's is 447), and base32 without
       // padding is never 1, 3 or 6 characters past a multiple of 8.
       ['b'.repeat(27), false, { type: 'short', encoded: '', conflict: '' }],
       ['b'.repeat(28), false, { type: 'short', encoded: 'b'.repeat(28), conflict: '' }],
@@ -207,7 +208,9 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
       ['b'.repeat(43), false, { type: 'short', encoded: '', conflict: '' }],
       ['b'.repeat(46), false, { type: 'short', encoded: '', conflict: '' }],
       ['b'.repeat(447), false, { type: 'short', encoded: 'b'.repeat(447), conflict: '' }],
-      ['b'.repeat(448), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(450), false, { type: 'short', encoded: 'b'.repeat(450), conflict: '' }],
+      ['b'.repeat(451), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(456), false, { type: 'short', encoded: '', conflict: '' }],
       ['junk file 1.dat', false, { type: 'short', encoded: '', conflict: ' file 1.dat' }],
       [`${E} (conflicted copy 2026-11-22)`, false, { type: 'short', encoded: E, conflict: ' (conflicted copy 2026-11-22)' }],
       ['UPPER', false, { type: 'short', encoded: '', conflict: 'UPPER' }],
