@@ -51,7 +51,7 @@ async function cipherEntries(root: string, rel = ''): Promise<{ rel: string; typ
   return out;
 }
 
-describe.skipIf(!!FUSE_PROBLEM)('special files in a mount', () => {
+describe.skipIf(!!FUSE_PROBLEM)('special files in a mount', { timeout: 240_000 }, () => {
   it('mkfifo: a writer and a reader in two other processes meet through it; the cipher folder holds an empty regular file with an undecryptable name; it survives a remount', async () => {
     const v = await h.vault();
     let pid = await h.mountOk(v);
@@ -158,7 +158,7 @@ describe.skipIf(!!FUSE_PROBLEM)('special files in a mount', () => {
   });
 });
 
-describe.skipIf(!!FUSE_PROBLEM)('rename flags in a mount', () => {
+describe.skipIf(!!FUSE_PROBLEM)('rename flags in a mount', { timeout: 240_000 }, () => {
   it('RENAME_NOREPLACE and RENAME_EXCHANGE: file↔file, file↔folder, across folders, long names; RENAME_WHITEOUT refused; names and contents right after a remount', async () => {
     const v = await h.vault({ initArgs: ['--max-name-length', '64'] });
     let pid = await h.mountOk(v);
