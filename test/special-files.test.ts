@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ERRNO, errnoOf } from '../src/fs/errno.js';
 import { scrubVault } from '../src/tools/scrub.js';
-import { listDirectory } from '../src/tools/offline.js';
+import { exportTree, listDirectory } from '../src/tools/offline.js';
+import { RENAME_NOREPLACE } from '../src/vault/cipherio.js';
 import { PlainFs } from '../src/vault/plainfs.js';
 import { openVault } from '../src/vault/vault.js';
 import { newVaultConfig, writeVaultFile } from '../src/vault/vaultfile.js';
@@ -170,6 +171,30 @@ describe('special files', () => {
   });
 });
 
+describe('special files offline', () => {
+  it('export makes a FIFO again with mkfifo and names each socket and device it does not make, in one line each', async () => {
+    const { fs } = await newVault();
+    await fs.mkdir('/d', 0o755);
+    await fs.mknod('/d/pipe', constants.S_IFIFO | 0o640, 0);
+    await fs.mknod('/d/sock', constants.S_IFSOCK | 0o755, 0);
+    await fs.mknod('/d/null', constants.S_IFCHR | 0o644, CHR_1_3);
+    await writeFileIn(fs, '/d/file', 'contents');
+    const skipped: string[] = [];
+    const failed: string[] = [];
+    const dest = join(work, 'export');
+    const summary = await exportTree(fs, '/d', dest, (f) => failed.push(f.message), (line) => skipped.push(line));
+    expect(failed).toEqual([]);
+    expect(summary).toMatchObject({ files: 1, dirs: 1, fifos: 1, skipped: 2, failed: 0 });
+    const pipe = await lstat(join(dest, 'pipe'));
+    expect([pipe.isFIFO(), pipe.mode & 0o777]).toEqual([true, 0o640]);
+    expect((await readdir(dest)).sort()).toEqual(['file', 'pipe']);
+    expect(skipped.sort()).toEqual([
+      '/d/null: a character device, not exported (sealfs does not make device files)',
+      '/d/sock: a socket, not exported (a socket is made by the program that listens on it)',
+    ]);
+  });
+});
+
 describe('rename flags', () => {
   it('RENAME_NOREPLACE reaches the cipher folder: an entry that appeared there since the listing is not replaced', async () => {
     const { dir, fs } = await newVault();
@@ -242,5 +267,40 @@ describe('rename flags', () => {
     }
     expect(await failure(fs.exchange('/p', '/nothing'))).toBe(ERRNO.ENOENT);
     expect((await scrubVault({ cipherDir: dir, masterKey: KEY })).problems).toEqual([]);
+  });
+
+  it('a crash between the two moves of an exchange that renames (file and folder) leaves both entries, under names that decrypt, and nothing lost', async () => {
+    const { dir, fs } = await newVault(64);
+    const long = 'y'.repeat(70);
+    await fs.mkdir('/A', 0o755);
+    await fs.mkdir('/B', 0o755);
+    await writeFileIn(fs, '/A/x', 'X');
+    await fs.mkdir(`/B/${long}`, 0o755);
+    await writeFileIn(fs, `/B/${long}/inner`, 'inner');
+    // The server dies right after the first move: every later call on the cipher folder fails.
+    const io = fs.vault.io;
+    let renames = 0;
+    const crashed = Object.assign(Object.create(Object.getPrototypeOf(io) as object) as typeof io, io, {
+      rename: async (a: string, b: string, flags?: number) => {
+        if (++renames > 1) throw new Error('the server died');
+        expect(flags).toBe(RENAME_NOREPLACE);
+        return io.rename(a, b, flags);
+      },
+    });
+    Object.assign(fs, { io: crashed });
+    await expect(fs.exchange('/A/x', `/B/${long}`)).rejects.toThrow(/died/);
+    const after = await reopen(dir);
+    expect(await after.readdir('/A')).toEqual([]);
+    expect((await after.readdir('/B')).sort()).toEqual([long, `${long} (duplicate 2)`].sort());
+    // The file already has its new name in B; the folder is still where it was.
+    const shown = await Promise.all((await after.readdir('/B')).map(async (name) => [name, (await after.getattr(`/B/${name}`)).mode & constants.S_IFMT] as const));
+    expect(shown.map(([, type]) => type).sort()).toEqual([constants.S_IFDIR, constants.S_IFREG].sort());
+    const file = shown.find(([, type]) => type === constants.S_IFREG)![0];
+    const folder = shown.find(([, type]) => type === constants.S_IFDIR)![0];
+    expect(await readIn(after, `/B/${file}`)).toBe('X');
+    expect(await readIn(after, `/B/${folder}/inner`)).toBe('inner');
+    const problems = (await scrubVault({ cipherDir: dir, masterKey: KEY })).problems.map((p) => p.kind).sort();
+    // Only the duplicate name (a long name of x in A would also leave its sidecar, orphan-sidecar).
+    expect(problems).toEqual(['duplicate-name']);
   });
 });
