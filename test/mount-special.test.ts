@@ -108,7 +108,7 @@ describe.skipIf(!!FUSE_PROBLEM)('special files in a mount', { timeout: 240_000 }
     await h.unmountOk(v, pid);
   });
 
-  it.skipIf(!isRoot)('mknod as root: a character device shows its device number and survives a remount; the mount is nodev, so it never opens the device', async () => {
+  it.skipIf(!isRoot)('mknod as root: a character device shows its device number and survives a remount; without CAP_MKNOD the kernel refuses it; the mount is nodev, so it never opens the device', async () => {
     const v = await h.vault();
     let pid = await h.mountOk(v);
     const dev = join(v.mnt, 'null');
@@ -118,6 +118,11 @@ describe.skipIf(!!FUSE_PROBLEM)('special files in a mount', { timeout: 240_000 }
     const block = await h.spawn('mknod', ['-m', '0600', join(v.mnt, 'disk'), 'b', '8', '1']);
     expect(block.code, block.stderr).toBe(0);
     expect(await statLine(join(v.mnt, 'disk'))).toBe('block special file 600 0 8:1');
+    // Without CAP_MKNOD the kernel refuses a device before the server is asked (vfs_mknod).
+    const unprivileged = await h.spawn('setpriv', ['--bounding-set=-mknod', 'mknod', join(v.mnt, 'sneaky'), 'c', '1', '3']);
+    expect(unprivileged.code).not.toBe(0);
+    expect(unprivileged.stderr).toMatch(/Operation not permitted/);
+    expect((await readdir(v.mnt)).sort()).toEqual(['disk', 'null']);
     const opened = await h.spawn('sh', ['-c', 'echo x > "$1"', 'sh', dev]);
     expect(opened.code).not.toBe(0);
     expect(opened.stderr).toMatch(/Permission denied/);

@@ -690,20 +690,22 @@ export class PlainFs {
     if ((a.entry.kind === 'dir' && (bPath + '/').startsWith(aPath + '/')) || (b.entry.kind === 'dir' && (aPath + '/').startsWith(bPath + '/'))) {
       throw errno('EINVAL', `cannot exchange ${aPath} and ${bPath}: one holds the other`);
     }
-    const aName = aPath.slice(aPath.lastIndexOf('/') + 1);
-    const bName = bPath.slice(bPath.lastIndexOf('/') + 1);
-    // Where each one goes, and under which cipher name.
-    let aTarget: { cipherName: string; sidecar?: { name: string; content: string } };
+    const aPlainName = aPath.slice(aPath.lastIndexOf('/') + 1);
+    const bPlainName = bPath.slice(bPath.lastIndexOf('/') + 1);
+    // Where each one goes: its cipher name in the other's folder, and that name's sidecar.
+    let aTarget: { cipherName: string; sidecar?: string };
     let bTarget: typeof aTarget;
     if (payloadForm(a.entry) === payloadForm(b.entry)) {
       await this.io.rename(a.cipherPath, b.cipherPath, RENAME_EXCHANGE);
-      aTarget = { cipherName: b.entry.cipherName, ...(b.entry.sidecar ? { sidecar: { name: b.entry.sidecar, content: '' } } : {}) };
-      bTarget = { cipherName: a.entry.cipherName, ...(a.entry.sidecar ? { sidecar: { name: a.entry.sidecar, content: '' } } : {}) };
+      aTarget = { cipherName: b.entry.cipherName, ...(b.entry.sidecar ? { sidecar: b.entry.sidecar } : {}) };
+      bTarget = { cipherName: a.entry.cipherName, ...(a.entry.sidecar ? { sidecar: a.entry.sidecar } : {}) };
     } else {
-      aTarget = this.tree.decoder.cipherNameFor(b.parent.dirId, bName, a.entry.dirId, a.entry.special);
-      bTarget = this.tree.decoder.cipherNameFor(a.parent.dirId, aName, b.entry.dirId, b.entry.special);
-      if (aTarget.sidecar) await this.io.writeText(join(b.parent.cipherPath, aTarget.sidecar.name), aTarget.sidecar.content);
-      if (bTarget.sidecar) await this.io.writeText(join(a.parent.cipherPath, bTarget.sidecar.name), bTarget.sidecar.content);
+      const aName = this.tree.decoder.cipherNameFor(b.parent.dirId, bPlainName, a.entry.dirId, a.entry.special);
+      const bName = this.tree.decoder.cipherNameFor(a.parent.dirId, aPlainName, b.entry.dirId, b.entry.special);
+      if (aName.sidecar) await this.io.writeText(join(b.parent.cipherPath, aName.sidecar.name), aName.sidecar.content);
+      if (bName.sidecar) await this.io.writeText(join(a.parent.cipherPath, bName.sidecar.name), bName.sidecar.content);
+      aTarget = { cipherName: aName.cipherName, ...(aName.sidecar ? { sidecar: aName.sidecar.name } : {}) };
+      bTarget = { cipherName: bName.cipherName, ...(bName.sidecar ? { sidecar: bName.sidecar.name } : {}) };
       const aTo = join(b.parent.cipherPath, aTarget.cipherName);
       await this.io.rename(a.cipherPath, aTo, RENAME_NOREPLACE);
       try {
@@ -714,8 +716,8 @@ export class PlainFs {
         throw err;
       }
       // Each folder's old sidecar goes unless a (conflict copy's) entry still reads it.
-      if (a.entry.sidecar && a.entry.sidecar !== bTarget.sidecar?.name) await this.removeSidecar(a.parent, a.entry);
-      if (b.entry.sidecar && b.entry.sidecar !== aTarget.sidecar?.name) await this.removeSidecar(b.parent, b.entry);
+      if (a.entry.sidecar && a.entry.sidecar !== bTarget.sidecar) await this.removeSidecar(a.parent, a.entry);
+      if (b.entry.sidecar && b.entry.sidecar !== aTarget.sidecar) await this.removeSidecar(b.parent, b.entry);
     }
     // The listings: each place now holds the other entry (same shown name, new cipher name).
     const moved = (entry: DirEntry, place: DirEntry, target: typeof aTarget): DirEntry => ({
@@ -724,7 +726,7 @@ export class PlainFs {
       kind: entry.kind,
       ...(entry.dirId ? { dirId: entry.dirId } : {}),
       ...(entry.special ? { special: entry.special } : {}),
-      ...(target.sidecar ? { sidecar: target.sidecar.name } : {}),
+      ...(target.sidecar ? { sidecar: target.sidecar } : {}),
       ...(place.conflict !== undefined && target.cipherName === place.cipherName ? { conflict: place.conflict } : {}),
     });
     this.tree.noteRemoved(a.parent, a.entry.name);
