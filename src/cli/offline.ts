@@ -48,7 +48,7 @@ export function registerOfflineCommands(program: SealfsCommand, io: CliIo): void
       .description('list a directory of the vault straight from the cipher directory (no mount needed)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .argument('[path]', 'directory inside the vault', '/')
-      .option('--json', 'one JSON array of {name, type, size, mode, mtime, target?}')
+      .option('--json', 'one JSON array of {name, type, size, mode, mtime, rdev?, target?}; type is file, dir, symlink, fifo, socket, char, block or other')
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, opts: OfflineOptions & { json?: boolean }) => {
     const fs = await openPlainFs(cipherDir, opts, io);
