@@ -11,7 +11,8 @@
  * - The last component is acted on with *at calls that never follow a link: fstatat and
  *   fchownat and utimensat with AT_SYMLINK_NOFOLLOW, openat with O_NOFOLLOW, fchmodat2 with
  *   AT_SYMLINK_NOFOLLOW (or fchmod through an O_PATH descriptor of the entry itself on
- *   kernels before 6.6), mkdirat, unlinkat, renameat, linkat without AT_SYMLINK_FOLLOW,
+ *   kernels before 6.6), mkdirat, unlinkat, renameat (renameat2 with RENAME_NOREPLACE or
+ *   RENAME_EXCHANGE when asked), linkat without AT_SYMLINK_FOLLOW,
  *   symlinkat, readlinkat.
  * - Files are opened with O_NONBLOCK and checked to be regular files before and after the
  *   open, so a FIFO or device planted in place of a file is EIO, never a blocking open.
@@ -496,7 +497,10 @@ static void run(fsat_req *r) {
         r->err_on_path2 = true;
         break;
       }
-      if (r->op == OP_RENAME) res = renameat(dir, leaf, dir2, leaf2) == 0 ? 0 : -errno;
+      /* rename's `a`: renameat2 flags, RENAME_NOREPLACE or RENAME_EXCHANGE only (no whiteouts). */
+      if (r->op == OP_RENAME && (r->a & ~(int64_t)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) res = -EINVAL;
+      else if (r->op == OP_RENAME && r->a != 0) res = renameat2(dir, leaf, dir2, leaf2, (unsigned int)r->a) == 0 ? 0 : -errno;
+      else if (r->op == OP_RENAME) res = renameat(dir, leaf, dir2, leaf2) == 0 ? 0 : -errno;
       else res = linkat(dir, leaf, dir2, leaf2, 0) == 0 ? 0 : -errno;
       release_dir(r->root, dir2);
       break;

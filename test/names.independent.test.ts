@@ -11,7 +11,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { base32nopad, base64urlnopad } from '@scure/base';
 import { describe, expect, it } from 'vitest';
-import { concat, equalBytes, fromUtf8, hex, loadVector, subkeys, unhex, utf8, type EntryKindName, type NameVectors, type VaultVectors } from './vectors/spec.js';
+import { concat, equalBytes, fromUtf8, hex, loadVector, subkeys, unhex, utf8, type EntryKindName, type NameVectors, type StoredNameVector, type VaultVectors } from './vectors/spec.js';
 
 // ---- FORMAT.md, written down again (§1–§2 in ./vectors/spec.ts) ---------------------------
 
@@ -67,6 +67,35 @@ function decryptName(NK: Uint8Array, P: Uint8Array, E: string, kind: Kind): { na
   return kind === 'dir' ? { name, id: payload.slice(0, 8) } : { name };
 }
 
+/**
+ * §10.2, §14: a regular file's payload that starts with 0x00 is a special file's:
+ * 0x00 ‖ t ‖ uint64be(rdev) ‖ UTF-8(N), t one of p s c b, rdev < 2^32 and 0 for p and s.
+ */
+function readSpecialPayload(payload: Uint8Array): { name: string; type: string; rdev: number } | undefined {
+  if (payload.length <= 10 || payload[0] !== 0) return undefined;
+  const type = String.fromCharCode(payload[1]!);
+  if (!['p', 's', 'c', 'b'].includes(type)) return undefined;
+  const rdev = new DataView(payload.buffer, payload.byteOffset + 2, 8).getBigUint64(0);
+  if (rdev >= 2n ** 32n || ((type === 'p' || type === 's') && rdev !== 0n)) return undefined;
+  let name: string;
+  try {
+    name = fromUtf8(payload.subarray(10));
+  } catch {
+    return undefined;
+  }
+  return validName(name) ? { name, type, rdev: Number(rdev) } : undefined;
+}
+
+function decryptSpecial(NK: Uint8Array, P: Uint8Array, E: string) {
+  const bytes = unbase32(E);
+  if (!bytes) return undefined;
+  try {
+    return readSpecialPayload(aessiv(NK, P).decrypt(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
 /** §10.3 */
 const longHash = (E: string) => base32(sha256(utf8(E)).slice(0, 16));
 function storedForm(E: string, L: number): { name: string; sidecar?: string; sidecarContent?: string } {
@@ -91,9 +120,9 @@ function readStored(NK: Uint8Array, P: Uint8Array, L: number, stored: string, ki
   if (prefix.length === 26) {
     if (rest.includes('.sfl')) {
       rest = rest.replace('.sfl', '');
-      // Exactly E (lower-case base32, at most 447 characters) and one line feed.
+      // Exactly E (lower-case base32, at most 450 characters) and one line feed.
       const text = sidecarText(`${prefix}.sfn`);
-      const m = text === undefined || text.length > 448 ? null : /^([a-z2-7]+)\n$/.exec(text);
+      const m = text === undefined || text.length > 451 ? null : /^([a-z2-7]+)\n$/.exec(text);
       if (!m) return { kind: 'undecryptable' };
       E = m[1]!;
       if (longHash(E) !== prefix) return { kind: 'undecryptable' };
@@ -337,5 +366,48 @@ describe('FORMAT.md §2, §10, §11 read independently', () => {
     expect(() => readVault(c.file, subkeys(new Uint8Array(32).fill(1)).VK)).toThrow(/MAC/);
     const newer = c.body.replace('"version":1', '"version":2');
     expect(() => readVault(`${newer}\nhmac-sha256:${hex(hmac(sha256, VK, utf8(newer)))}\n`, VK)).toThrow(/too new/);
+  });
+});
+
+// ---- Special-file names (§10.2, §14): test/vectors/special-names.json --------------------
+
+interface SpecialVectors {
+  masterKey: string;
+  entries: { directory: string; parentId: string; name: string; nameUtf8: string; type: string; rdev: number; payload: string; encrypted: string; encryptedLength: number; stored: Record<string, StoredNameVector> }[];
+  rejected: { storedName: string; parentId: string; kind: 'file'; payload: string; reason: string }[];
+}
+const S = loadVector<SpecialVectors>('special-names.json');
+
+describe('FORMAT.md §10.2 and §14 read independently: special files', () => {
+  it.each(S.entries.map((e) => [`${e.directory} ${JSON.stringify(e.name).slice(0, 30)} (${e.type} ${e.rdev})`, e] as const))('%s', (_, e) => {
+    expect(S.masterKey).toBe(N.masterKey);
+    const P = unhex(e.parentId);
+    expect(hex(utf8(e.name))).toBe(e.nameUtf8);
+    // The payload as the text builds it: 0x00, t, rdev as 8 bytes big-endian, the name.
+    const rdev = new Uint8Array(8);
+    new DataView(rdev.buffer).setBigUint64(0, BigInt(e.rdev));
+    expect(e.payload).toBe(hex(concat(Uint8Array.of(0, e.type.charCodeAt(0)), rdev, utf8(e.name))));
+    expect(decryptSpecial(NK, P, e.encrypted)).toEqual({ name: e.name, type: e.type, rdev: e.rdev });
+    expect(base32(aessiv(NK, P).encrypt(unhex(e.payload)))).toBe(e.encrypted);
+    expect(e.encrypted.length).toBe(e.encryptedLength);
+    expect(e.encrypted.length).toBe(Math.ceil((8 * (16 + e.payload.length / 2)) / 5));
+    expect(e.encrypted.length).toBeLessThanOrEqual(450);
+    // Not a file name (a file name never holds NUL), not a directory's under any reading that
+    // checks its name, and bound to its directory.
+    expect(decryptName(NK, P, e.encrypted, 'file')).toBeUndefined();
+    expect(decryptSpecial(NK, unhex(e.parentId === hex(ROOT_ID) ? '0000000000000001' : hex(ROOT_ID)), e.encrypted)).toBeUndefined();
+    for (const [L, stored] of Object.entries(e.stored)) {
+      expect(stored).toEqual(storedForm(e.encrypted, Number(L)));
+      if (stored.sidecarContent !== undefined) expect(stored.sidecarContent.length).toBeLessThanOrEqual(451);
+    }
+  });
+
+  it.each(S.rejected.map((r) => [r.reason, r] as const))('rejected: %s', (_, r) => {
+    const P = unhex(r.parentId);
+    // It authenticates (the payload is what the vector says)...
+    expect(hex(aessiv(NK, P).decrypt(unbase32(r.storedName)!))).toBe(r.payload);
+    // ...but is neither a special file's name nor a file's.
+    expect(decryptSpecial(NK, P, r.storedName)).toBeUndefined();
+    expect(decryptName(NK, P, r.storedName, 'file')).toBeUndefined();
   });
 });

@@ -199,7 +199,8 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
       [`${E}`, false, { type: 'short', encoded: E, conflict: '' }],
       [`${E}.txt`, false, { type: 'short', encoded: E, conflict: '.txt' }],
       // Junk rejected by its length alone, before any AES-SIV call: 28 characters is the shortest
-      // encoded name (a 16-byte tag and a 1-byte name), 447 the longest, and base32 without
+      // encoded name (a 16-byte tag and a 1-byte name), 450 the longest (a special file's: tag,
+      // 10-byte prefix, 255-byte name; a directory's is 447), and base32 without
       // padding is never 1, 3 or 6 characters past a multiple of 8.
       ['b'.repeat(27), false, { type: 'short', encoded: '', conflict: '' }],
       ['b'.repeat(28), false, { type: 'short', encoded: 'b'.repeat(28), conflict: '' }],
@@ -207,7 +208,9 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
       ['b'.repeat(43), false, { type: 'short', encoded: '', conflict: '' }],
       ['b'.repeat(46), false, { type: 'short', encoded: '', conflict: '' }],
       ['b'.repeat(447), false, { type: 'short', encoded: 'b'.repeat(447), conflict: '' }],
-      ['b'.repeat(448), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(450), false, { type: 'short', encoded: 'b'.repeat(450), conflict: '' }],
+      ['b'.repeat(451), false, { type: 'short', encoded: '', conflict: '' }],
+      ['b'.repeat(456), false, { type: 'short', encoded: '', conflict: '' }],
       ['junk file 1.dat', false, { type: 'short', encoded: '', conflict: ' file 1.dat' }],
       [`${E} (conflicted copy 2026-11-22)`, false, { type: 'short', encoded: E, conflict: ' (conflicted copy 2026-11-22)' }],
       ['UPPER', false, { type: 'short', encoded: '', conflict: 'UPPER' }],
@@ -241,10 +244,13 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
     for (const [content, fault] of bad) expect(parseSidecar(bytes(content), hash), JSON.stringify(content)).toMatchObject({ ok: false, fault });
   });
 
-  it('the longest encoded name (a 255-byte directory name) fits MAX_SIDECAR_BYTES exactly', () => {
-    const E = names.encrypt(ROOT_DIR_ID, 'x'.repeat(255), new Uint8Array(8));
+  it('the longest encoded name (a 255-byte special file name) fits MAX_SIDECAR_BYTES exactly; a 255-byte directory name\'s too', () => {
+    const E = names.encryptSpecial(ROOT_DIR_ID, 'x'.repeat(255), { type: 'c', rdev: 2 ** 32 - 1 });
     expect(sidecarContent(E).length).toBe(MAX_SIDECAR_BYTES);
     expect(parseSidecar(new Uint8Array(Buffer.from(sidecarContent(E))), longNameHash(E))).toEqual({ ok: true, encoded: E });
+    const dir = names.encrypt(ROOT_DIR_ID, 'x'.repeat(255), new Uint8Array(8));
+    expect(sidecarContent(dir).length).toBe(448);
+    expect(parseSidecar(new Uint8Array(Buffer.from(sidecarContent(dir))), longNameHash(dir))).toEqual({ ok: true, encoded: dir });
   });
 
   it('conflictMarker: control and format characters become spaces; whitespace is exactly Unicode White_Space', () => {
@@ -330,5 +336,44 @@ describe('cipher names (src/vault/ciphernames.ts, FORMAT.md §10.3–§10.5)', (
     taken.add('a (duplicate 3).txt');
     taken.add('a (duplicate 4).txt');
     expect(namer.name('a.txt')).toBe('a (duplicate 5).txt');
+  });
+});
+
+describe('special-file names (FORMAT.md §10.2, §14; test/vectors/special-names.json)', () => {
+  const S = loadVector<{
+    entries: { parentId: string; name: string; type: 'p' | 's' | 'c' | 'b'; rdev: number; encrypted: string; stored: Record<string, { name: string; sidecar?: string; sidecarContent?: string }> }[];
+    rejected: { storedName: string; parentId: string }[];
+  }>('special-names.json');
+
+  it('NameCipher and DirectoryDecoder reproduce every frozen special-file name, and read each back', () => {
+    for (const e of S.entries) {
+      const P = unhex(e.parentId);
+      const special = { type: e.type, rdev: e.rdev };
+      expect(names.encryptSpecial(P, e.name, special)).toBe(e.encrypted);
+      expect(names.decrypt(P, e.encrypted, 'file')).toEqual({ name: e.name, special });
+      // Only a regular file's name is read as a special file's.
+      expect(names.decrypt(P, e.encrypted, 'symlink')).toBeUndefined();
+      for (const [L, stored] of Object.entries(e.stored)) {
+        const { cipherName, sidecar } = decoderFor(Number(L)).cipherNameFor(P, e.name, undefined, special);
+        expect(sidecar ? { name: cipherName, sidecar: sidecar.name, sidecarContent: sidecar.content } : { name: cipherName }).toEqual(stored);
+        expect(classify(cipherName, false).type).toBe(sidecar ? 'long' : 'short');
+      }
+    }
+    // The longest one (a 255-byte name) is the longest encoded name there is, and its sidecar fits the bound.
+    const longest = Math.max(...S.entries.map((e) => e.encrypted.length));
+    expect(longest).toBe(450);
+    expect(MAX_SIDECAR_BYTES).toBe(451);
+    for (const r of S.rejected) expect(names.decrypt(unhex(r.parentId), r.storedName, 'file')).toBeUndefined();
+  });
+
+  it('the writer refuses what a reader would not accept: an unknown type, a device number of 2^32 or more; a FIFO or socket stores 0', () => {
+    expect(() => names.encryptSpecial(ROOT_DIR_ID, 'x', { type: 'q' as 'p', rdev: 0 })).toThrow(NameError);
+    expect(() => names.encryptSpecial(ROOT_DIR_ID, 'x', { type: 'c', rdev: 2 ** 32 })).toThrow(NameError);
+    expect(() => names.encryptSpecial(ROOT_DIR_ID, 'a/b', { type: 'p', rdev: 0 })).toThrow(NameError);
+    const E = names.encryptSpecial(ROOT_DIR_ID, 'fifo', { type: 'p', rdev: 7 });
+    expect(names.decrypt(ROOT_DIR_ID, E, 'file')).toEqual({ name: 'fifo', special: { type: 'p', rdev: 0 } });
+    // A file, a FIFO and a socket of one name in one folder are three different names.
+    const kinds = [names.encrypt(ROOT_DIR_ID, 'fifo'), E, names.encryptSpecial(ROOT_DIR_ID, 'fifo', { type: 's', rdev: 0 })];
+    expect(new Set(kinds).size).toBe(3);
   });
 });

@@ -81,4 +81,21 @@ describe('NodeTable', () => {
     expect(nodes.get(gone.id)).toBe(gone);
     nodes.detach(nodes.root, 'never-seen'); // nothing to detach
   });
+
+  it('exchange (RENAME_EXCHANGE) swaps two nodes\' places, with what is below them; one side may be unknown', () => {
+    const nodes = new NodeTable();
+    const a = nodes.remember(nodes.root, 'a');
+    const d = nodes.remember(nodes.root, 'd');
+    const inD = nodes.remember(d, 'inner');
+    const x = nodes.remember(a, 'x');
+    nodes.exchange(a, 'x', nodes.root, 'd');
+    expect(nodes.path(x)).toBe('/d');
+    expect(nodes.path(d)).toBe('/a/x');
+    expect(nodes.path(inD)).toBe('/a/x/inner');
+    // The kernel never looked up the other side: only the known one moves.
+    nodes.exchange(nodes.root, 'd', a, 'never-looked-up');
+    expect(nodes.path(x)).toBe('/a/never-looked-up');
+    expect(nodes.childPath(nodes.root, 'd')).toBe('/d');
+  });
 });
+

@@ -42,7 +42,8 @@
 #define OPCODES(X)                                                                                  \
   X(END) X(LOOKUP) X(FORGET) X(GETATTR) X(SETATTR) X(READLINK) X(MKDIR) X(UNLINK) X(RMDIR) X(SYMLINK) \
   X(RENAME) X(LINK) X(OPEN) X(READ) X(WRITE) X(FLUSH) X(RELEASE) X(FSYNC) X(OPENDIR) X(READDIR)      \
-  X(RELEASEDIR) X(STATFS) X(CREATE) X(READDIRPLUS)
+  X(RELEASEDIR) X(STATFS) X(CREATE) X(READDIRPLUS)                                                  \
+  X(MKNOD)
 
 /* The stat layout shared with JavaScript (a Float64Array), exported as `statFields`. */
 #define STAT_FIELDS(X)                                                                                  \
@@ -369,6 +370,17 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
   call_handler(s, OP_UNLINK, req, 2, a);
 }
 
+/*
+ * mkfifo, mknod and bind() of a Unix socket. The kernel asks for a device only for a caller
+ * with CAP_MKNOD (vfs_mknod checks it before the request is sent).
+ */
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  if (!names_ok(req, name, NULL)) return;
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)parent), str(s->env, name), num(s->env, (double)mode), num(s->env, (double)rdev)};
+  call_handler(s, OP_MKNOD, req, 4, a);
+}
+
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
   if (!names_ok(req, name, NULL)) return;
   session_t *s = S(req);
@@ -498,6 +510,7 @@ static const struct fuse_lowlevel_ops LL_OPS = {
     .mkdir = ll_mkdir,
     .unlink = ll_unlink,
     .rmdir = ll_rmdir,
+    .mknod = ll_mknod,
     .symlink = ll_symlink,
     .rename = ll_rename,
     .link = ll_link,

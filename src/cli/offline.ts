@@ -28,13 +28,15 @@ function plainPath(path: string | undefined): string {
   return trimmed.startsWith('/') ? trimmed || '/' : `/${trimmed}`;
 }
 
-const TYPE_CHAR: Readonly<Record<ListedEntry['type'], string>> = { dir: 'd', file: '-', symlink: 'l', other: '?' };
+const TYPE_CHAR: Readonly<Record<ListedEntry['type'], string>> = { dir: 'd', file: '-', symlink: 'l', fifo: 'p', socket: 's', char: 'c', block: 'b', other: '?' };
 
 function formatEntry(e: ListedEntry): string {
   const mode = e.mode.toString(8).padStart(4, '0');
   const when = e.mtime.toISOString().replace('T', ' ').slice(0, 19);
   const link = e.target !== undefined ? ` -> ${e.target}` : '';
-  return `${TYPE_CHAR[e.type]} ${mode} ${String(e.size).padStart(12)} ${when} ${e.name}${link}`;
+  // A device shows its major and minor number where a file shows its size, as ls -l does.
+  const size = e.rdev !== undefined ? `${Math.floor(e.rdev / 256) & 0xfff}, ${(e.rdev & 0xff) | (Math.floor(e.rdev / 4096) & ~0xff)}` : String(e.size);
+  return `${TYPE_CHAR[e.type]} ${mode} ${size.padStart(12)} ${when} ${e.name}${link}`;
 }
 
 export function registerOfflineCommands(program: SealfsCommand, io: CliIo): void {
@@ -46,7 +48,7 @@ export function registerOfflineCommands(program: SealfsCommand, io: CliIo): void
       .description('list a directory of the vault straight from the cipher directory (no mount needed)')
       .argument('<cipherdir>', 'the vault (cipher directory)')
       .argument('[path]', 'directory inside the vault', '/')
-      .option('--json', 'one JSON array of {name, type, size, mode, mtime, target?}')
+      .option('--json', 'one JSON array of {name, type, size, mode, mtime, rdev?, target?}; type is file, dir, symlink, fifo, socket, char, block or other')
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, opts: OfflineOptions & { json?: boolean }) => {
     const fs = await openPlainFs(cipherDir, opts, io);
@@ -80,8 +82,11 @@ export function registerOfflineCommands(program: SealfsCommand, io: CliIo): void
       .addOption(backendOption()),
   ).action(async (cipherDir: string, path: string, dest: string, opts: OfflineOptions) => {
     const fs = await openPlainFs(cipherDir, opts, io);
-    const s = await exportTree(fs, plainPath(path), dest, (failure) => void io.stderr.write(`sealfs: ${failure.message}\n`));
-    io.stderr.write(`Exported ${s.files} files (${s.bytes} bytes), ${s.dirs} directories, ${s.symlinks} symlinks to ${dest}\n`);
-    if (s.failed > 0) throw new ToolError('integrity', `${s.failed} ${s.failed === 1 ? 'entry' : 'entries'} failed authentication or are special files and were not exported (listed above)`);
+    const tell = (line: string) => void io.stderr.write(`sealfs: ${line}\n`);
+    const s = await exportTree(fs, plainPath(path), dest, (failure) => tell(failure.message), tell);
+    const fifos = s.fifos > 0 ? `, ${s.fifos} FIFOs` : '';
+    const skipped = s.skipped > 0 ? ` (${s.skipped} sockets or devices not exported, listed above)` : '';
+    io.stderr.write(`Exported ${s.files} files (${s.bytes} bytes), ${s.dirs} directories, ${s.symlinks} symlinks${fifos} to ${dest}${skipped}\n`);
+    if (s.failed > 0) throw new ToolError('integrity', `${s.failed} ${s.failed === 1 ? 'entry' : 'entries'} failed authentication and were not exported (listed above)`);
   });
 }

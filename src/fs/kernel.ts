@@ -27,7 +27,7 @@ const WRITE_SLOTS = 16;
 type OpName =
   | 'END' | 'LOOKUP' | 'FORGET' | 'GETATTR' | 'SETATTR' | 'READLINK' | 'MKDIR' | 'UNLINK' | 'RMDIR' | 'SYMLINK' | 'RENAME'
   | 'LINK' | 'OPEN' | 'READ' | 'WRITE' | 'FLUSH' | 'RELEASE' | 'FSYNC' | 'OPENDIR' | 'READDIR' | 'RELEASEDIR' | 'STATFS'
-  | 'CREATE' | 'READDIRPLUS';
+  | 'CREATE' | 'READDIRPLUS' | 'MKNOD';
 type StatField =
   | 'INO' | 'MODE' | 'NLINK' | 'UID' | 'GID' | 'RDEV' | 'SIZE' | 'BLKSIZE' | 'BLOCKS'
   | 'ATIME_S' | 'ATIME_NS' | 'MTIME_S' | 'MTIME_NS' | 'CTIME_S' | 'CTIME_NS';
@@ -251,7 +251,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       NLINK: st.nlink,
       UID: access.uid,
       GID: access.gid,
-      RDEV: 0, // sealfs holds no device files
+      RDEV: st.rdev ?? 0, // a device's number (special files, FORMAT.md §14)
       SIZE: st.size,
       BLKSIZE: options.blockSize,
       BLOCKS: st.blocks,
@@ -362,10 +362,24 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       const newParent = node(newParentId);
       const from = childPath(parent, name);
       const to = childPath(newParent, newName);
-      if (flags & ~RENAME.NOREPLACE) return fail(ERRNO.EINVAL!); // RENAME_EXCHANGE, RENAME_WHITEOUT
+      if (flags & ~(RENAME.NOREPLACE | RENAME.EXCHANGE)) return fail(ERRNO.EINVAL!); // RENAME_WHITEOUT
+      if (flags & RENAME.EXCHANGE) {
+        if (flags & RENAME.NOREPLACE) return fail(ERRNO.EINVAL!);
+        await fs.exchange(from, to);
+        nodes.exchange(parent, name, newParent, newName);
+        return OK;
+      }
       await fs.rename(from, to, (flags & RENAME.NOREPLACE) !== 0);
       nodes.move(parent, name, newParent, newName);
       return OK;
+    },
+
+    // mkfifo, mknod, bind() of a Unix socket: the kernel opens what it makes itself.
+    MKNOD: async (parentId: number, name: string, mode: number, rdev: number, request: number) => {
+      const parent = node(parentId);
+      const path = childPath(parent, name);
+      await fs.mknod(path, (mode & fsConstants.S_IFMT) | (mode & MODE_BITS), rdev, ownerOf(request));
+      return entry(parent, name, path);
     },
 
     // The new name is the same node as the file's other names: the kernel then updates the

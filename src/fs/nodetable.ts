@@ -193,6 +193,26 @@ export class NodeTable {
     this.byName.set(NodeTable.key(newParent, newName), node);
   }
 
+  /** parent/name and newParent/newName swapped places (renameat2 RENAME_EXCHANGE). */
+  exchange(parent: Node, name: string, newParent: Node, newName: string): void {
+    const key = NodeTable.key(parent, name);
+    const newKey = NodeTable.key(newParent, newName);
+    const a = this.byName.get(key);
+    const b = this.byName.get(newKey);
+    this.byName.delete(key);
+    this.byName.delete(newKey);
+    if (a) {
+      a.parent = newParent;
+      a.name = newName;
+      this.byName.set(newKey, a);
+    }
+    if (b) {
+      b.parent = parent;
+      b.name = name;
+      this.byName.set(key, b);
+    }
+  }
+
   opened(node: Node, fh: number): void {
     (node.handles ??= new Set()).add(fh);
   }

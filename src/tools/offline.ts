@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -12,17 +13,32 @@ const COPY_BYTES = 1024 * 1024;
 
 export interface ListedEntry {
   readonly name: string;
-  readonly type: 'file' | 'dir' | 'symlink' | 'other';
+  /** 'fifo', 'socket', 'char', 'block': a special file as the vault stores it (FORMAT.md §14). */
+  readonly type: 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char' | 'block' | 'other';
   readonly size: number;
+  /** A device's number (char and block only). */
+  readonly rdev?: number;
   readonly mode: number;
   readonly mtime: Date;
   readonly target?: string;
 }
 
+const TYPES: ReadonlyMap<number, ListedEntry['type']> = new Map([
+  [constants.S_IFDIR, 'dir'],
+  [constants.S_IFLNK, 'symlink'],
+  [constants.S_IFREG, 'file'],
+  [constants.S_IFIFO, 'fifo'],
+  [constants.S_IFSOCK, 'socket'],
+  [constants.S_IFCHR, 'char'],
+  [constants.S_IFBLK, 'block'],
+]);
+
 function typeOf(st: PlainStat): ListedEntry['type'] {
-  const type = st.mode & constants.S_IFMT;
-  return type === constants.S_IFDIR ? 'dir' : type === constants.S_IFLNK ? 'symlink' : type === constants.S_IFREG ? 'file' : 'other';
+  return TYPES.get(st.mode & constants.S_IFMT) ?? 'other';
 }
+
+/** A FIFO, socket or device: the vault stores what it is, never contents. */
+const isSpecial = (type: ListedEntry['type']) => type === 'fifo' || type === 'socket' || type === 'char' || type === 'block';
 
 /** Lists a vault directory straight from the cipher directory, without FUSE. */
 export async function listDirectory(fs: PlainFs, plainPath: string): Promise<ListedEntry[]> {
@@ -33,7 +49,8 @@ export async function listDirectory(fs: PlainFs, plainPath: string): Promise<Lis
     const st = await fs.getattr(path);
     const type = typeOf(st);
     const target = type === 'symlink' ? await fs.readlink(path).catch(() => undefined) : undefined;
-    entries.push({ name, type, size: st.size, mode: st.mode & 0o7777, mtime: st.mtime, ...(target !== undefined ? { target } : {}) });
+    const rdev = type === 'char' || type === 'block' ? { rdev: st.rdev ?? 0 } : {};
+    entries.push({ name, type, size: st.size, mode: st.mode & 0o7777, mtime: st.mtime, ...rdev, ...(target !== undefined ? { target } : {}) });
   }
   return entries;
 }
@@ -46,10 +63,14 @@ export function partialPath(dest: string): string {
   return join(dirname(dest), `.${basename(dest)}.sealfs-partial-${process.pid}`);
 }
 
-/** A FIFO, socket or device in the cipher folder: sealfs never stores one, so it was planted there. */
-function specialFile(plainPath: string, st: PlainStat): ToolError {
-  const what = SPECIAL_KINDS.get(st.mode & constants.S_IFMT) ?? 'special file';
-  return new ToolError('integrity', `${plainPath}: a ${what} in the cipher folder, which sealfs never stores`);
+/** An entry of a type no vault stores (PlainFs never shows one: a planted FIFO shows as an empty file). */
+function unknownType(plainPath: string, st: PlainStat): ToolError {
+  return new ToolError('integrity', `${plainPath}: an entry of unknown type 0${(st.mode & constants.S_IFMT).toString(8)}`);
+}
+
+/** A special file has no contents: `cat` says what it is. */
+function noContents(plainPath: string, st: PlainStat): ToolError {
+  return new ToolError('target', `${plainPath} is a ${SPECIAL_KINDS.get(st.mode & constants.S_IFMT)}: it has no contents to print`);
 }
 
 const SPECIAL_KINDS: ReadonlyMap<number, string> = new Map([
@@ -66,7 +87,8 @@ const SPECIAL_KINDS: ReadonlyMap<number, string> = new Map([
  */
 export async function catFile(fs: PlainFs, plainPath: string, out: Writable): Promise<void> {
   const st = await fs.getattr(plainPath);
-  if (typeOf(st) === 'other') throw specialFile(plainPath, st);
+  if (isSpecial(typeOf(st))) throw noContents(plainPath, st);
+  if (typeOf(st) === 'other') throw unknownType(plainPath, st);
   const fh = await fs.open(plainPath, constants.O_RDONLY);
   try {
     for (let position = 0; ; ) {
@@ -85,7 +107,11 @@ export interface ExportSummary {
   dirs: number;
   symlinks: number;
   bytes: number;
-  /** Entries not exported because they failed authentication or are special files. */
+  /** FIFOs, made again with mkfifo. */
+  fifos: number;
+  /** Sockets and devices, which are not made again (each told to `onSkipped`). */
+  skipped: number;
+  /** Entries not exported because they failed authentication. */
   failed: number;
 }
 
@@ -93,21 +119,30 @@ interface ExportRun {
   readonly fs: PlainFs;
   readonly summary: ExportSummary;
   readonly onFailure: (failure: ToolError) => void;
+  readonly onSkipped: (line: string) => void;
 }
 
 /**
  * Copies a file or a whole tree out of the vault into `dest` (which must not exist), keeping
  * permission bits (never setuid, setgid or sticky), modification times and symlinks. An entry
- * that fails authentication, or is a special file, is reported to `onFailure` (one ToolError
+ * FIFO is made again (mkfifo); a socket or device is not (a socket is made by the program
+ * that listens on it, a device only by root), and `onSkipped` gets one line for each. An entry
+ * that fails authentication is reported to `onFailure` (one ToolError
  * of kind 'integrity' naming its path, and the chunk) and left out; the export goes on with
  * the others. A file appears under its name only once all of it verified: it is written to
  * partialPath() and renamed into place, and the partial file is removed on failure. Any other
  * failure (the destination's disk, a missing entry) stops the export with the failing path.
  */
-export async function exportTree(fs: PlainFs, plainPath: string, dest: string, onFailure: (failure: ToolError) => void = () => {}): Promise<ExportSummary> {
-  const summary: ExportSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, failed: 0 };
+export async function exportTree(
+  fs: PlainFs,
+  plainPath: string,
+  dest: string,
+  onFailure: (failure: ToolError) => void = () => {},
+  onSkipped: (line: string) => void = () => {},
+): Promise<ExportSummary> {
+  const summary: ExportSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, fifos: 0, skipped: 0, failed: 0 };
   await refuseExisting(dest);
-  await copyEntry({ fs, summary, onFailure }, plainPath, dest);
+  await copyEntry({ fs, summary, onFailure, onSkipped }, plainPath, dest);
   return summary;
 }
 
@@ -133,8 +168,16 @@ async function copyEntry(run: ExportRun, plainPath: string, dest: string): Promi
     } else if (type === 'file') {
       summary.bytes += await copyFile(fs, plainPath, dest, st);
       summary.files++;
+    } else if (type === 'fifo') {
+      await mkfifo(dest, st.mode & EXPORTED_MODE_BITS);
+      await utimes(dest, st.atime, st.mtime);
+      summary.fifos++;
+    } else if (isSpecial(type)) {
+      summary.skipped++;
+      const what = SPECIAL_KINDS.get(st.mode & constants.S_IFMT)!;
+      run.onSkipped(`${plainPath}: a ${what}, not exported (${type === 'socket' ? 'a socket is made by the program that listens on it' : 'sealfs does not make device files'})`);
     } else {
-      throw specialFile(plainPath, st);
+      throw unknownType(plainPath, st);
     }
   } catch (err) {
     const failure = err instanceof IntegrityFailure ? new ToolError('integrity', err.message) : err;
@@ -142,6 +185,13 @@ async function copyEntry(run: ExportRun, plainPath: string, dest: string): Promi
     summary.failed++;
     run.onFailure(new ToolError('integrity', `${failure.message}: not exported`));
   }
+}
+
+/** mkfifo(1): Node has no call that makes a FIFO. */
+function mkfifo(dest: string, mode: number): Promise<void> {
+  return new Promise((done, fail) =>
+    execFile('mkfifo', ['-m', mode.toString(8), '--', dest], (err, _out, stderr) => (err ? fail(new Error(`mkfifo ${dest}: ${stderr.trim() || err.message}`)) : done())),
+  );
 }
 
 /** Copies one file's plaintext to partialPath(dest), then renames it to `dest` once all of it verified. */

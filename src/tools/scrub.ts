@@ -24,7 +24,7 @@ import { cipherIoFor, type CipherIo } from '../vault/cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, escapedBytes, ListingNamer, nonCanonicalForm, readSidecar, undecryptableName } from '../vault/ciphernames.js';
 import { VaultError } from '../vault/errors.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX } from '../vault/longnames.js';
-import { KIND_NOUNS, NameCipher, ROOT_DIR_ID, type EntryKind } from '../vault/names.js';
+import { KIND_NOUNS, NameCipher, ROOT_DIR_ID, SPECIAL_NOUNS, type EntryKind, type SpecialFile } from '../vault/names.js';
 import { joinPlain } from '../vault/tree.js';
 import { readVaultFile, VAULT_FILE, verifyVaultFile, type VaultConfig } from '../vault/vaultfile.js';
 
@@ -48,6 +48,8 @@ export type ProblemKind =
   | 'duplicate-name'
   /** A FIFO, socket or device in the cipher directory. */
   | 'unexpected-type'
+  /** A regular file under a special file's name (FORMAT.md §14) that is not empty: written behind sealfs's back. */
+  | 'special-not-empty'
   | 'missing-vault-file'
   | 'bad-vault-file';
 
@@ -480,7 +482,7 @@ class Scrubber {
       let nameProblem: ScrubProblem | undefined;
       if (type.type === 'long') encoded = await this.readSidecar(dir, type.hash, kind, (p) => (nameProblem = p));
       else encoded = type.encoded;
-      let plainName: { name: string; dirId?: Uint8Array } | undefined;
+      let plainName: { name: string; dirId?: Uint8Array; special?: SpecialFile } | undefined;
       const wrongForm = encoded !== undefined && this.maxNameLength !== undefined ? nonCanonicalForm(type.type, encoded, this.maxNameLength) : undefined;
       if (wrongForm) {
         nameProblem = this.problem('undecryptable-name', rel, null, null, `the ${KIND_NOUNS[kind]} name is not stored in the one form sealfs writes for it: ${wrongForm}; it is not read, so that it cannot take the name of the entry stored correctly`, {
@@ -521,7 +523,9 @@ class Scrubber {
         plainPath = joinPlain(dir.plain, display);
       }
 
-      if (kind === 'file') {
+      if (kind === 'file' && plainName?.special) {
+        await this.checkSpecial(rel, plainPath, plainName.special);
+      } else if (kind === 'file') {
         files++;
         await this.limiter.run(() => this.checkFile(rel, plainPath));
       } else if (kind === 'symlink') {
@@ -575,6 +579,17 @@ class Scrubber {
     }
     if (this.names.decryptSymlinkTarget(target) === undefined) {
       this.problem('bad-symlink-target', rel, plainPath, null, 'the symbolic link target does not decrypt (damaged or not created by sealfs)', { type: 'symlink' });
+    }
+  }
+
+  /** A special file (FORMAT.md §14) is an empty regular file: no contents to verify, and anything in it is tampering. */
+  private async checkSpecial(rel: string, plainPath: string | null, special: SpecialFile): Promise<void> {
+    const st = await this.io.lstat(join(this.root, rel)).catch(() => undefined); // gone since listed: nothing to check
+    if (st && st.size !== 0) {
+      this.problem('special-not-empty', rel, plainPath, null, `this ${SPECIAL_NOUNS[special.type]} is stored as an empty file, but holds ${st.size} bytes: written in the cipher folder, not by sealfs`, {
+        type: 'none',
+        reason: 'sealfs never writes into it; remove it, or make it empty again if it is yours',
+      });
     }
   }
 

@@ -51,7 +51,8 @@ export interface CipherIo extends BoundedReader {
   close(fd: number): Promise<void>;
   mkdir(path: string, mode: number): Promise<void>;
   rmdir(path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
+  /** renameat2: `flags` 0, RENAME_NOREPLACE (EEXIST when `to` exists) or RENAME_EXCHANGE (both must exist; they swap). */
+  rename(from: string, to: string, flags?: number): Promise<void>;
   unlink(path: string): Promise<void>;
   link(existing: string, path: string): Promise<void>;
   symlink(target: string, path: string): Promise<void>;
@@ -66,6 +67,10 @@ export interface CipherIo extends BoundedReader {
    */
   maxFileSize(path: string): Promise<number>;
 }
+
+/** renameat2's flags (linux/fs.h), as CipherIo.rename takes them. */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
 
 /** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
 const STAT_NUMBERS = 13;
@@ -205,7 +210,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     close: direct ? async (fd) => closeQuietly(fd) : (fd) => new Promise((done) => fs.close(fd, () => done())),
     mkdir: async (p, mode) => void (await at(FsatOp.mkdir, p, null, mode)),
     rmdir: async (p) => void (await at(FsatOp.rmdir, p)),
-    rename: async (a, b) => void (await at(FsatOp.rename, a, b)),
+    rename: async (a, b, flags = 0) => void (await at(FsatOp.rename, a, b, flags)),
     unlink: async (p) => void (await at(FsatOp.unlink, p)),
     link: async (a, b) => void (await at(FsatOp.link, a, b)),
     symlink: async (t, p) => void (await at(FsatOp.symlink, p, t)),

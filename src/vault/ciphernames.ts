@@ -10,7 +10,7 @@ import type { Dirent } from 'node:fs';
 import type { BoundedReader } from './cipherio.js';
 import { readControlFile } from './controlfile.js';
 import { LONG_DATA_SUFFIX, LONG_HASH_CHARS, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
-import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
+import { DIR_ID_BYTES, MAX_PLAIN_NAME_BYTES, SPECIAL_PREFIX_BYTES, type EntryKind } from './names.js';
 import { isSyncClientFile } from './syncclients.js';
 import { VAULT_FILE } from './vaultfile.js';
 
@@ -126,8 +126,8 @@ export function usesSidecar(name: string, hash: string): boolean {
 
 /** The shortest encoded name: a file's (tag, then a 1-byte name) in base32. */
 const MIN_ENCODED_NAME_CHARS = Math.ceil(((16 + 1) * 8) / 5);
-/** The longest encoded name: a directory's (tag, id, then 255 bytes of name) in base32. */
-export const MAX_ENCODED_NAME_CHARS = Math.ceil(((16 + DIR_ID_BYTES + MAX_PLAIN_NAME_BYTES) * 8) / 5);
+/** The longest encoded name: a special file's (tag, mark, type, device number, then 255 bytes of name) in base32. */
+export const MAX_ENCODED_NAME_CHARS = Math.ceil(((16 + Math.max(DIR_ID_BYTES, SPECIAL_PREFIX_BYTES) + MAX_PLAIN_NAME_BYTES) * 8) / 5);
 /** The longest valid sidecar: the longest encoded name and its line end. No more is ever read. */
 export const MAX_SIDECAR_BYTES = MAX_ENCODED_NAME_CHARS + 1;
 

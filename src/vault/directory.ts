@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { rootedCipherIo, type CipherIo } from './cipherio.js';
 import { classify, compareCipherNames, displayName, entryKind, ListingNamer, nonCanonicalForm, readSidecar, sidecarContent, storedForm, undecryptableName } from './ciphernames.js';
 import { LONG_DATA_SUFFIX, LONG_NAME_SUFFIX, longNameHash } from './longnames.js';
-import { KIND_NOUNS, type EntryKind, type NameCipher } from './names.js';
+import { KIND_NOUNS, SPECIAL_NOUNS, type EntryKind, type NameCipher, type SpecialFile } from './names.js';
 import { typeWords } from './controlfile.js';
 import { errno } from './tree.js';
 
@@ -18,6 +18,11 @@ export interface DirEntry {
   readonly kind: EntryKind;
   /** The directory's own id (directories only). */
   readonly dirId?: Uint8Array;
+  /**
+   * A FIFO, socket or device, stored as an empty regular file (kind 'file') whose name says
+   * which (FORMAT.md §14). The kernel opens it itself; PlainFs never does.
+   */
+  readonly special?: SpecialFile;
   /** Long-name sidecar holding the full encoded name, when the entry uses one. */
   readonly sidecar?: string;
   /** The text a sync client added to the ciphertext name: set for conflict copies. */
@@ -47,7 +52,7 @@ export interface Listing {
 
 /** Decodes names of one cipher directory; memoises per cipher name, since SIV is costly in JS. */
 export class DirectoryDecoder {
-  private readonly memo = new Map<string, { name: string; dirId?: Uint8Array } | null>();
+  private readonly memo = new Map<string, { name: string; dirId?: Uint8Array; special?: SpecialFile } | null>();
   /** Per cipher directory, the decoded entries of its last listing that have no sidecar (see list). */
   private readonly decoded = new Map<string, { dirId: Uint8Array; byName: Map<string, DirEntry> }>();
 
@@ -68,9 +73,9 @@ export class DirectoryDecoder {
     return hit;
   }
 
-  /** The cipher name under which a new entry `name` is stored, and its sidecar if long. */
-  cipherNameFor(dirId: Uint8Array, name: string, ownDirId?: Uint8Array): { cipherName: string; sidecar?: { name: string; content: string } } {
-    const encoded = this.names.encrypt(dirId, name, ownDirId);
+  /** The cipher name under which a new entry `name` is stored, and its sidecar if long. `special`: a special file's (an empty regular file). */
+  cipherNameFor(dirId: Uint8Array, name: string, ownDirId?: Uint8Array, special?: SpecialFile): { cipherName: string; sidecar?: { name: string; content: string } } {
+    const encoded = this.names.encrypt(dirId, name, ownDirId, special);
     if (storedForm(encoded, this.maxNameLength) === 'short') return { cipherName: encoded };
     const hash = longNameHash(encoded);
     return { cipherName: hash + LONG_DATA_SUFFIX, sidecar: { name: hash + LONG_NAME_SUFFIX, content: sidecarContent(encoded) } };
@@ -105,8 +110,9 @@ export class DirectoryDecoder {
       const shown = displayName(plain.name, type.conflict);
       const long = type.type === 'long' ? { sidecar: type.sidecar } : {};
       const conflict = type.conflict ? { conflict: type.conflict } : {};
-      if (stored !== listed) return { name: shown, cipherName, kind: 'file', opaque: true, replacedBy: `${what} in place of a ${KIND_NOUNS[stored]}`, ...long, ...conflict };
-      return { name: shown, cipherName, kind, ...(plain.dirId ? { dirId: plain.dirId } : {}), ...long, ...conflict };
+      const noun = plain.special ? `${SPECIAL_NOUNS[plain.special.type]} (stored as an empty file)` : KIND_NOUNS[stored];
+      if (stored !== listed) return { name: shown, cipherName, kind: 'file', opaque: true, replacedBy: `${what} in place of a ${noun}`, ...long, ...conflict };
+      return { name: shown, cipherName, kind, ...(plain.dirId ? { dirId: plain.dirId } : {}), ...(plain.special ? { special: plain.special } : {}), ...long, ...conflict };
     }
     return { name: undecryptableName(cipherName), cipherName, kind, undecryptable: true, ...(listed === 'other' ? { opaque: true } : {}) };
   }

@@ -48,10 +48,37 @@ export type EntryKind = 'file' | 'dir' | 'symlink';
 /** Each kind of entry in words, for messages. */
 export const KIND_NOUNS: Readonly<Record<EntryKind, string>> = { file: 'file', dir: 'directory', symlink: 'symbolic link' };
 
-/** A decrypted directory entry name. Directories also carry their own id. */
+/**
+ * A FIFO, socket, character or block device (docs/FORMAT.md §14): stored as an empty regular
+ * file whose name payload says which, so it needs no special inode in the cipher folder (which
+ * a sync client would not carry, and which stays hostile junk there).
+ */
+export interface SpecialFile {
+  readonly type: SpecialType;
+  /** The device number as the kernel gives it (0 for a FIFO or socket). */
+  readonly rdev: number;
+}
+
+/** 'p' FIFO, 's' socket, 'c' character device, 'b' block device: the byte t of the payload. */
+export type SpecialType = 'p' | 's' | 'c' | 'b';
+
+/** Each special type in words, for messages. */
+export const SPECIAL_NOUNS: Readonly<Record<SpecialType, string>> = { p: 'FIFO', s: 'socket', c: 'character device', b: 'block device' };
+
+/** The first payload byte of a special file: no v1 file name holds NUL, so no file name starts with it. */
+const SPECIAL_MARK = 0x00;
+/** Mark, type, 64-bit device number: the bytes before a special file's name. */
+export const SPECIAL_PREFIX_BYTES = 1 + 1 + 8;
+
+function isSpecialType(t: string): t is SpecialType {
+  return t === 'p' || t === 's' || t === 'c' || t === 'b';
+}
+
+/** A decrypted directory entry name. Directories also carry their own id; special files what they are. */
 export interface PlainName {
   readonly name: string;
   readonly dirId?: Uint8Array;
+  readonly special?: SpecialFile;
 }
 
 export function validatePlainName(name: string): void {
@@ -93,8 +120,12 @@ export class NameCipher {
     return hmac(sha256, this.dirIdKey, input).subarray(0, DIR_ID_BYTES);
   }
 
-  /** The base32 ciphertext name, before any long-name shortening. */
-  encrypt(parentId: Uint8Array, name: string, dirId?: Uint8Array): string {
+  /**
+   * The base32 ciphertext name, before any long-name shortening. `special`: the name of an
+   * empty regular file that stands for a FIFO, socket or device (payload 0x00 ‖ t ‖
+   * uint64be(rdev) ‖ name, FORMAT.md §10.2).
+   */
+  encrypt(parentId: Uint8Array, name: string, dirId?: Uint8Array, special?: SpecialFile): string {
     validatePlainName(name);
     const utf8 = encoder.encode(name);
     let payload = utf8;
@@ -102,6 +133,8 @@ export class NameCipher {
       payload = new Uint8Array(DIR_ID_BYTES + utf8.length);
       payload.set(dirId, 0);
       payload.set(utf8, DIR_ID_BYTES);
+    } else if (special) {
+      payload = specialPayload(special, utf8);
     }
     return toBase32(sivEncrypt(this.nameKey, parentId, payload));
   }
@@ -114,6 +147,9 @@ export class NameCipher {
     if (!payload) return undefined;
     const isDir = kind === 'dir';
     if (isDir && payload.length <= DIR_ID_BYTES) return undefined;
+    // Only a regular file can stand for a special file (a link or folder under such a name is
+    // a swap, and a directory's payload starts with its id, which may be any byte).
+    if (kind === 'file' && payload[0] === SPECIAL_MARK) return specialName(payload);
     try {
       const name = decoder.decode(isDir ? payload.subarray(DIR_ID_BYTES) : payload);
       validatePlainName(name);
@@ -121,6 +157,11 @@ export class NameCipher {
     } catch {
       return undefined;
     }
+  }
+
+  /** The name a special file has in directory `parentId` (see encrypt). */
+  encryptSpecial(parentId: Uint8Array, name: string, special: SpecialFile): string {
+    return this.encrypt(parentId, name, undefined, special);
   }
 
   encryptSymlinkTarget(target: string): string {
@@ -137,5 +178,42 @@ export class NameCipher {
     } catch {
       return undefined;
     }
+  }
+}
+
+/** The largest device number: the kernel passes FUSE a 32-bit one (fuse_mknod_in.rdev). */
+const MAX_RDEV = 2 ** 32 - 1;
+
+/** 0x00 ‖ t ‖ uint64be(rdev) ‖ UTF-8(N) (FORMAT.md §10.2). */
+function specialPayload(special: SpecialFile, utf8: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (!isSpecialType(special.type)) throw new NameError('invalid', `unknown special file type ${JSON.stringify(special.type)}`);
+  const rdev = special.type === 'c' || special.type === 'b' ? special.rdev : 0;
+  if (!Number.isInteger(rdev) || rdev < 0 || rdev > MAX_RDEV) throw new NameError('invalid', `invalid device number ${rdev}`);
+  const payload = new Uint8Array(SPECIAL_PREFIX_BYTES + utf8.length);
+  payload[0] = SPECIAL_MARK;
+  payload[1] = special.type.charCodeAt(0);
+  new DataView(payload.buffer).setBigUint64(2, BigInt(rdev));
+  payload.set(utf8, SPECIAL_PREFIX_BYTES);
+  return payload;
+}
+
+/**
+ * A special file's name from its payload, or undefined unless the payload is canonical: a
+ * known type, device number 0 for a FIFO or socket, and a valid name after the prefix.
+ */
+function specialName(payload: Uint8Array): PlainName | undefined {
+  if (payload.length <= SPECIAL_PREFIX_BYTES) return undefined;
+  const type = String.fromCharCode(payload[1]!);
+  if (!isSpecialType(type)) return undefined;
+  const big = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getBigUint64(2);
+  if (big > BigInt(MAX_RDEV)) return undefined;
+  const rdev = Number(big);
+  if ((type === 'p' || type === 's') && rdev !== 0) return undefined;
+  try {
+    const name = decoder.decode(payload.subarray(SPECIAL_PREFIX_BYTES));
+    validatePlainName(name);
+    return { name, special: { type, rdev } };
+  } catch {
+    return undefined;
   }
 }

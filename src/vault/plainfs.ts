@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
 import { maxPlainSize, plainSizeShown, sealedSize } from '../crypto/geometry.js';
-import type { CipherIo } from './cipherio.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, type CipherIo } from './cipherio.js';
 import { emptyDirContents, quotedForLog, UNDECRYPTABLE_PREFIX, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
@@ -10,13 +10,21 @@ import { IntegrityFailure } from './errors.js';
 import { OpenFile, type FileContext } from './openfiles.js';
 import { errno, joinPlain, type DirRef, type Resolved } from './tree.js';
 import type { Vault } from './vault.js';
-import { MAX_PLAIN_NAME_BYTES, type EntryKind } from './names.js';
+import { MAX_PLAIN_NAME_BYTES, SPECIAL_NOUNS, type EntryKind, type SpecialFile, type SpecialType } from './names.js';
 import type { ProblemCounters } from './problems.js';
 import { VAULT_FILE } from './vaultfile.js';
 
 /** Attributes of a plaintext entry: the cipher entry's, with the plaintext size. */
 /** The file-type bits of each kind of entry, as lstat reports them. */
 const TYPE_BITS: Readonly<Record<EntryKind, number>> = { file: constants.S_IFREG, dir: constants.S_IFDIR, symlink: constants.S_IFLNK };
+/** The file-type bits each special file shows with (its cipher entry is an empty regular file). */
+const SPECIAL_BITS: Readonly<Record<SpecialType, number>> = { p: constants.S_IFIFO, s: constants.S_IFSOCK, c: constants.S_IFCHR, b: constants.S_IFBLK };
+
+/** A mknod(2) mode's type as a special file, or undefined for a type that is not one. */
+export function specialTypeOf(mode: number): SpecialType | undefined {
+  const bits = mode & constants.S_IFMT;
+  return (Object.keys(SPECIAL_BITS) as SpecialType[]).find((type) => SPECIAL_BITS[type] === bits);
+}
 
 export interface PlainStat {
   readonly mode: number;
@@ -30,6 +38,8 @@ export interface PlainStat {
   readonly ctime: Date;
   readonly blocks: number;
   readonly blksize: number;
+  /** A device's number (special files only; 0 or absent otherwise). */
+  readonly rdev?: number;
 }
 
 export interface Owner {
@@ -224,11 +234,31 @@ export class PlainFs {
       const target = await this.targetOf(plainPath, found);
       return { ...this.statOf(st), size: Buffer.byteLength(target) };
     }
+    if (found.entry.special) return this.specialStat(plainPath, found, st);
     if (found.entry.kind === 'file' && !found.entry.undecryptable) {
       const open = this.openFiles.get(st.ino);
       return { ...this.statOf(st), size: open ? open.sealed.size : this.plainSize(st.size) };
     }
     return this.statOf(st);
+  }
+
+  /**
+   * A special file's attributes: its type and device number from its name, permissions,
+   * owner and times from its empty cipher file. A cipher file under a special name that is not
+   * empty was written to by someone else (sealfs never does): an integrity failure, shown
+   * as an empty file no mode lets open, as an entry swapped for another kind.
+   */
+  private specialStat(plainPath: string, found: Resolved, st: Stats): PlainStat {
+    const special = found.entry.special!;
+    if (st.size !== 0) {
+      this.integrityFailure(plainPath, this.notEmpty(found, st.size));
+      return { ...this.statOf(st), mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 };
+    }
+    return { ...this.statOf(st), mode: SPECIAL_BITS[special.type] | (st.mode & 0o7777), size: 0, blocks: 0, rdev: special.rdev };
+  }
+
+  private notEmpty(found: Resolved, size: number): string {
+    return `its cipher entry ${found.cipherPath} stands for a ${SPECIAL_NOUNS[found.entry.special!.type]} and must be empty, but holds ${size} bytes: written in the cipher folder`;
   }
 
   /** Attributes of an open file, also after its name was unlinked or replaced. */
@@ -293,14 +323,14 @@ export class PlainFs {
 
   // ---- files ------------------------------------------------------------------
 
-  private async newEntry(plainPath: string, kind: DirEntry['kind']): Promise<{ parent: DirRef; entry: DirEntry; cipherPath: string }> {
+  private async newEntry(plainPath: string, kind: DirEntry['kind'], special?: SpecialFile): Promise<{ parent: DirRef; entry: DirEntry; cipherPath: string }> {
     this.writable();
     const { parent, name } = await this.tree.parentOf(plainPath);
     if ((await this.listing(parent)).entries.has(name)) throw errno('EEXIST', `${plainPath} exists`);
     const dirId = kind === 'dir' ? this.vault.names.deriveDirId(parent.dirId, name) : undefined;
-    const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId);
+    const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId, special);
     if (sidecar) await this.io.writeText(join(parent.cipherPath, sidecar.name), sidecar.content);
-    const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
+    const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(special ? { special } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
     return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
   }
 
@@ -349,10 +379,22 @@ export class PlainFs {
     if (found.entry.kind === 'dir') throw errno('EISDIR', `${plainPath} is a directory`);
     if (found.entry.undecryptable) throw new IntegrityFailure(plainPath, 'name does not decrypt');
     if (found.entry.replacedBy) throw this.replaced(plainPath, found);
+    if (found.entry.special) throw await this.specialOpened(plainPath, found);
     const file = await this.openFile(found, plainPath, verifyEnd);
     const fh = this.register(file, flags);
     if (flags & constants.O_TRUNC) await this.ftruncate(fh, 0);
     return fh;
+  }
+
+  /**
+   * Why a special file cannot be opened here: the kernel opens FIFOs, sockets and devices
+   * itself and never asks the server, so only an offline tool gets here (ENXIO, as opening a
+   * socket), or a cipher file under a special name that is not empty (an integrity failure).
+   */
+  private async specialOpened(plainPath: string, found: Resolved): Promise<Error> {
+    const st = await this.io.lstat(found.cipherPath);
+    if (st.size !== 0) return this.integrityFailure(plainPath, this.notEmpty(found, st.size));
+    return errno('ENXIO', `${plainPath} is a ${SPECIAL_NOUNS[found.entry.special!.type]}: it has no contents to open`);
   }
 
   private async openFile(found: Resolved, plainPath: string, verifyEnd: boolean): Promise<OpenFile> {
@@ -579,7 +621,7 @@ export class PlainFs {
     if (existing && existing.cipherName === from.entry.cipherName && toParent.cipherPath === from.parent.cipherPath) return;
     const isDir = from.entry.kind === 'dir';
     if (isDir && (toPath + '/').startsWith(fromPath + '/')) throw errno('EINVAL', `cannot move ${fromPath} into itself`);
-    const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(toParent.dirId, toName, from.entry.dirId);
+    const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(toParent.dirId, toName, from.entry.dirId, from.entry.special);
     const target = join(toParent.cipherPath, cipherName);
     if (existing) {
       const existingPath = join(toParent.cipherPath, existing.cipherName);
@@ -599,7 +641,9 @@ export class PlainFs {
       }
     }
     if (sidecar) await this.io.writeText(join(toParent.cipherPath, sidecar.name), sidecar.content);
-    await this.io.rename(from.cipherPath, target);
+    // RENAME_NOREPLACE reaches the cipher folder too: an entry that appeared there since the
+    // listing (a sync client's download) is never replaced.
+    await this.io.rename(from.cipherPath, target, noReplace ? RENAME_NOREPLACE : 0);
     if (from.entry.sidecar && from.entry.sidecar !== sidecar?.name) await this.removeSidecar(from.parent, from.entry);
     this.tree.noteRemoved(from.parent, from.entry.name);
     const moved: DirEntry = {
@@ -607,6 +651,7 @@ export class PlainFs {
       cipherName,
       kind: from.entry.kind,
       ...(from.entry.dirId ? { dirId: from.entry.dirId } : {}),
+      ...(from.entry.special ? { special: from.entry.special } : {}),
       ...(sidecar ? { sidecar: sidecar.name } : {}),
     };
     this.tree.noteAdded(toParent, moved);
@@ -633,7 +678,7 @@ export class PlainFs {
   async link(existingPath: string, newPath: string): Promise<void> {
     const from = await this.tree.resolve(existingPath);
     if (from.entry.kind === 'dir') throw errno('EPERM', `${existingPath} is a directory`);
-    const { parent, entry, cipherPath } = await this.newEntry(newPath, from.entry.kind);
+    const { parent, entry, cipherPath } = await this.newEntry(newPath, from.entry.kind, from.entry.special);
     await this.io.link(from.cipherPath, cipherPath);
     this.tree.noteAdded(parent, entry);
   }
@@ -643,6 +688,114 @@ export class PlainFs {
     await this.io.symlink(this.vault.names.encryptSymlinkTarget(target), cipherPath);
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
+  }
+
+  /**
+   * mknod(2): a FIFO, socket or device is an empty regular file in the cipher folder whose
+   * name says what it is (FORMAT.md §14); a regular file is an empty sealed file as create()
+   * makes it. The kernel lets only a caller with CAP_MKNOD ask for a device, and sealfs mounts
+   * are nodev, so a device shown in the mount never opens the device it names.
+   */
+  async mknod(plainPath: string, mode: number, rdev: number, owner?: Owner): Promise<void> {
+    const type = specialTypeOf(mode);
+    if ((mode & constants.S_IFMT) === constants.S_IFREG) return this.release(await this.create(plainPath, mode & 0o7777, owner, constants.O_WRONLY));
+    if (!type) throw errno('EINVAL', `${plainPath}: mknod of file type 0${(mode & constants.S_IFMT).toString(8)} is not supported`);
+    const special: SpecialFile = { type, rdev: type === 'c' || type === 'b' ? rdev : 0 };
+    const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'file', special);
+    // O_EXCL: an entry the provider put under this name since the listing is never taken over.
+    await this.io.close(await this.io.open(cipherPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode & 0o7777));
+    await this.own(cipherPath, owner);
+    this.tree.noteAdded(parent, entry);
+  }
+
+  /**
+   * renameat2(RENAME_EXCHANGE): `aPath` and `bPath` swap places. A name binds its directory
+   * and, in its payload, a directory's own id or a special file's type (FORMAT.md §10.2), so:
+   *
+   * - when both entries have the same payload form (two files, a file and a symbolic link, two
+   *   FIFOs of one kind…), the names they would get are exactly the ones they have: one
+   *   renameat2(RENAME_EXCHANGE) of the two cipher entries, atomic;
+   * - otherwise (a file and a folder, two folders with their own ids, a file and a FIFO),
+   *   each entry needs a new name: the sidecars of the new names are written first, then
+   *   `a` moves to its new name in b's folder and `b` to its new name in a's folder, each with
+   *   RENAME_NOREPLACE, then the old sidecars go. A crash between the two moves leaves both
+   *   entries in b's folder under their right names (one of them shown as "(duplicate 2)",
+   *   the one that stayed), nothing at `aPath`, and at worst an unused sidecar (scrub reports
+   *   it): no entry is lost or becomes undecryptable.
+   */
+  async exchange(aPath: string, bPath: string): Promise<void> {
+    this.writable();
+    const [a, b] = await Promise.all([this.tree.resolve(aPath), this.tree.resolve(bPath)]);
+    for (const [found, path] of [[a, aPath], [b, bPath]] as const) {
+      if (found.entry.undecryptable) throw new IntegrityFailure(path, 'name does not decrypt');
+      if (found.entry.replacedBy) throw this.replaced(path, found);
+    }
+    if (a.cipherPath === b.cipherPath) return;
+    if ((a.entry.kind === 'dir' && (bPath + '/').startsWith(aPath + '/')) || (b.entry.kind === 'dir' && (aPath + '/').startsWith(bPath + '/'))) {
+      throw errno('EINVAL', `cannot exchange ${aPath} and ${bPath}: one holds the other`);
+    }
+    const aPlainName = aPath.slice(aPath.lastIndexOf('/') + 1);
+    const bPlainName = bPath.slice(bPath.lastIndexOf('/') + 1);
+    // Where each one goes: its cipher name in the other's folder, and that name's sidecar.
+    let aTarget: { cipherName: string; sidecar?: string };
+    let bTarget: typeof aTarget;
+    if (payloadForm(a.entry) === payloadForm(b.entry)) {
+      await this.io.rename(a.cipherPath, b.cipherPath, RENAME_EXCHANGE);
+      aTarget = { cipherName: b.entry.cipherName, ...(b.entry.sidecar ? { sidecar: b.entry.sidecar } : {}) };
+      bTarget = { cipherName: a.entry.cipherName, ...(a.entry.sidecar ? { sidecar: a.entry.sidecar } : {}) };
+    } else {
+      const aName = this.tree.decoder.cipherNameFor(b.parent.dirId, bPlainName, a.entry.dirId, a.entry.special);
+      const bName = this.tree.decoder.cipherNameFor(a.parent.dirId, aPlainName, b.entry.dirId, b.entry.special);
+      if (aName.sidecar) await this.io.writeText(join(b.parent.cipherPath, aName.sidecar.name), aName.sidecar.content);
+      if (bName.sidecar) await this.io.writeText(join(a.parent.cipherPath, bName.sidecar.name), bName.sidecar.content);
+      aTarget = { cipherName: aName.cipherName, ...(aName.sidecar ? { sidecar: aName.sidecar.name } : {}) };
+      bTarget = { cipherName: bName.cipherName, ...(bName.sidecar ? { sidecar: bName.sidecar.name } : {}) };
+      const aTo = join(b.parent.cipherPath, aTarget.cipherName);
+      await this.io.rename(a.cipherPath, aTo, RENAME_NOREPLACE);
+      try {
+        await this.io.rename(b.cipherPath, join(a.parent.cipherPath, bTarget.cipherName), RENAME_NOREPLACE);
+      } catch (err) {
+        // Put `a` back where it was: the exchange did not happen.
+        await this.io.rename(aTo, a.cipherPath, RENAME_NOREPLACE).catch((undo: Error) => this.log(`exchange ${aPath} ${bPath}: moving ${aPath} back failed: ${undo.message}`));
+        throw err;
+      }
+      // Each folder's old sidecar goes unless a (conflict copy's) entry still reads it.
+      if (a.entry.sidecar && a.entry.sidecar !== bTarget.sidecar) await this.removeSidecar(a.parent, a.entry);
+      if (b.entry.sidecar && b.entry.sidecar !== aTarget.sidecar) await this.removeSidecar(b.parent, b.entry);
+    }
+    // The listings: each place now holds the other entry (same shown name, new cipher name).
+    const moved = (entry: DirEntry, place: DirEntry, target: typeof aTarget): DirEntry => ({
+      name: place.name,
+      cipherName: target.cipherName,
+      kind: entry.kind,
+      ...(entry.dirId ? { dirId: entry.dirId } : {}),
+      ...(entry.special ? { special: entry.special } : {}),
+      ...(target.sidecar ? { sidecar: target.sidecar } : {}),
+      ...(place.conflict !== undefined && target.cipherName === place.cipherName ? { conflict: place.conflict } : {}),
+    });
+    this.tree.noteRemoved(a.parent, a.entry.name);
+    this.tree.noteRemoved(b.parent, b.entry.name);
+    this.tree.noteAdded(b.parent, moved(a.entry, b.entry, aTarget));
+    this.tree.noteAdded(a.parent, moved(b.entry, a.entry, bTarget));
+    const aTo = join(b.parent.cipherPath, aTarget.cipherName);
+    const bTo = join(a.parent.cipherPath, bTarget.cipherName);
+    for (const found of [a, b]) if (found.entry.kind === 'dir') this.forgetFolder(found.cipherPath);
+    for (const to of [aTo, bTo]) this.forgetFolder(to);
+    this.retargetMany([
+      { fromCipher: a.cipherPath, toCipher: aTo, fromPlain: aPath, toPlain: bPath },
+      { fromCipher: b.cipherPath, toCipher: bTo, fromPlain: bPath, toPlain: aPath },
+    ]);
+  }
+
+  /** retarget for several moves made at once (an exchange): each open file moves at most once. */
+  private retargetMany(moves: readonly { fromCipher: string; toCipher: string; fromPlain: string; toPlain: string }[]): void {
+    const under = (path: string, dir: string) => path === dir || path.startsWith(dir + '/');
+    for (const file of this.openFiles.values()) {
+      const move = moves.find((m) => under(file.cipherPath, m.fromCipher));
+      if (!move) continue;
+      file.cipherPath = move.toCipher + file.cipherPath.slice(move.fromCipher.length);
+      if (under(file.plainPath, move.fromPlain)) file.plainPath = move.toPlain + file.plainPath.slice(move.fromPlain.length);
+    }
   }
 
   async readlink(plainPath: string): Promise<string> {
@@ -657,4 +810,14 @@ export class PlainFs {
     if (target === undefined) throw this.integrityFailure(plainPath, `symlink target does not decrypt (${found.cipherPath})`);
     return target;
   }
+}
+
+/**
+ * What an entry's name payload holds besides its name (FORMAT.md §10.2): two entries with the
+ * same form get the same cipher name for the same place, so exchanging them needs no new name.
+ */
+function payloadForm(entry: DirEntry): string {
+  if (entry.kind === 'dir') return `dir ${Buffer.from(entry.dirId ?? []).toString('hex')}`;
+  if (entry.special) return `special ${entry.special.type} ${entry.special.rdev}`;
+  return 'name'; // files and symbolic links: the name alone
 }
