@@ -60,6 +60,13 @@ export interface CipherIo extends BoundedReader {
   lchown(path: string, uid: number, gid: number): Promise<void>;
   lutimes(path: string, atime: Date | number, mtime: Date | number): Promise<void>;
   statfs(path: string): Promise<fs.StatsFs>;
+  /**
+   * Allocates [offset, offset + length) of the open cipher file `fd` without changing its
+   * size (fallocate FALLOC_FL_KEEP_SIZE): the space a write beyond its end will take, so a
+   * full disk is ENOSPC before the write is acknowledged. EOPNOTSUPP where the cipher
+   * folder's file system has no fallocate.
+   */
+  reserve(fd: number, offset: number, length: number): Promise<void>;
 }
 
 /** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
@@ -206,6 +213,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     lchown: async (p, u, g) => void (await at(FsatOp.lchown, p, null, u, g)),
     lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
     statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
+    reserve: async (fd, offset, length) => void (await at(FsatOp.reserve, rootPath, null, offset, length, 0, fd)),
   };
   return io;
 }

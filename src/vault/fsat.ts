@@ -36,6 +36,8 @@ export const FsatOp = {
   statfs: 14,
   readFile: 15,
   lstatMany: 16,
+  /** fallocate(FALLOC_FL_KEEP_SIZE) of an open cipher file's descriptor (CipherIo.reserve). */
+  reserve: 17,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 
