@@ -37,6 +37,7 @@ export const TIERS = {
     'roundtrip',
     'special-entries',
     'scrubprogress',
+    'sealedfile-fulldisk',
     'sync-names',
     'tamper',
     'tiers',
