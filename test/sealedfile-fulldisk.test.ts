@@ -3,9 +3,17 @@
  * item 4), in process: every state of the store between two of its calls must be a valid
  * sealed file (a server killed between system calls leaves one of them), a write the disk
  * cannot take leaves the file as it was, and with fallocate (ByteStore.allocate) the write
- * that needs room is refused before anything is gathered.
+ * that needs room is refused before anything is gathered. And the confined call that takes the
+ * room (CipherIo.reserve): on a cipher file's descriptor only.
  */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cipherIoFor } from '../src/vault/cipherio.js';
+import { fsatAddon } from '../src/vault/fsat.js';
 import { contentContext } from '../src/crypto/context.js';
 import { sealedSize } from '../src/crypto/geometry.js';
 import { decrypt, generateMasterKey, MemoryStore, SealedFile } from '../src/index.js';
@@ -134,5 +142,36 @@ describe('a disk without room', () => {
     await file.flush();
     expect(decrypt(store.bytes(), KEY).length).toBe(MiB + 500);
     expect(store.allocations).toBeGreaterThan(0);
+  });
+});
+
+describe.skipIf(!fsatAddon())('CipherIo.reserve (fallocate FALLOC_FL_KEEP_SIZE through the confined calls)', () => {
+  it.each([true, false])('direct %s: takes room without changing the size; refuses a descriptor that is not a regular file', async (direct) => {
+    const dir = await mkdtemp(join(tmpdir(), 'sealfs-reserve-'));
+    try {
+      const io = cipherIoFor({ directIo: direct }, dir);
+      const fd = await io.open(join(dir, 'f'), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      fs.writeSync(fd, Buffer.alloc(100, 1));
+      await io.reserve(fd, 100, 4 * MiB);
+      const st = fs.fstatSync(fd);
+      expect(st.size).toBe(100);
+      expect(st.blocks * 512).toBeGreaterThanOrEqual(4 * MiB);
+      fs.closeSync(fd);
+      // A folder's descriptor, a FIFO's, one not open: nothing is allocated, an error is told.
+      const folder = fs.openSync(dir, 'r');
+      await expect(io.reserve(folder, 0, 4096)).rejects.toMatchObject({ code: 'EBADF' });
+      fs.closeSync(folder);
+      execFileSync('mkfifo', [join(dir, 'fifo')]);
+      const fifo = fs.openSync(join(dir, 'fifo'), fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      await expect(io.reserve(fifo, 0, 4096)).rejects.toMatchObject({ code: 'EBADF' });
+      fs.closeSync(fifo);
+      await expect(io.reserve(1 << 20, 0, 4096)).rejects.toMatchObject({ code: 'EBADF' });
+      const other = fs.openSync(join(dir, 'g'), 'w+');
+      await expect(io.reserve(other, -1, 4096)).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(io.reserve(other, 0, 0)).rejects.toMatchObject({ code: 'EINVAL' });
+      fs.closeSync(other);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
