@@ -67,12 +67,16 @@ enum {
   OP_READFILE = 15,
   OP_LSTATMANY = 16,
   OP_MAXSIZE = 17,
-  OP_COUNT = 18,
+  /* On a descriptor, not a path: fallocate(d, FALLOC_FL_KEEP_SIZE, a, b) on a cipher file
+     that do_open gave out; the path passed is the vault root's (nothing is resolved). */
+  OP_RESERVE = 18,
+  OP_COUNT = 19,
 };
 
 static const char *const SYSCALLS[OP_COUNT] = {
     "lstat", "scandir", "open", "mkdir", "rmdir", "unlink", "rename", "link",
     "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open", "lstat", "lseek",
+    "fallocate",
 };
 
 /* Set once openat2 answered ENOSYS, or by fsatForceWalk (tests of the older kernels' path). */
@@ -421,6 +425,26 @@ static int do_maxsize(fsat_req *r, int dir, const char *leaf) {
   return 0;
 }
 
+/*
+ * Allocates the blocks of [a, a + b) of the open cipher file `fd` (from do_open) without
+ * changing its size (FALLOC_FL_KEEP_SIZE): what a write beyond the end will need, so that a
+ * full disk is told before the write is acknowledged (src/crypto/sealedfile.ts). Only a
+ * regular file is accepted: a descriptor number the caller got wrong is never acted on.
+ * EOPNOTSUPP (a file system without fallocate) is the caller's to handle.
+ */
+static int do_reserve(fsat_req *r) {
+  int fd = (int)r->d;
+  struct stat st;
+  if (r->a < 0 || r->b <= 0) return -EINVAL;
+  if (fstat(fd, &st) != 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EBADF;
+  int res;
+  do {
+    res = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)r->a, (off_t)r->b);
+  } while (res != 0 && errno == EINTR);
+  return res == 0 ? 0 : -errno;
+}
+
 static void run(fsat_req *r) {
   const char *rel = relative_of(r->path, r->skip);
   int dir = -1;
@@ -433,6 +457,10 @@ static void run(fsat_req *r) {
   }
   if (r->op == OP_LSTATMANY) {
     r->err = do_lstat_many(r, rel);
+    return;
+  }
+  if (r->op == OP_RESERVE) {
+    r->err = do_reserve(r);
     return;
   }
   if (r->op == OP_STATFS) {

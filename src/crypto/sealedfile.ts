@@ -67,6 +67,10 @@ export class SealedFile {
   private readAhead: ReadAhead | undefined;
   /** Stored bytes after the header, read at open. */
   private prefetched: { readonly bytes: Uint8Array; readonly at: number } | undefined;
+  /** Sealed bytes the store has been given room for (allocateFor) beyond what it holds. */
+  private allocatedEnd = 0;
+  /** Set when the store's file system has no fallocate: writes then go out unreserved. */
+  private cannotAllocate = false;
 
   /**
    * @param endVerified whether the final chunk at `plainSize` verified (or was sealed here):
@@ -251,11 +255,17 @@ export class SealedFile {
     return out;
   }
 
-  /** Writes `data` at `position`; an unproven final chunk is verified first, never built upon. */
+  /**
+   * Writes `data` at `position`; an unproven final chunk is verified first, never built upon.
+   * A write that grows the file takes the room its sealed bytes will need first
+   * (allocateFor), so that a full disk fails this write with ENOSPC, before it is gathered
+   * and acknowledged, rather than a later write-back.
+   */
   write(position: number, data: Uint8Array): Promise<void> {
     return this.exclusive(async () => {
       await this.verifyEndLocked();
       this.readAhead = undefined;
+      if (data.length > 0 && position + data.length > this.size) await this.allocateFor(position + data.length);
       if (this.gather(position, data)) return;
       await this.flushLocked();
       if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
@@ -328,7 +338,49 @@ export class SealedFile {
     await this.writeLocked(pending.start, pending.data.subarray(0, pending.length));
   }
 
-  /** Writes `data` at `position`; bytes between the old end and `position` read as zeros. */
+  /**
+   * Makes sure the store has room for the sealed form of a file of plaintext size `plainEnd`
+   * (fallocate without changing the size: ByteStore.allocate), so that a write growing the
+   * file can be refused with ENOSPC while nothing of it was written. Overwrites in place need
+   * no new room on the file systems that allocate in place (ext4, tmpfs, xfs); a file system
+   * without fallocate is written unreserved, and writeLocked's rollback keeps the file valid.
+   */
+  private async allocateFor(plainEnd: number): Promise<void> {
+    if (!this.store.allocate || this.cannotAllocate) return;
+    const need = sealedSize(plainEnd, this.chunkSize);
+    const have = Math.max(this.allocatedEnd, sealedSize(this.plainSize, this.chunkSize));
+    if (need <= have) return;
+    try {
+      await this.store.allocate(have, need - have);
+      this.allocatedEnd = need;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+        this.cannotAllocate = true;
+        return;
+      }
+      // A refused fallocate may keep what it got before it ran out (ext4): cutting the file to
+      // its own size hands that back.
+      await this.store
+        .size()
+        .then((stored) => this.store.truncate(stored))
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Writes `data` at `position`; bytes between the old end and `position` read as zeros.
+   *
+   * A write that grows the file goes out in steps of at most a batch, each one system call
+   * that leaves a valid file behind: the step's last chunk is sealed final, and the next step
+   * starts by sealing it again as non-final. So the old last chunk is never left re-sealed as
+   * non-final without its successor, also when a later step fails or the server is killed
+   * between steps (a step costs one chunk sealed twice per batch). When a step fails (a full
+   * disk on a file system without fallocate, an I/O error), the file is cut back to the last
+   * valid state (at worst the old file) and its last chunk sealed again as final, then the
+   * error is reported.
+   */
   private async writeLocked(position: number, data: Uint8Array): Promise<void> {
     const size = this.plainSize;
     const end = position + data.length;
@@ -336,37 +388,72 @@ export class SealedFile {
     this.prefetched = undefined;
     const C = this.chunkSize;
     const newSize = Math.max(size, end);
-    const newLast = this.lastIndex(newSize);
+    const growing = newSize > size;
+    if (growing) await this.allocateFor(newSize);
+    const oldLast = this.lastIndex(size);
     // Growing the file moves the final flag, so the old last chunk is re-sealed even
     // when the new bytes start in the chunk after it.
     let first = chunkIndexAt(Math.min(position, size), C);
-    if (newSize > size) first = Math.min(first, this.lastIndex(size));
+    if (growing) first = Math.min(first, oldLast);
     const last = this.lastIndex(end);
-    for (let a = first; a <= last; a += this.batchChunks()) {
-      const b = Math.min(last, a + this.batchChunks() - 1);
-      const { start: regionStart, end: regionEnd } = chunksPlainRange(a, b, newSize, C);
-      const plain = new Uint8Array(regionEnd - regionStart);
-      for (const c of new Set([a === first ? a : -1, b === last ? b : -1])) {
-        if (c >= 0) await this.keepOldBytes(c, size, position, end, plain, regionStart);
-      }
-      const from = Math.max(position, regionStart);
-      const to = Math.min(end, regionEnd);
-      if (to > from) plain.set(data.subarray(from - position, to - position), from - regionStart);
-      const sealed = await this.cipher.seal(a, b === newLast, plain);
-      await this.store.write(sealed, sealedChunkOffset(a, C));
+    // The old bytes of the edge chunks, read before anything is written; and the plaintext
+    // of the old last chunk, to seal it again as final if a growing write must be undone.
+    const kept = new Map<number, Uint8Array>();
+    for (const c of new Set([first, last])) {
+      const old = await this.oldBytesKept(c, size, position, end);
+      if (old) kept.set(c, old);
     }
-    this.plainSize = newSize;
+    let valid = { size, lastChunk: oldLast, plain: growing ? (kept.get(oldLast) ?? (size === 0 ? new Uint8Array(0) : await this.readChunks(oldLast, oldLast, size))) : undefined };
+    const span = Math.max(2, this.batchChunks());
+    let a = first;
+    try {
+      for (;;) {
+        const b = Math.min(last, a + span - 1);
+        const { start: regionStart, end: regionEnd } = chunksPlainRange(a, b, newSize, C);
+        const plain = new Uint8Array(regionEnd - regionStart);
+        for (const [c, old] of kept) if (c >= a && c <= b) plain.set(old, chunkPlainStart(c, C) - regionStart);
+        const from = Math.max(position, regionStart);
+        const to = Math.min(end, regionEnd);
+        if (to > from) plain.set(data.subarray(from - position, to - position), from - regionStart);
+        const sizeAfter = Math.max(valid.size, regionEnd);
+        const final = b === this.lastIndex(sizeAfter);
+        const sealed = await this.cipher.seal(a, final, plain);
+        await this.store.write(sealed, sealedChunkOffset(a, C));
+        if (final && growing) valid = { size: sizeAfter, lastChunk: b, plain: plain.subarray(chunkPlainStart(b - a, C)) };
+        else valid = { ...valid, size: sizeAfter };
+        this.plainSize = sizeAfter;
+        if (b === last) break;
+        a = final ? b : b + 1;
+      }
+    } catch (err) {
+      if (growing && valid.plain) await this.cutBack(valid.size, valid.lastChunk, valid.plain).catch(() => undefined);
+      throw err;
+    }
     // The final chunk is now one sealed here.
-    if (last === newLast) this.endVerified = true;
+    if (last === this.lastIndex(newSize)) this.endVerified = true;
   }
 
-  /** Copies into `plain` the old bytes of chunk `c` that the write does not replace. */
-  private async keepOldBytes(c: number, size: number, position: number, end: number, plain: Uint8Array, regionStart: number) {
+  /**
+   * Undoes a failed step of a growing write: the store is cut to the valid file of plaintext
+   * size `size`, whose last chunk `lastChunk` (plaintext `plain`) is sealed final again.
+   */
+  private async cutBack(size: number, lastChunk: number, plain: Uint8Array): Promise<void> {
+    const C = this.chunkSize;
+    this.plainSize = size;
+    this.allocatedEnd = 0;
+    await this.store.truncate(sealedSize(size, C));
+    await this.store.write(await this.cipher.seal(lastChunk, true, plain), sealedChunkOffset(lastChunk, C));
+  }
+
+  /**
+   * The old plaintext of chunk `c` (of a file of `size` bytes) when the write [position, end)
+   * keeps some of it; undefined when it replaces all of it or the chunk holds nothing.
+   */
+  private async oldBytesKept(c: number, size: number, position: number, end: number): Promise<Uint8Array | undefined> {
     const { start: oldStart, end: oldEnd } = chunksPlainRange(c, c, size, this.chunkSize);
-    if (oldEnd <= oldStart) return;
-    if (position <= oldStart && end >= oldEnd) return;
-    const old = await this.readChunks(c, c, size);
-    plain.set(old, oldStart - regionStart);
+    if (oldEnd <= oldStart) return undefined;
+    if (position <= oldStart && end >= oldEnd) return undefined;
+    return this.readChunks(c, c, size);
   }
 
   truncate(newSize: number): Promise<void> {
@@ -387,6 +474,7 @@ export class SealedFile {
       await this.store.write(sealed, sealedChunkOffset(last, C));
       await this.store.truncate(sealedSize(newSize, C));
       this.plainSize = newSize;
+      this.allocatedEnd = 0;
       this.endVerified = true;
     });
   }

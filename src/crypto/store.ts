@@ -10,7 +10,16 @@ export interface ByteStore {
   write(data: Uint8Array, position: number): Promise<void>;
   truncate(size: number): Promise<void>;
   sync(): Promise<void>;
+  /**
+   * Makes sure [offset, offset + length) has room on the disk, without changing the size
+   * (fallocate FALLOC_FL_KEEP_SIZE): rejects with ENOSPC when the disk cannot hold it, and
+   * EOPNOTSUPP where its file system cannot tell. Absent where nothing is allocated (memory).
+   */
+  allocate?(offset: number, length: number): Promise<void>;
 }
+
+/** Allocates [offset, offset + length) of descriptor `fd` without changing its size. */
+export type Reserver = (fd: number, offset: number, length: number) => Promise<void>;
 
 const fstatAsync = promisify(fstat);
 const readAsync = promisify(read);
@@ -23,7 +32,13 @@ const fsyncAsync = promisify(fsync);
  * with synchronous system calls (for the mount server's cipher files; see CipherIo in
  * src/vault/cipherio.ts). sync() is asynchronous either way.
  */
-export function fdStore(fd: number, direct = false): ByteStore {
+export function fdStore(fd: number, direct = false, reserver?: Reserver): ByteStore {
+  const store = fdStoreOf(fd, direct);
+  if (reserver) store.allocate = (offset, length) => reserver(fd, offset, length);
+  return store;
+}
+
+function fdStoreOf(fd: number, direct: boolean): ByteStore {
   if (direct) return directFdStore(fd);
   return {
     size: async () => (await fstatAsync(fd)).size,

@@ -66,6 +66,13 @@ export interface CipherIo extends BoundedReader {
    * (its s_maxbytes, found with lseek without changing the file).
    */
   maxFileSize(path: string): Promise<number>;
+  /**
+   * Allocates [offset, offset + length) of the open cipher file `fd` without changing its
+   * size (fallocate FALLOC_FL_KEEP_SIZE): the space a write beyond its end will take, so a
+   * full disk is ENOSPC before the write is acknowledged. EOPNOTSUPP where the cipher
+   * folder's file system has no fallocate.
+   */
+  reserve(fd: number, offset: number, length: number): Promise<void>;
 }
 
 /** renameat2's flags (linux/fs.h), as CipherIo.rename takes them. */
@@ -221,6 +228,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
     statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
     maxFileSize: async (p) => (await at(FsatOp.maxSize, p)) as number,
+    reserve: async (fd, offset, length) => void (await at(FsatOp.reserve, rootPath, null, offset, length, 0, fd)),
   };
   return io;
 }

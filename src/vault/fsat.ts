@@ -44,6 +44,8 @@ export const FsatOp = {
   readFile: 15,
   lstatMany: 16,
   maxSize: 17,
+  /** fallocate(FALLOC_FL_KEEP_SIZE) of an open cipher file's descriptor (CipherIo.reserve). */
+  reserve: 18,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 

@@ -1,7 +1,7 @@
 import { constants, type Stats } from 'node:fs';
 import type { ContentContext } from '../crypto/context.js';
 import { SealedFile } from '../crypto/sealedfile.js';
-import { fdStore } from '../crypto/store.js';
+import { fdStore, type Reserver } from '../crypto/store.js';
 import { sealedSize } from '../crypto/geometry.js';
 import type { CipherIo } from './cipherio.js';
 import type { MountSettings } from './settings.js';
@@ -63,7 +63,7 @@ export class OpenFile {
     verifyEnd = true,
   ): Promise<OpenFile> {
     try {
-      const store = fdStore(d.fd, ctx.io.direct);
+      const store = fdStore(d.fd, ctx.io.direct, reserverOf(ctx.io));
       const { writeBackMs } = ctx.settings;
       const sealed = create
         ? await SealedFile.create(store, ctx.content, true, writeBackMs)
@@ -112,7 +112,7 @@ export class OpenFile {
     const st = await io.fstat(this.fd);
     if (st.size !== sealedSize(old.size, chunkSize)) {
       try {
-        const rewritten = await SealedFile.open(fdStore(this.fd, io.direct), content, chunkSize, undefined, settings.writeBackMs);
+        const rewritten = await SealedFile.open(fdStore(this.fd, io.direct, reserverOf(io)), content, chunkSize, undefined, settings.writeBackMs);
         await rewritten.verifyEnd();
         this.sealed = rewritten;
       } catch (err) {
@@ -142,6 +142,11 @@ export interface CipherDescriptor {
   readonly writable: boolean;
   readonly ino: number;
   readonly size: number;
+}
+
+/** How a cipher file's store takes room on the disk ahead of a write (CipherIo.reserve). */
+function reserverOf(io: CipherIo): Reserver {
+  return (fd, offset, length) => io.reserve(fd, offset, length);
 }
 
 async function openCipherFile(io: CipherIo, path: string, create?: { mode: number }): Promise<{ fd: number; writable: boolean }> {

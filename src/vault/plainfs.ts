@@ -329,9 +329,22 @@ export class PlainFs {
     if ((await this.listing(parent)).entries.has(name)) throw errno('EEXIST', `${plainPath} exists`);
     const dirId = kind === 'dir' ? this.vault.names.deriveDirId(parent.dirId, name) : undefined;
     const { cipherName, sidecar } = this.tree.decoder.cipherNameFor(parent.dirId, name, dirId, special);
-    if (sidecar) await this.io.writeText(join(parent.cipherPath, sidecar.name), sidecar.content);
+    if (sidecar) await this.writeSidecar(parent, sidecar);
     const entry: DirEntry = { name, cipherName, kind, ...(dirId ? { dirId } : {}), ...(special ? { special } : {}), ...(sidecar ? { sidecar: sidecar.name } : {}) };
     return { parent, entry, cipherPath: join(parent.cipherPath, cipherName) };
+  }
+
+  /**
+   * Writes a new entry's long-name sidecar; one that could not be written whole (a full disk)
+   * is removed again unless another entry uses it, so no empty sidecar is left behind.
+   */
+  private async writeSidecar(parent: DirRef, sidecar: { readonly name: string; readonly content: string }): Promise<void> {
+    try {
+      await this.io.writeText(join(parent.cipherPath, sidecar.name), sidecar.content);
+    } catch (err) {
+      await this.removeSidecar(parent, { name: '', cipherName: '', kind: 'file', sidecar: sidecar.name }).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Whether new entries are given to the user who made them (only root can): see own(). */
@@ -354,10 +367,21 @@ export class PlainFs {
   async create(plainPath: string, mode: number, owner?: Owner, flags = constants.O_RDWR): Promise<number> {
     const { parent, entry, cipherPath } = await this.newEntry(plainPath, 'file');
     const descriptor = await OpenFile.openDescriptor(this.io, cipherPath, { mode });
-    const file = await OpenFile.fromDescriptor(this.files, cipherPath, plainPath, descriptor, true);
+    const file = await OpenFile.fromDescriptor(this.files, cipherPath, plainPath, descriptor, true).catch((err: unknown) => this.uncreate(parent, entry, cipherPath, err));
     await this.own(cipherPath, owner);
     this.tree.noteAdded(parent, entry);
     return this.register(file, flags);
+  }
+
+  /**
+   * A file whose header and empty chunk could not be written (a full disk) is removed again,
+   * with its long-name sidecar: no entry without a valid sealed file is left behind (it would
+   * read as a truncated file). Throws `err`.
+   */
+  private async uncreate(parent: DirRef, entry: DirEntry, cipherPath: string, err: unknown): Promise<never> {
+    await this.io.unlink(cipherPath).catch(() => undefined);
+    await this.removeSidecar(parent, entry).catch(() => undefined);
+    throw err;
   }
 
   /**
@@ -640,7 +664,7 @@ export class PlainFs {
         }
       }
     }
-    if (sidecar) await this.io.writeText(join(toParent.cipherPath, sidecar.name), sidecar.content);
+    if (sidecar) await this.writeSidecar(toParent, sidecar);
     // RENAME_NOREPLACE reaches the cipher folder too: an entry that appeared there since the
     // listing (a sync client's download) is never replaced.
     await this.io.rename(from.cipherPath, target, noReplace ? RENAME_NOREPLACE : 0);
