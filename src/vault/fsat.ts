@@ -15,6 +15,8 @@ export interface FsatAddon {
   fsatAsync(op: FsatOp, root: number, skip: number, path: string, path2: string | null, a: number, b: number, c: number, d: number, data: Buffer | null): Promise<unknown>;
   /** Tests only: resolve by walking components, as on kernels without openat2. */
   fsatForceWalk(on: boolean): void;
+  /** The wall clock (CLOCK_REALTIME) in ns since the epoch. */
+  fsatNow(): bigint;
 }
 
 /** The calls, numbered as in sealfs_fsat.c. */
@@ -36,6 +38,8 @@ export const FsatOp = {
   statfs: 14,
   readFile: 15,
   lstatMany: 16,
+  /** a: a cipher file's descriptor; data: atime sec, nsec, mtime sec, nsec as int64 LE. */
+  futimens: 17,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 
@@ -48,7 +52,7 @@ export function fsatAddon(): FsatAddon | undefined {
   if (addon === undefined && missing === undefined) {
     try {
       const loaded = loadAddon() as unknown as Partial<FsatAddon>;
-      if (typeof loaded.fsat === 'function') addon = loaded as FsatAddon;
+      if (typeof loaded.fsat === 'function' && typeof loaded.fsatNow === 'function') addon = loaded as FsatAddon;
       else missing = 'the native addon is an older build without the confined calls: run "npm run build:native"';
     } catch (err) {
       missing = (err as Error).message;
