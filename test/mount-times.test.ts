@@ -201,8 +201,35 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('file times through a real mount (bu
     expect((await lstat(link, { bigint: true })).mtimeNs).toBe(NS[2]);
     expect(await cipherMtimeNs(await h.cipherPathOf(v, '/l'))).toBe(NS[2]);
     expect(await atimeNs(file)).toBe(ANS[3]);
-    // `stat` as a user sees it.
-    expect((await run('stat', ['-c', '%y', file])).trim()).toBe(`${TIMES[0]} +0000`);
+    // `stat` as a user sees it; no birth time (FUSE passes none).
+    expect((await run('stat', ['-c', '%y|%w', file])).trim()).toBe(`${TIMES[0]} +0000|-`);
+    await h.unmountOk(v, pid);
+  });
+
+  it('the access time: a read through the mount moves it as relatime does, the server\'s own reads (open, write-back) do not', async () => {
+    const v = await h.vault();
+    const pid = await h.mountOk(v);
+    const file = join(v.mnt, 'a.bin');
+    await writeFile(file, randomBytes(200_000));
+    // Older than the modification time: the next read moves it to now.
+    await run('touch', ['-a', '-d', `${ATIMES[0]} UTC`, file]);
+    await sleep(SETTLE_MS);
+    const start = BigInt(Date.now() - 1000) * 1_000_000n;
+    expect(await atimeNs(file)).toBe(ANS[0]);
+    await run('cat', [file]);
+    await sleep(SETTLE_MS);
+    const moved = await atimeNs(file);
+    expect(moved >= start).toBe(true);
+    // Newer than the modification time and less than a day old: a read leaves it.
+    const recent = BigInt(Date.now() - 3600_000) * 1_000_000n + 123n;
+    const r = await h.python('import os, sys; os.utime(sys.argv[1], ns=(int(sys.argv[2]), int(sys.argv[3])))', [file, String(recent), String(recent - 1_000_000_000n)]);
+    expect(r.code, r.stderr).toBe(0);
+    await run('cat', [file]);
+    // A write that re-seals a partly written chunk reads it from the cipher file: no access.
+    await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1', 'count=10', 'seek=1000', 'conv=notrunc', 'status=none']);
+    await sleep(SETTLE_MS);
+    expect(await atimeNs(file)).toBe(recent);
+    expect((await lstat(await h.cipherPathOf(v, '/a.bin'), { bigint: true })).atimeNs).toBe(recent);
     await h.unmountOk(v, pid);
   });
 });
