@@ -57,6 +57,7 @@ async function sources(name: string): Promise<{ dir: string; files: string[]; da
     files.push(file);
     data.push(bytes);
   }
+  await run('touch', ['-m', '-d', `${TIMES[1]} UTC`, dir]);
   return { dir, files, data };
 }
 
@@ -67,18 +68,24 @@ async function remount(v: TestVault, pid: number): Promise<number> {
 }
 
 describe.skipIf(FUSE_PROBLEM !== undefined)('file times through a real mount (built CLI, default cache time)', { timeout: 90_000 }, () => {
-  it('cp -p keeps modification and access times to the nanosecond, after the write-back and after a remount; the cipher files carry the same modification times', async () => {
+  it('cp -p and cp -a keep modification and access times to the nanosecond, after the write-back and after a remount; the cipher files carry the same modification times', async () => {
     const src = await sources('cp-src');
     const v = await h.vault();
     let pid = await h.mountOk(v);
     await mkdir(join(v.mnt, 'copy'));
     await run('cp', ['-p', ...src.files.map((f) => join(src.dir, f)), join(v.mnt, 'copy')]);
+    // cp -p read the sources, which moved their access times (relatime): cp -a copies those.
+    const sourceAtimes = await Promise.all(src.files.map((f) => atimeNs(join(src.dir, f))));
+    await run('cp', ['-a', src.dir, join(v.mnt, 'tree-a')]);
     const check = async (when: string) => {
-      for (const [i, file] of src.files.entries()) {
-        const path = join(v.mnt, 'copy', file);
-        expect(await mtimeNs(path), `mtime of ${file} ${when}`).toBe(NS[i]);
-        expect(await atimeNs(path), `atime of ${file} ${when}`).toBe(ANS[i]);
+      for (const [folder, atimes] of [['copy', ANS], ['tree-a', sourceAtimes]] as const) {
+        for (const [i, file] of src.files.entries()) {
+          const path = join(v.mnt, folder, file);
+          expect(await mtimeNs(path), `mtime of ${folder}/${file} ${when}`).toBe(NS[i]);
+          expect(await atimeNs(path), `atime of ${folder}/${file} ${when}`).toBe(atimes[i]);
+        }
       }
+      expect(await mtimeNs(join(v.mnt, 'tree-a')), `mtime of the folder tree-a ${when}`).toBe(NS[1]);
     };
     await check('right after cp -p');
     await sleep(SETTLE_MS);
@@ -86,8 +93,9 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('file times through a real mount (bu
     pid = await remount(v, pid);
     await check('after a remount');
     for (const [i, file] of src.files.entries()) {
-      expect((await readFile(join(v.mnt, 'copy', file))).equals(src.data[i]!), file).toBe(true);
       expect(await cipherMtimeNs(await h.cipherPathOf(v, `/copy/${file}`)), `cipher mtime of ${file}`).toBe(NS[i]);
+      expect(await cipherMtimeNs(await h.cipherPathOf(v, `/tree-a/${file}`)), `cipher mtime of tree-a/${file}`).toBe(NS[i]);
+      expect((await readFile(join(v.mnt, 'copy', file))).equals(src.data[i]!), file).toBe(true);
     }
     await h.unmountOk(v, pid);
   });
