@@ -237,7 +237,16 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('file times through a real mount (bu
     await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1', 'count=10', 'seek=1000', 'conv=notrunc', 'status=none']);
     await sleep(SETTLE_MS);
     expect(await atimeNs(file)).toBe(recent);
-    expect((await lstat(await h.cipherPathOf(v, '/a.bin'), { bigint: true })).atimeNs).toBe(recent);
+    const cipherPath = await h.cipherPathOf(v, '/a.bin');
+    expect((await lstat(cipherPath, { bigint: true })).atimeNs).toBe(recent);
+    // A read-only mount leaves the cipher folder as it is: a read moves no time there.
+    await run('touch', ['-a', '-d', `${ATIMES[0]} UTC`, file]);
     await h.unmountOk(v, pid);
+    const before = await lstat(cipherPath, { bigint: true });
+    const roPid = await h.mountOk(v, { args: ['--read-only'] });
+    await run('cat', [file]);
+    const after = await lstat(cipherPath, { bigint: true });
+    expect([after.atimeNs, after.mtimeNs, after.ctimeNs]).toEqual([before.atimeNs, before.mtimeNs, before.ctimeNs]);
+    await h.unmountOk(v, roPid);
   });
 });

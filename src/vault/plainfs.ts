@@ -403,7 +403,8 @@ export class PlainFs {
     const { file } = this.handle(fh);
     try {
       await file.revalidate();
-      await file.noteRead();
+      // Read-only (a ro mount, the offline commands): the cipher folder is left as it is.
+      if (!this.options.readOnly) await file.noteRead();
       return await file.sealed.read(position, length);
     } catch (err) {
       return this.integrity(file.plainPath, err);
