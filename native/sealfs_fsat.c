@@ -13,7 +13,8 @@
  *   AT_SYMLINK_NOFOLLOW (or fchmod through an O_PATH descriptor of the entry itself on
  *   kernels before 6.6), mkdirat, unlinkat, renameat (renameat2 with RENAME_NOREPLACE or
  *   RENAME_EXCHANGE when asked), linkat without AT_SYMLINK_FOLLOW,
- *   symlinkat, readlinkat.
+ *   symlinkat, readlinkat. The calls on a descriptor, futimens and fallocate, take only a
+ *   cipher file this process opened that way (and check it is still a regular file).
  * - Files are opened with O_NONBLOCK and checked to be regular files before and after the
  *   open, so a FIFO or device planted in place of a file is EIO, never a blocking open.
  *
@@ -38,6 +39,7 @@
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -70,13 +72,14 @@ enum {
   /* On a descriptor, not a path: fallocate(d, FALLOC_FL_KEEP_SIZE, a, b) on a cipher file
      that do_open gave out; the path passed is the vault root's (nothing is resolved). */
   OP_RESERVE = 18,
-  OP_COUNT = 19,
+  OP_FUTIMENS = 19,
+  OP_COUNT = 20,
 };
 
 static const char *const SYSCALLS[OP_COUNT] = {
     "lstat", "scandir", "open", "mkdir", "rmdir", "unlink", "rename", "link",
     "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open", "lstat", "lseek",
-    "fallocate",
+    "fallocate", "futime",
 };
 
 /* Set once openat2 answered ENOSYS, or by fsatForceWalk (tests of the older kernels' path). */
@@ -189,14 +192,40 @@ static double ms_of(struct timespec ts) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* What JavaScript gets of a stat (read by CipherStats in src/vault/cipherio.ts). */
-#define STAT_NUMBERS 13
+/*
+ * What JavaScript gets of a stat (read by CipherStats in src/vault/cipherio.ts). The times come
+ * twice: in ms (a double, as Node's Stats has them) and as seconds and nanoseconds, exact (a
+ * double holds ms since the epoch only to about a quarter of a microsecond).
+ */
+#define STAT_NUMBERS 19
 static void stat_numbers(const struct stat *s, double *out) {
   const double fields[STAT_NUMBERS] = {(double)s->st_dev, (double)s->st_ino, (double)s->st_mode, (double)s->st_nlink,
                                        (double)s->st_uid, (double)s->st_gid, (double)s->st_rdev, (double)s->st_size,
                                        (double)s->st_blksize, (double)s->st_blocks, ms_of(s->st_atim), ms_of(s->st_mtim),
-                                       ms_of(s->st_ctim)};
+                                       ms_of(s->st_ctim),
+                                       (double)s->st_atim.tv_sec, (double)s->st_atim.tv_nsec,
+                                       (double)s->st_mtim.tv_sec, (double)s->st_mtim.tv_nsec,
+                                       (double)s->st_ctim.tv_sec, (double)s->st_ctim.tv_nsec};
   memcpy(out, fields, sizeof fields);
+}
+
+/*
+ * futimens on a cipher file this process opened (confined, by do_open): `data` holds the two
+ * timespecs as four little-endian int64 (atime sec, nsec, mtime sec, nsec); a nsec of
+ * UTIME_OMIT leaves that time, UTIME_NOW sets it to now. Through the descriptor, so the file
+ * whose data was written gets the time, whatever its name has become.
+ */
+static int do_futimens(fsat_req *r) {
+  if (r->data_len != 4 * sizeof(int64_t)) return -EINVAL;
+  int64_t v[4];
+  memcpy(v, r->data, sizeof v);
+  struct timespec ts[2] = {{.tv_sec = (time_t)v[0], .tv_nsec = (long)v[1]}, {.tv_sec = (time_t)v[2], .tv_nsec = (long)v[3]}};
+  struct stat st;
+  /* Only a regular file: a descriptor number that was closed and reused for something else
+     is refused rather than given a time. */
+  if (fstat((int)r->a, &st) != 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EBADF;
+  return futimens((int)r->a, ts) == 0 ? 0 : -errno;
 }
 
 /*
@@ -461,6 +490,10 @@ static void run(fsat_req *r) {
   }
   if (r->op == OP_RESERVE) {
     r->err = do_reserve(r);
+    return;
+  }
+  if (r->op == OP_FUTIMENS) {
+    r->err = do_futimens(r);
     return;
   }
   if (r->op == OP_STATFS) {
@@ -738,7 +771,7 @@ static fsat_req *parse(napi_env env, napi_callback_info info) {
   }
   bool needs2 = r->op == OP_RENAME || r->op == OP_LINK || r->op == OP_SYMLINK;
   if (r->op < 0 || r->op >= OP_COUNT || r->path == NULL || r->skip > strlen(r->path) || (needs2 && r->path2 == NULL) ||
-      ((r->op == OP_WRITEFILE || r->op == OP_LSTATMANY) && r->data == NULL) || (r->op == OP_READFILE && (r->a < 0 || r->a > (1 << 24)))) {
+      ((r->op == OP_WRITEFILE || r->op == OP_LSTATMANY || r->op == OP_FUTIMENS) && r->data == NULL) || (r->op == OP_READFILE && (r->a < 0 || r->a > (1 << 24)))) {
     free_req(r);
     napi_throw_type_error(env, NULL, "fsat: invalid arguments");
     return NULL;
@@ -862,6 +895,16 @@ static napi_value js_lock_folder(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The wall clock in ns since the epoch (a BigInt): the time a write is given (src/vault/cipherio.ts now()). */
+static napi_value js_now(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  napi_value out;
+  napi_create_bigint_int64(env, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, &out);
+  return out;
+}
+
 static napi_value js_force_walk(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
@@ -880,6 +923,7 @@ bool sealfs_fsat_register(napi_env env, napi_value exports) {
       {"fsatOpenRoot", NULL, js_open_root, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsatForceWalk", NULL, js_force_walk, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fsatLockFolder", NULL, js_lock_folder, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsatNow", NULL, js_now, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

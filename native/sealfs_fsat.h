@@ -5,7 +5,7 @@
 #include <node_api.h>
 #include <stdbool.h>
 
-/* Adds fsat, fsatAsync, fsatOpenRoot and fsatForceWalk to the addon's exports. */
+/* Adds fsat, fsatAsync, fsatOpenRoot, fsatForceWalk and fsatNow to the addon's exports. */
 bool sealfs_fsat_register(napi_env env, napi_value exports);
 
 #endif

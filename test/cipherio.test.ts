@@ -214,6 +214,42 @@ describe.skipIf(!addon).each(MODES)('confined cipher io ($name)', ({ direct, wal
     expect(snapshot(decoy)).toEqual(before);
   });
 
+  it('sets times to the nanosecond (utimens, futimens), leaves an undefined one, never follows a link, and gives times only to an open regular file', async () => {
+    const before = snapshot(decoy);
+    const file = join(vault, 'd', 'file');
+    const ns = (path: string) => fs.lstatSync(path, { bigint: true });
+    // Exact times, also before 1970 (negative seconds, nanoseconds counted forward).
+    await io.utimens(file, 981173106_123456789n, -1_000_000_001n);
+    expect([ns(file).atimeNs, ns(file).mtimeNs]).toEqual([981173106_123456789n, -1_000_000_001n]);
+    const st = await io.lstat(file);
+    expect(st.mtimeMs).toBeCloseTo(-1000.000001, 6);
+    expect(((await io.lstat(file)) as fs.Stats & { atimeNs: bigint }).atimeNs).toBe(981173106_123456789n);
+    // An undefined time stays (UTIME_OMIT).
+    await io.utimens(file, undefined, 1_500_000_000_999999999n);
+    expect([ns(file).atimeNs, ns(file).mtimeNs]).toEqual([981173106_123456789n, 1_500_000_000_999999999n]);
+    // A planted link gets the time itself; its target outside is untouched.
+    await io.utimens(join(vault, 'lf'), 7n, 8n);
+    expect(ns(join(vault, 'lf')).mtimeNs).toBe(8n);
+    // Through the descriptor of a file opened with open(); fstat answers the exact times too.
+    const fd = await io.open(file, fs.constants.O_RDWR);
+    try {
+      await io.futimens(fd, file, 1_600_000_000_000000001n, undefined);
+      expect([ns(file).atimeNs, ns(file).mtimeNs]).toEqual([1_600_000_000_000000001n, 1_500_000_000_999999999n]);
+      expect(((await io.fstat(fd)) as fs.Stats & { atimeNs: bigint }).atimeNs).toBe(1_600_000_000_000000001n);
+    } finally {
+      await io.close(fd);
+    }
+    // A descriptor that is not a regular file (a folder, here one outside the vault) gets no time.
+    const dirFd = fs.openSync(decoy, 'r');
+    try {
+      expect(await code(io.futimens(dirFd, file, 1n, 1n))).toBe('EBADF');
+    } finally {
+      fs.closeSync(dirFd);
+    }
+    expect(io.now()).toBeGreaterThan(BigInt(Date.now() - 10_000) * 1_000_000n);
+    expect(snapshot(decoy)).toEqual(before);
+  });
+
   it('reads a control file only when it is a regular file inside the vault, and only so much', async () => {
     const before = snapshot(decoy);
     fs.writeFileSync(join(vault, 'd', 'big'), Buffer.alloc(100_000, 7));

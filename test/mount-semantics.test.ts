@@ -37,7 +37,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, isMounted, knownBug, mountRows, sha256, SHORT_CACHE_ARGS, SHORT_CACHE_MS, useMountHarness, waitFor, walk, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, isMounted, mountRows, sha256, SHORT_CACHE_ARGS, SHORT_CACHE_MS, useMountHarness, waitFor, walk, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('mount-semantics');
 if (FUSE_PROBLEM) console.warn(`mount-semantics: skipped: ${FUSE_PROBLEM}`);
@@ -673,14 +673,12 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('sealfs mount semantics (real FUSE m
   });
 
   /**
-   * KNOWN BUG (minor; src/vault/openfiles.ts): every open, even O_WRONLY without a read, makes
-   * the server read the cipher file's header, and the backing file system (relatime) moves
-   * the cipher file's access time, which is the plaintext access time. So `touch -m -d`
-   * (open O_WRONLY, then utimensat with atime UTIME_OMIT) sets the access time to now, where
-   * a local file system leaves it. A fix: open cipher files with O_NOATIME (allowed for their
-   * owner and root; fall back without it on EPERM). Remove `.fails` once fixed.
+   * Every open, even O_WRONLY without a read, makes the server read the cipher file's header;
+   * cipher files are opened with O_NOATIME (src/vault/openfiles.ts), so that read does not
+   * move the access time, which is the plaintext access time: `touch -m -d` (open O_WRONLY,
+   * then utimensat with atime UTIME_OMIT) leaves it, as a local file system does.
    */
-  knownBug('KNOWN BUG: opening a file without reading it (touch -m) leaves its access time alone', async () => {
+  it('opening a file without reading it (touch -m) leaves its access time alone', async () => {
     const d = await fresh('atime');
     const file = join(d, 'f.txt');
     await writeFile(file, 'x');

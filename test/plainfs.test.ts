@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
@@ -232,6 +232,54 @@ describe('settings passed to the vault, not switched globally', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect((await reader.getattr('/w.txt')).size).toBe(100);
     await quick.release(fh);
+  });
+});
+
+describe('file times with writes gathered for the write-back', () => {
+  it('a write shows its time at once; a time set while data waits survives the write-back; the cipher file gets the plaintext time', async () => {
+    const settings = { ...DEFAULT_SETTINGS, ...cacheTimes(0.05) };
+    const quick = new PlainFs(await openVault(dir, key, { backend: 'node', settings }));
+    const fh = await quick.create('/t.txt', 0o644);
+    await quick.write(fh, 0, enc('first'));
+    await quick.flush(fh);
+    const cipherPath = (await quick.vault.tree.resolve('/t.txt')).cipherPath;
+    const cipherMtime = async () => (await lstat(cipherPath, { bigint: true })).mtimeNs;
+    const old = 1_000_000_000_123456789n;
+    await quick.utimens('/t.txt', old, old);
+    expect((await quick.getattr('/t.txt')).mtimeNs).toBe(old);
+
+    // A gathered write: its time shows at once (getattr and through the handle), the cipher
+    // file still has the old one; after the write-back the cipher file has the write's time.
+    const before = BigInt(Date.now() - 1) * 1_000_000n;
+    await quick.write(fh, 5, enc(' second'));
+    const written = (await quick.getattr('/t.txt')).mtimeNs;
+    expect(written).toBeGreaterThanOrEqual(before);
+    expect((await quick.fgetattr(fh)).mtimeNs).toBe(written);
+    expect((await quick.getattr('/t.txt')).ctimeNs).toBeGreaterThanOrEqual(written);
+    expect(await cipherMtime()).toBe(old);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // past writeBackMs
+    expect(await cipherMtime()).toBe(written);
+    expect((await quick.getattr('/t.txt')).mtimeNs).toBe(written);
+
+    // A time set (by path, then by handle) while a write waits: kept by its write-back.
+    await quick.write(fh, 0, enc('F'));
+    await quick.utimens('/t.txt', undefined, 1_100_000_000_000000001n);
+    expect((await quick.getattr('/t.txt')).mtimeNs).toBe(1_100_000_000_000000001n);
+    await quick.flush(fh);
+    expect(await cipherMtime()).toBe(1_100_000_000_000000001n);
+    await quick.write(fh, 1, enc('I'));
+    await quick.futimens(fh, 1_200_000_000_000000002n, 1_300_000_000_000000003n);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await cipherMtime()).toBe(1_300_000_000_000000003n);
+    expect((await lstat(cipherPath, { bigint: true })).atimeNs).toBe(1_200_000_000_000000002n);
+    // A write after the time was set moves it again.
+    await quick.write(fh, 2, enc('R'));
+    expect((await quick.getattr('/t.txt')).mtimeNs).toBeGreaterThanOrEqual(before);
+    await quick.release(fh);
+    expect(await cipherMtime()).toBeGreaterThanOrEqual(before);
+    const rh = await quick.open('/t.txt', constants.O_RDONLY);
+    expect(dec(await quick.read(rh, 0, 100))).toBe('FIRst second');
+    await quick.release(rh);
   });
 });
 

@@ -77,7 +77,7 @@ static const char *const SF_NAMES[] = {STATFS_FIELDS(AS_NAME)};
  */
 #define IDLE_POLL_NS 100000
 /* Most arguments any operation passes after (opcode, request id). */
-#define MAX_ARGS 9
+#define MAX_ARGS 11
 
 typedef struct session {
   struct fuse_session *se;
@@ -324,11 +324,14 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   call_handler(s, OP_GETATTR, req, 2, a);
 }
 
-/* A setattr time in ms since the epoch: "now" is read here, a time not to set is NaN. */
-static double ts_ms(const struct timespec *ts, const struct timespec *now, int now_flag, int set_flag, int to_set) {
+/*
+ * A setattr time, exact: its seconds since the epoch (NaN for a time not to set) or, with
+ * `nsec`, its nanoseconds. "Now" (UTIME_NOW) is read here, once for both times.
+ */
+static double ts_part(const struct timespec *ts, const struct timespec *now, int now_flag, int set_flag, int to_set, bool nsec) {
   if (to_set & now_flag) ts = now;
   else if (!(to_set & set_flag)) return NAN;
-  return (double)ts->tv_sec * 1000.0 + (double)ts->tv_nsec / 1e6;
+  return nsec ? (double)ts->tv_nsec : (double)ts->tv_sec;
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
@@ -343,11 +346,13 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
       num(env, (to_set & FUSE_SET_ATTR_UID) ? (double)attr->st_uid : -1),
       num(env, (to_set & FUSE_SET_ATTR_GID) ? (double)attr->st_gid : -1),
       num(env, (double)attr->st_size),
-      num(env, ts_ms(&attr->st_atim, &now, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, to_set)),
-      num(env, ts_ms(&attr->st_mtim, &now, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, to_set)),
+      num(env, ts_part(&attr->st_atim, &now, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, to_set, false)),
+      num(env, ts_part(&attr->st_mtim, &now, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, to_set, false)),
       num(env, fh_of(fi)),
+      num(env, ts_part(&attr->st_atim, &now, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, to_set, true)),
+      num(env, ts_part(&attr->st_mtim, &now, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, to_set, true)),
   };
-  call_handler(s, OP_SETATTR, req, 9, a);
+  call_handler(s, OP_SETATTR, req, 11, a);
 }
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {

@@ -41,6 +41,17 @@ interface PendingWrite {
   length: number;
 }
 
+/**
+ * The store's modification time, for a store that has one (a cipher file): see
+ * SealedFile.modifiedNs.
+ */
+export interface StoreTimes {
+  /** The wall clock in ns since the epoch: the time a write is given. */
+  now(): bigint;
+  /** Gives the store this modification time (ns since the epoch); the access time stays. */
+  setModified(ns: bigint): Promise<void>;
+}
+
 /** Verified plaintext of chunks first, first + 1, …, kept for sequential reads. */
 interface ReadAhead {
   readonly first: number;
@@ -71,6 +82,14 @@ export class SealedFile {
   private allocatedEnd = 0;
   /** Set when the store's file system has no fallocate: writes then go out unreserved. */
   private cannotAllocate = false;
+  /**
+   * The file's modification time while gathered writes wait (ns since the epoch): the time of
+   * the last write, or a time set since (setModified). The write-back gives it to the store,
+   * whose own time would otherwise be that of the write-back.
+   */
+  private modified: bigint | undefined;
+  /** Where the modification time is kept; without it (memory stores) times are not tracked. */
+  times: StoreTimes | undefined;
 
   /**
    * @param endVerified whether the final chunk at `plainSize` verified (or was sealed here):
@@ -131,6 +150,26 @@ export class SealedFile {
   /** Whether gathered writes have yet to reach the store. */
   get hasPendingWrites(): boolean {
     return this.pending !== undefined;
+  }
+
+  /**
+   * The modification time to show while it differs from the store's (gathered writes wait, or
+   * are being written out); undefined when the store's own time is the file's. A write moves
+   * it at once, as on a local disk, not only when its bytes reach the store.
+   */
+  get modifiedNs(): bigint | undefined {
+    return this.modified;
+  }
+
+  /**
+   * A modification time set explicitly (utimensat, futimens): kept for the write-back of the
+   * gathered writes that wait, which would otherwise stamp the store with its own time. The
+   * caller sets the store's times itself; with nothing gathered this does nothing more.
+   */
+  setModified(ns: bigint): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.pending) this.modified = ns;
+    });
   }
 
   get header() {
@@ -266,11 +305,16 @@ export class SealedFile {
       await this.verifyEndLocked();
       this.readAhead = undefined;
       if (data.length > 0 && position + data.length > this.size) await this.allocateFor(position + data.length);
-      if (this.gather(position, data)) return;
+      const now = this.times?.now();
+      if (this.gather(position, data)) {
+        this.modified = now;
+        return;
+      }
       await this.flushLocked();
       if (position <= this.plainSize && data.length > 0 && data.length < WRITE_BACK_BYTES) {
         await this.startPending(position);
         this.gather(position, data);
+        this.modified = now;
         this.pendingTimer = setTimeout(() => void this.exclusive(() => this.flushLocked()).catch((err) => (this.deferredError = err)), this.writeBackMs);
         this.pendingTimer.unref();
         return;
@@ -335,7 +379,13 @@ export class SealedFile {
     if (!pending) return;
     this.pending = undefined;
     clearTimeout(this.pendingTimer);
-    await this.writeLocked(pending.start, pending.data.subarray(0, pending.length));
+    try {
+      await this.writeLocked(pending.start, pending.data.subarray(0, pending.length));
+      // The store's time is now the write-back's: given the file's own back.
+      if (this.modified !== undefined) await this.times?.setModified(this.modified);
+    } finally {
+      this.modified = undefined;
+    }
   }
 
   /**

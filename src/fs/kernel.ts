@@ -131,11 +131,13 @@ function laidOut<K extends string>(fields: Readonly<Record<K, number>>, values: 
   return out;
 }
 
-const seconds = (time: Date) => Math.floor(time.getTime() / 1000);
-const nanoseconds = (time: Date) => Math.round((time.getTime() - seconds(time) * 1000) * 1e6);
+const NS_PER_S = 1_000_000_000n;
+/** Seconds and nanoseconds (0 to 999,999,999, also before 1970) of a time in ns since the epoch. */
+const seconds = (ns: bigint) => Number((ns < 0n && ns % NS_PER_S !== 0n ? ns / NS_PER_S - 1n : ns / NS_PER_S));
+const nanoseconds = (ns: bigint) => Number(((ns % NS_PER_S) + NS_PER_S) % NS_PER_S);
 
-/** A setattr time from the addon: ms since the epoch, or NaN for a time to leave as it is. */
-const setTime = (ms: number): Date | undefined => (Number.isNaN(ms) ? undefined : new Date(ms));
+/** A setattr time from the addon: seconds and nanoseconds, the seconds NaN for a time to leave as it is. */
+const setTime = (sec: number, nsec: number): bigint | undefined => (Number.isNaN(sec) ? undefined : BigInt(sec) * NS_PER_S + BigInt(nsec));
 
 // ---------------------------------------------------------------------------- replies
 
@@ -255,12 +257,12 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       SIZE: st.size,
       BLKSIZE: options.blockSize,
       BLOCKS: st.blocks,
-      ATIME_S: seconds(st.atime),
-      ATIME_NS: nanoseconds(st.atime),
-      MTIME_S: seconds(st.mtime),
-      MTIME_NS: nanoseconds(st.mtime),
-      CTIME_S: seconds(st.ctime),
-      CTIME_NS: nanoseconds(st.ctime),
+      ATIME_S: seconds(st.atimeNs),
+      ATIME_NS: nanoseconds(st.atimeNs),
+      MTIME_S: seconds(st.mtimeNs),
+      MTIME_NS: nanoseconds(st.mtimeNs),
+      CTIME_S: seconds(st.ctimeNs),
+      CTIME_NS: nanoseconds(st.ctimeNs),
     });
   };
 
@@ -318,12 +320,20 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
 
     GETATTR: async (id: number, fh: number) => attrs(node(id), fh),
 
-    SETATTR: async (id: number, toSet: number, mode: number, uid: number, gid: number, size: number, atime: number, mtime: number, fh: number) => {
+    SETATTR: async (
+      id: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeSec: number, mtimeSec: number, fh: number, atimeNsec: number, mtimeNsec: number,
+    ) => {
       const n = node(id);
       if (toSet & SET.MODE) await fs.chmod(pathOf(n), mode & MODE_BITS);
       if (toSet & (SET.UID | SET.GID)) await fs.chown(pathOf(n), uid, gid);
       if (toSet & SET.SIZE) await (fh > 0 ? fs.ftruncate(fh, size) : fs.truncate(pathOf(n), size));
-      if (toSet & (SET.ATIME | SET.MTIME | SET.ATIME_NOW | SET.MTIME_NOW)) await fs.utimens(pathOf(n), setTime(atime), setTime(mtime));
+      if (toSet & (SET.ATIME | SET.MTIME | SET.ATIME_NOW | SET.MTIME_NOW)) {
+        const [atime, mtime] = [setTime(atimeSec, atimeNsec), setTime(mtimeSec, mtimeNsec)];
+        // futimens reaches the server by node, without a handle: through one (any of the
+        // node's) only when the name is gone.
+        const via = fh > 0 ? fh : nodes.path(n) === undefined ? nodes.anyHandle(n) : undefined;
+        await (via !== undefined ? fs.futimens(via, atime, mtime) : fs.utimens(pathOf(n), atime, mtime));
+      }
       return attrs(n, fh);
     },
 

@@ -60,6 +60,15 @@ export interface CipherIo extends BoundedReader {
   chmod(path: string, mode: number): Promise<void>;
   lchown(path: string, uid: number, gid: number): Promise<void>;
   lutimes(path: string, atime: Date | number, mtime: Date | number): Promise<void>;
+  /**
+   * Sets an entry's access and modification times, exact to the nanosecond (ns since the
+   * epoch), without following a link; an undefined time is left as it is (UTIME_OMIT).
+   */
+  utimens(path: string, atime: bigint | undefined, mtime: bigint | undefined): Promise<void>;
+  /** utimens through the descriptor of a cipher file opened by open(); `path` only names it in errors. */
+  futimens(fd: number, path: string, atime: bigint | undefined, mtime: bigint | undefined): Promise<void>;
+  /** The wall clock in ns since the epoch: the time the server gives a write (as a disk would). */
+  now(): bigint;
   statfs(path: string): Promise<fs.StatsFs>;
   /**
    * The largest size any file can have on the file system holding the regular file `path`
@@ -79,8 +88,27 @@ export interface CipherIo extends BoundedReader {
 export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
 
+/**
+ * A stat's times in ns since the epoch (as Node's BigIntStats has them), exact: the stats
+ * CipherIo returns carry them; a Date or a ms number holds only milliseconds.
+ */
+export interface NsTimes {
+  readonly atimeNs: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+const msToNs = (ms: number) => BigInt(Math.round(ms * 1e6));
+
+/** The exact times of `st` when it came from CipherIo; from its milliseconds otherwise. */
+export function nsTimesOf(st: fs.Stats): NsTimes {
+  if (st instanceof CipherStats) return st;
+  return { atimeNs: msToNs(st.atimeMs), mtimeNs: msToNs(st.mtimeMs), ctimeNs: msToNs(st.ctimeMs) };
+}
+
 /** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
-const STAT_NUMBERS = 13;
+const STAT_NUMBERS = 19;
+const NS_PER_S = 1_000_000_000n;
 
 /** lstat's answer, with fs.Stats's shape. */
 class CipherStats implements fs.Stats {
@@ -98,11 +126,29 @@ class CipherStats implements fs.Stats {
   mtimeMs: number;
   ctimeMs: number;
   birthtimeMs = 0;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
 
-  /** `s`: lstat's Float64Array (sealfs_fsat.c): dev ino mode nlink uid gid rdev size blksize blocks atimeMs mtimeMs ctimeMs. */
+  /**
+   * `s`: lstat's Float64Array (sealfs_fsat.c): dev ino mode nlink uid gid rdev size blksize
+   * blocks atimeMs mtimeMs ctimeMs, then the three times as seconds and nanoseconds.
+   */
   constructor(s: Float64Array) {
     [this.dev, this.ino, this.mode, this.nlink, this.uid, this.gid, this.rdev] = [s[0]!, s[1]!, s[2]!, s[3]!, s[4]!, s[5]!, s[6]!];
     [this.size, this.blksize, this.blocks, this.atimeMs, this.mtimeMs, this.ctimeMs] = [s[7]!, s[8]!, s[9]!, s[10]!, s[11]!, s[12]!];
+    const ns = (at: number) => BigInt(s[at]!) * NS_PER_S + BigInt(s[at + 1]!);
+    [this.atimeNs, this.mtimeNs, this.ctimeNs] = [ns(13), ns(15), ns(17)];
+  }
+
+  /** Node's fstat with `bigint: true` (a descriptor's stat), in the same shape. */
+  static ofBigInt(b: fs.BigIntStats): CipherStats {
+    const numbers = [b.dev, b.ino, b.mode, b.nlink, b.uid, b.gid, b.rdev, b.size, b.blksize, b.blocks].map(Number);
+    const ms = (ns: bigint) => Number(ns) / 1e6;
+    const parts = (ns: bigint) => timespecNs(ns);
+    return new CipherStats(
+      Float64Array.from([...numbers, ms(b.atimeNs), ms(b.mtimeNs), ms(b.ctimeNs), ...parts(b.atimeNs), ...parts(b.mtimeNs), ...parts(b.ctimeNs)]),
+    );
   }
 
   get atime(): Date { return new Date(this.atimeMs); }
@@ -160,6 +206,19 @@ function timespec(t: Date | number): [number, number] {
   return [sec, Math.round((ms - sec * 1000) * 1e6)];
 }
 
+/** utimensat's "leave this time as it is" (UTIME_OMIT in <sys/stat.h>), as a nanoseconds field. */
+const UTIME_OMIT = 2 ** 30 - 2;
+
+/** Seconds and nanoseconds (0 to 999,999,999, also before 1970) of a time in ns since the epoch. */
+function timespecNs(ns: bigint): [number, number] {
+  let sec = ns / NS_PER_S;
+  if (ns < sec * NS_PER_S) sec -= 1n; // bigint division rounds toward zero
+  return [Number(sec), Number(ns - sec * NS_PER_S)];
+}
+
+/** A time as the addon's utimensat takes it: seconds and nanoseconds, or UTIME_OMIT. */
+const timeArgs = (ns: bigint | undefined): [number, number] => (ns === undefined ? [0, UTIME_OMIT] : timespecNs(ns));
+
 const closeRoot = new FinalizationRegistry<number>((fd) => fs.close(fd, () => {}));
 
 /** The confined calls (see CipherIo) beneath the folder `root`, direct or queued. */
@@ -213,7 +272,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     },
     writeText: async (p, t) => void (await at(FsatOp.writeFile, p, null, controlFileMode, 0, 0, 0, Buffer.from(t))),
     open: async (p, flags, mode = 0o666) => (await at(FsatOp.open, p, null, flags, mode)) as number,
-    fstat: direct ? async (fd) => fs.fstatSync(fd) : fstatQueued,
+    fstat: direct ? async (fd) => CipherStats.ofBigInt(fs.fstatSync(fd, { bigint: true })) : fstatQueued,
     close: direct ? async (fd) => closeQuietly(fd) : (fd) => new Promise((done) => fs.close(fd, () => done())),
     mkdir: async (p, mode) => void (await at(FsatOp.mkdir, p, null, mode)),
     rmdir: async (p) => void (await at(FsatOp.rmdir, p)),
@@ -226,6 +285,13 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     chmod: async (p, m) => void (await at(FsatOp.chmod, p, null, m)),
     lchown: async (p, u, g) => void (await at(FsatOp.lchown, p, null, u, g)),
     lutimes: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timespec(a), ...timespec(m))),
+    utimens: async (p, a, m) => void (await at(FsatOp.lutimes, p, null, ...timeArgs(a), ...timeArgs(m))),
+    futimens: async (fd, p, a, m) => {
+      const times = Buffer.alloc(32);
+      [...timeArgs(a), ...timeArgs(m)].forEach((n, k) => times.writeBigInt64LE(BigInt(n), k * 8));
+      await at(FsatOp.futimens, p, null, fd, 0, 0, 0, times);
+    },
+    now: () => addon.fsatNow(),
     statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
     maxFileSize: async (p) => (await at(FsatOp.maxSize, p)) as number,
     reserve: async (fd, offset, length) => void (await at(FsatOp.reserve, rootPath, null, offset, length, 0, fd)),
@@ -258,7 +324,7 @@ function notRegular(path: string): NodeJS.ErrnoException {
 }
 
 function fstatQueued(fd: number): Promise<fs.Stats> {
-  return new Promise((done, fail) => fs.fstat(fd, (err, st) => (err ? fail(err) : done(st))));
+  return new Promise((done, fail) => fs.fstat(fd, { bigint: true }, (err, st) => (err ? fail(err) : done(CipherStats.ofBigInt(st)))));
 }
 
 function closeQuietly(fd: number): void {

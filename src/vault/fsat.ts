@@ -22,6 +22,8 @@ export interface FsatAddon {
   fsatLockFolder(path: string): { fd: number; busy: boolean; error?: string; major: number; minor: number; ino: number };
   /** Tests only: resolve by walking components, as on kernels without openat2. */
   fsatForceWalk(on: boolean): void;
+  /** The wall clock (CLOCK_REALTIME) in ns since the epoch. */
+  fsatNow(): bigint;
 }
 
 /** The calls, numbered as in sealfs_fsat.c. */
@@ -46,6 +48,8 @@ export const FsatOp = {
   maxSize: 17,
   /** fallocate(FALLOC_FL_KEEP_SIZE) of an open cipher file's descriptor (CipherIo.reserve). */
   reserve: 18,
+  /** a: a cipher file's descriptor; data: atime sec, nsec, mtime sec, nsec as int64 LE. */
+  futimens: 19,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 
@@ -58,7 +62,7 @@ export function fsatAddon(): FsatAddon | undefined {
   if (addon === undefined && missing === undefined) {
     try {
       const loaded = loadAddon() as unknown as Partial<FsatAddon>;
-      if (typeof loaded.fsat === 'function') addon = loaded as FsatAddon;
+      if (typeof loaded.fsat === 'function' && typeof loaded.fsatNow === 'function') addon = loaded as FsatAddon;
       else missing = 'the native addon is an older build without the confined calls: run "npm run build:native"';
     } catch (err) {
       missing = (err as Error).message;

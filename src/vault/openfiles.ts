@@ -1,10 +1,13 @@
 import { constants, type Stats } from 'node:fs';
 import type { ContentContext } from '../crypto/context.js';
-import { SealedFile } from '../crypto/sealedfile.js';
+import { SealedFile, type StoreTimes } from '../crypto/sealedfile.js';
 import { fdStore, type Reserver } from '../crypto/store.js';
 import { sealedSize } from '../crypto/geometry.js';
-import type { CipherIo } from './cipherio.js';
+import { nsTimesOf, type CipherIo } from './cipherio.js';
 import type { MountSettings } from './settings.js';
+
+/** relatime's bound: an access time older than this moves at the next read (a day, in ns). */
+const RELATIME_NS = 24n * 3600n * 1_000_000_000n;
 
 /** What every open file of a vault shares: its keys, chunk size, cipher-directory calls and times. */
 export interface FileContext {
@@ -21,6 +24,8 @@ export interface FileContext {
 export class OpenFile {
   private checkedAt = Date.now();
   private checking: Promise<void> | undefined;
+  /** Whether a read through the mount moved the access time already (noteRead). */
+  private readNoted = false;
   refs = 0;
 
   private constructor(
@@ -31,7 +36,30 @@ export class OpenFile {
     private fd: number,
     public sealed: SealedFile,
     readonly writable: boolean,
-  ) {}
+  ) {
+    sealed.times = this.times;
+  }
+
+  /**
+   * The cipher file's modification time is the plaintext file's (sync clients compare them):
+   * the write-back of gathered writes gives the cipher file the time of the last write, or the
+   * time set since, through the descriptor (futimens), in nanoseconds.
+   */
+  private readonly times: StoreTimes = {
+    now: () => this.ctx.io.now(),
+    setModified: (ns) => this.ctx.io.futimens(this.fd, this.cipherPath, undefined, ns),
+  };
+
+  /**
+   * Sets the times (ns since the epoch; undefined leaves one as it is) on the cipher file,
+   * through the descriptor, and keeps an explicit modification time for the write-back of
+   * writes still gathered (SealedFile.setModified), which would otherwise replace it.
+   */
+  async setTimes(atime: bigint | undefined, mtime: bigint | undefined): Promise<void> {
+    await this.settled();
+    if (mtime !== undefined) await this.sealed.setModified(mtime);
+    await this.ctx.io.futimens(this.fd, this.cipherPath, atime, mtime);
+  }
 
   /**
    * Opens the ciphertext file at `cipherPath` and tells its inode, so a caller can share an
@@ -114,11 +142,31 @@ export class OpenFile {
       try {
         const rewritten = await SealedFile.open(fdStore(this.fd, io.direct, reserverOf(io)), content, chunkSize, undefined, settings.writeBackMs);
         await rewritten.verifyEnd();
+        rewritten.times = this.times;
         this.sealed = rewritten;
       } catch (err) {
         this.checkedAt = 0;
         throw err;
       }
+    }
+  }
+
+  /**
+   * A read through the mount moves the access time as relatime does on a local disk (the
+   * cipher file is opened with O_NOATIME, so the server's own reads never do): to now, when
+   * it is not newer than the modification time or is more than a day old. Checked once per
+   * open file; a failure (a file of another user) leaves the time as it is.
+   */
+  async noteRead(): Promise<void> {
+    if (this.readNoted) return;
+    this.readNoted = true;
+    try {
+      const st = nsTimesOf(await this.ctx.io.fstat(this.fd));
+      const now = this.ctx.io.now();
+      const mtime = this.sealed.modifiedNs ?? st.mtimeNs;
+      if (st.atimeNs <= mtime || st.atimeNs < now - RELATIME_NS) await this.ctx.io.futimens(this.fd, this.cipherPath, now, undefined);
+    } catch {
+      // The access time is a hint; reading goes on.
     }
   }
 
@@ -149,15 +197,32 @@ function reserverOf(io: CipherIo): Reserver {
   return (fd, offset, length) => io.reserve(fd, offset, length);
 }
 
+/**
+ * Cipher files are opened with O_NOATIME: what the server reads of them for its own needs (the
+ * header at open, the old chunk a write re-seals) must not move the access time, which is the
+ * plaintext file's (`cp -p` sets it while written data still waits for the write-back that
+ * reads). A read through the mount moves it as relatime would (OpenFile.noteRead). The kernel
+ * allows O_NOATIME only to the file's owner (or CAP_FOWNER): without it, EPERM, the file is
+ * opened as before. A file created here is this process's own.
+ */
+async function openNoAtime(io: CipherIo, path: string, flags: number): Promise<number> {
+  try {
+    return await io.open(path, flags | constants.O_NOATIME);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    return io.open(path, flags);
+  }
+}
+
 async function openCipherFile(io: CipherIo, path: string, create?: { mode: number }): Promise<{ fd: number; writable: boolean }> {
   if (create) {
-    return { fd: await io.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, create.mode), writable: true };
+    return { fd: await io.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOATIME, create.mode), writable: true };
   }
   try {
-    return { fd: await io.open(path, constants.O_RDWR), writable: true };
+    return { fd: await openNoAtime(io, path, constants.O_RDWR), writable: true };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw err;
-    return { fd: await io.open(path, constants.O_RDONLY), writable: false };
+    return { fd: await openNoAtime(io, path, constants.O_RDONLY), writable: false };
   }
 }

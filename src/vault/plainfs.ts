@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
 import { maxPlainSize, plainSizeShown, sealedSize } from '../crypto/geometry.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, type CipherIo } from './cipherio.js';
+import { nsTimesOf, RENAME_EXCHANGE, RENAME_NOREPLACE, type CipherIo, type NsTimes } from './cipherio.js';
 import { emptyDirContents, quotedForLog, UNDECRYPTABLE_PREFIX, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
@@ -26,13 +26,14 @@ export function specialTypeOf(mode: number): SpecialType | undefined {
   return (Object.keys(SPECIAL_BITS) as SpecialType[]).find((type) => SPECIAL_BITS[type] === bits);
 }
 
-export interface PlainStat {
+export interface PlainStat extends NsTimes {
   readonly mode: number;
   readonly size: number;
   readonly uid: number;
   readonly gid: number;
   readonly nlink: number;
   readonly ino: number;
+  /** The times to the millisecond; atimeNs, mtimeNs and ctimeNs (NsTimes) are exact. */
   readonly atime: Date;
   readonly mtime: Date;
   readonly ctime: Date;
@@ -41,6 +42,10 @@ export interface PlainStat {
   /** A device's number (special files only; 0 or absent otherwise). */
   readonly rdev?: number;
 }
+
+/** A time to set: a Date (ms), or ns since the epoch. */
+export type TimeToSet = Date | bigint;
+const nsOf = (t: TimeToSet | undefined): bigint | undefined => (t instanceof Date ? BigInt(t.getTime()) * 1_000_000n : t);
 
 export interface Owner {
   readonly uid: number;
@@ -74,6 +79,9 @@ interface Handle {
   readonly file: OpenFile;
   readonly flags: number;
 }
+
+/** A Date of a time in ns since the epoch (to the millisecond). */
+const dateOf = (ns: bigint) => new Date(Number(ns / 1_000_000n));
 
 /** Directories whose undecryptable names are remembered as told. */
 const MAX_REPORTED_DIRS = 10_000;
@@ -237,7 +245,7 @@ export class PlainFs {
     if (found.entry.special) return this.specialStat(plainPath, found, st);
     if (found.entry.kind === 'file' && !found.entry.undecryptable) {
       const open = this.openFiles.get(st.ino);
-      return { ...this.statOf(st), size: open ? open.sealed.size : this.plainSize(st.size) };
+      return open ? this.openStat(open, st) : { ...this.statOf(st), size: this.plainSize(st.size) };
     }
     return this.statOf(st);
   }
@@ -264,7 +272,20 @@ export class PlainFs {
   /** Attributes of an open file, also after its name was unlinked or replaced. */
   async fgetattr(fh: number): Promise<PlainStat> {
     const { file } = this.handle(fh);
-    return { ...this.statOf(await file.stat()), size: file.sealed.size };
+    return this.openStat(file, await file.stat());
+  }
+
+  /**
+   * An open file's attributes from its cipher file's: the size and, while written data waits
+   * for the write-back, the modification time (and change time) of the last write or of a time
+   * set since (SealedFile.modifiedNs), which the write-back then gives the cipher file.
+   */
+  private openStat(file: OpenFile, st: Stats): PlainStat {
+    const shown = { ...this.statOf(st), size: file.sealed.size };
+    const modified = file.sealed.modifiedNs;
+    if (modified === undefined) return shown;
+    const ctimeNs = modified > shown.ctimeNs ? modified : shown.ctimeNs;
+    return { ...shown, mtimeNs: modified, mtime: dateOf(modified), ctimeNs, ctime: dateOf(ctimeNs) };
   }
 
   /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
@@ -274,6 +295,7 @@ export class PlainFs {
 
   private statOf(s: Stats): PlainStat {
     return {
+      ...nsTimesOf(s),
       mode: s.mode,
       size: s.size,
       uid: s.uid,
@@ -308,13 +330,26 @@ export class PlainFs {
     await this.io.lchown(await this.cipherPathOf(plainPath), uid, gid);
   }
 
-  /** Sets the access and modification times; an undefined one stays as it is. */
-  async utimens(plainPath: string, atime: Date | undefined, mtime: Date | undefined): Promise<void> {
+  /**
+   * Sets the access and modification times, to the nanosecond; an undefined one stays as it
+   * is. An open file gets them through its descriptor, and keeps the modification time for
+   * the write-back of data still gathered (OpenFile.setTimes): `cp -p` and `tar x` set it
+   * before that data reached the cipher file.
+   */
+  async utimens(plainPath: string, atime: TimeToSet | undefined, mtime: TimeToSet | undefined): Promise<void> {
     this.writable();
-    if (!atime && !mtime) return;
+    if (atime === undefined && mtime === undefined) return;
     const cipherPath = await this.cipherPathOf(plainPath);
-    const st = atime && mtime ? undefined : await this.io.lstat(cipherPath);
-    await this.io.lutimes(cipherPath, atime ?? st!.atime, mtime ?? st!.mtime);
+    const open = this.openFiles.size > 0 ? this.openFiles.get((await this.io.lstat(cipherPath)).ino) : undefined;
+    if (open) await open.setTimes(nsOf(atime), nsOf(mtime));
+    else await this.io.utimens(cipherPath, nsOf(atime), nsOf(mtime));
+  }
+
+  /** utimens through an open handle (its file's name may be gone). */
+  async futimens(fh: number, atime: TimeToSet | undefined, mtime: TimeToSet | undefined): Promise<void> {
+    this.writable();
+    if (atime === undefined && mtime === undefined) return;
+    await this.handle(fh).file.setTimes(nsOf(atime), nsOf(mtime));
   }
 
   private async cipherPathOf(plainPath: string): Promise<string> {
@@ -475,6 +510,8 @@ export class PlainFs {
     const { file } = this.handle(fh);
     try {
       await file.revalidate();
+      // Read-only (a ro mount, the offline commands): the cipher folder is left as it is.
+      if (!this.options.readOnly) await file.noteRead();
       return await file.sealed.read(position, length);
     } catch (err) {
       return this.integrity(file.plainPath, err);
