@@ -75,7 +75,7 @@ describe('exit codes', () => {
       overlap: /bad command line or options/,
       target: /would be overwritten/,
       'no-vault': /not a sealfs vault/,
-      integrity: /failed authentication.*special file/,
+      integrity: /failed authentication.*FIFO, socket or device/,
     };
     for (const [kind, row] of Object.entries(toolRows) as [ToolProblem, RegExp][]) {
       const { code } = describeError(new ToolError(kind, kind));
