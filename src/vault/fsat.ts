@@ -36,6 +36,11 @@ export const FsatOp = {
   statfs: 14,
   readFile: 15,
   lstatMany: 16,
+  getxattr: 17,
+  listxattr: 18,
+  setxattr: 19,
+  removexattr: 20,
+  reserve: 21,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 
