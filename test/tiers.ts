@@ -44,8 +44,11 @@ export const TIERS = {
     'unlock',
     'vectors',
     'vectors.independent',
+    'xattr.independent',
+    'xattrs',
+    'cipherio-xattr',
   ],
-  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1', 'status'],
+  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1', 'status', 'mount-xattr', 'mount-fallocate'],
   integration: ['autostart', 'backup', 'cli-completion', 'cli-init', 'cli-manpage', 'cli-messages', 'cli-prompts', 'hostile-control', 'hostile-repair', 'install', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 

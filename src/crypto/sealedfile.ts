@@ -393,7 +393,7 @@ export class SealedFile {
   }
 
   /**
-   * fallocate(2) on the plaintext (docs/FORMAT.md §15.2). `reserve(offset, length)` reserves
+   * fallocate(2) on the plaintext (docs/FORMAT.md §16). `reserve(offset, length)` reserves
    * disk space for stored bytes without changing the store's size; it runs first, so a full
    * disk fails the call before anything is changed. Then:
    * - `zero`: bytes [offset, offset + length) read as zeros (their chunks re-sealed with zeros:

@@ -468,7 +468,7 @@ export class PlainFs {
   }
 
   /**
-   * fallocate(2) through an open handle (docs/FORMAT.md §15.2): `zero` makes the range read
+   * fallocate(2) through an open handle (docs/FORMAT.md §16): `zero` makes the range read
    * as zeros (PUNCH_HOLE, ZERO_RANGE: re-sealed zeros, no real hole), otherwise space is
    * reserved; without `keepSize` the file grows to offset + length. Disk space is reserved in
    * the cipher folder before anything changes, so a full disk is ENOSPC with the file as it was.
