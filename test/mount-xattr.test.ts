@@ -305,7 +305,7 @@ describe.skipIf(!HAVE_ATTR)('extended attributes through the mount', { timeout: 
       expect(await py('set', join(w.mnt, 'big'), 'user.big2', randomBytes(65_507))).toEqual({ ok: false, errno: 'E2BIG' });
       await h.unmountOk(w, pid);
     } finally {
-      await h.spawn('umount', [w.cipher]);
+      if ((await h.spawn('umount', [w.cipher])).code !== 0) await h.spawn('umount', ['-l', w.cipher]);
     }
   });
 });
