@@ -8,6 +8,7 @@
  * of its own (ext4, where the other tests run, keeps an inode's attributes in one 4 KiB block).
  */
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { base32nopad, base64, base64urlnopad } from '@scure/base';
@@ -22,7 +23,7 @@ if (!FUSE_PROBLEM && !HAVE_ATTR) console.warn('mount-xattr: setfattr/getfattr mi
 function hasCommand(name: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => {
     try {
-      return require('node:fs').statSync(join(dir, name)).isFile();
+      return statSync(join(dir, name)).isFile();
     } catch {
       return false;
     }

@@ -12,8 +12,9 @@
  * handler call (the low-level API answers lookup/create/setattr with attributes directly).
  *
  * This file only translates: requests become (opcode, request id, arguments...) calls of the
- * handler; reply functions take the request id. The one request it answers itself is one
- * naming an entry in bytes that are not UTF-8 (EILSEQ: see is_utf8). It exports its opcode, stat-layout and
+ * handler; reply functions take the request id. The requests it answers itself are one
+ * naming an entry in bytes that are not UTF-8 (EILSEQ: see is_utf8), and a getxattr of an
+ * attribute outside user.* (ENODATA: see ll_getxattr). It exports its opcode, stat-layout and
  * setattr-bit tables by name, so that src/fs/kernel.ts reads them instead of copying them.
  * Paths and inodes live in src/fs (kernel.ts, nodetable.ts).
  */
@@ -508,6 +509,16 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  /*
+   * Only user.* attributes are stored (src/vault/xattrs.ts); any other is absent, which is
+   * what PlainFs.getxattr answers too. Answered here because the kernel asks for
+   * security.capability before every write() to a file (file_remove_privs), and `ls -l` for
+   * system.posix_acl_access of every entry: a trip through JavaScript each would cost more.
+   */
+  if (strncmp(name, "user.", 5) != 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
   session_t *s = S(req);
   napi_value a[] = {num(s->env, (double)ino), bytes(s->env, name, strlen(name)), num(s->env, (double)size)};
   call_handler(s, OP_GETXATTR, req, 3, a);
