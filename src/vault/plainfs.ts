@@ -549,10 +549,10 @@ export class PlainFs {
   private undecryptableXattr(plainPath: string, cipherPath: string, stored: Uint8Array): void {
     const text = Buffer.from(stored).toString('latin1');
     const key = `${cipherPath}\0${text}`;
-    this.options.counters?.integrityFailed(plainPath);
     if (this.reportedXattrs.has(key)) return;
     if (this.reportedXattrs.size >= MAX_REPORTED_XATTRS) this.reportedXattrs.clear();
     this.reportedXattrs.add(key);
+    this.options.counters?.integrityFailed(plainPath);
     this.log(`integrity: ${plainPath}: extended attribute ${quotedForLog(text)} of ${quotedForLog(cipherPath)} does not decrypt: not listed`);
   }
 
