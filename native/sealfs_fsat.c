@@ -13,8 +13,9 @@
  *   AT_SYMLINK_NOFOLLOW (or fchmod through an O_PATH descriptor of the entry itself on
  *   kernels before 6.6), mkdirat, unlinkat, renameat (renameat2 with RENAME_NOREPLACE or
  *   RENAME_EXCHANGE when asked), linkat without AT_SYMLINK_FOLLOW,
- *   symlinkat, readlinkat. The calls on a descriptor, futimens and fallocate, take only a
- *   cipher file this process opened that way (and check it is still a regular file).
+ *   symlinkat, readlinkat; extended attributes through /proc/self/fd of an O_PATH | O_NOFOLLOW
+ *   descriptor of the entry (see xattr_at). The calls on a descriptor, futimens and fallocate,
+ *   take only a cipher file this process opened that way (and check it is still a regular file).
  * - Files are opened with O_NONBLOCK and checked to be regular files before and after the
  *   open, so a FIFO or device planted in place of a file is EIO, never a blocking open.
  *
@@ -40,6 +41,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -73,13 +75,17 @@ enum {
      that do_open gave out; the path passed is the vault root's (nothing is resolved). */
   OP_RESERVE = 18,
   OP_FUTIMENS = 19,
-  OP_COUNT = 20,
+  OP_GETXATTR = 20,
+  OP_LISTXATTR = 21,
+  OP_SETXATTR = 22,
+  OP_REMOVEXATTR = 23,
+  OP_COUNT = 24,
 };
 
 static const char *const SYSCALLS[OP_COUNT] = {
     "lstat", "scandir", "open", "mkdir", "rmdir", "unlink", "rename", "link",
     "symlink", "readlink", "chmod", "lchown", "lutime", "open", "statfs", "open", "lstat", "lseek",
-    "fallocate", "futime",
+    "fallocate", "futime", "getxattr", "listxattr", "setxattr", "removexattr",
 };
 
 /* Set once openat2 answered ENOSYS, or by fsatForceWalk (tests of the older kernels' path). */
@@ -474,12 +480,71 @@ static int do_reserve(fsat_req *r) {
   return res == 0 ? 0 : -errno;
 }
 
+/*
+ * Extended attributes of an entry (a regular file or a folder; never a link, which is not
+ * followed, nor a FIFO or device). The entry is opened O_PATH | O_NOFOLLOW, which needs no
+ * permission and never blocks, its type checked on that descriptor, and the *xattr call made
+ * on /proc/self/fd/N: the magic link names exactly that inode, so nothing is resolved again.
+ * Values and lists are read into a buffer of XATTR_SIZE_MAX (64 KiB), the most Linux stores
+ * or lists, so a provider cannot make a read unbounded.
+ */
+#define XATTR_BOUND 65536
+
+static int xattr_at(fsat_req *r, int dir, const char *leaf) {
+  int fd = *leaf == '\0' ? -1 : openat(dir, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (*leaf != '\0' && fd < 0) return -errno;
+  struct stat st;
+  int res = fstat(fd < 0 ? r->root : fd, &st) != 0 ? -errno : 0;
+  /* A link is never acted on (ELOOP); a FIFO, socket or device is not one of the vault's (EIO). */
+  if (res == 0 && S_ISLNK(st.st_mode)) res = -ELOOP;
+  else if (res == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) res = -EIO;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd < 0 ? r->root : fd);
+  if (res == 0) {
+    ssize_t n = 0;
+    switch (r->op) {
+      case OP_GETXATTR:
+      case OP_LISTXATTR:
+        if ((r->text = malloc(XATTR_BOUND)) == NULL) {
+          res = -ENOMEM;
+          break;
+        }
+        n = r->op == OP_GETXATTR ? getxattr(proc, r->path2, r->text, XATTR_BOUND) : listxattr(proc, r->text, XATTR_BOUND);
+        if (n < 0) res = -errno;
+        else r->text_len = (size_t)n;
+        break;
+      case OP_SETXATTR:
+        /* a: 0 create or replace, 1 only create (EEXIST), 2 only replace (ENODATA). */
+        res = setxattr(proc, r->path2, r->data, r->data_len, r->a == 1 ? XATTR_CREATE : r->a == 2 ? XATTR_REPLACE : 0) == 0 ? 0 : -errno;
+        break;
+      case OP_REMOVEXATTR:
+        res = removexattr(proc, r->path2) == 0 ? 0 : -errno;
+        break;
+      default:
+        res = -EINVAL;
+    }
+  }
+  if (fd >= 0) close(fd);
+  return res;
+}
+
 static void run(fsat_req *r) {
   const char *rel = relative_of(r->path, r->skip);
   int dir = -1;
   const char *leaf = NULL;
   int res = 0;
   r->syscall = SYSCALLS[r->op];
+  if (r->op >= OP_GETXATTR && r->op <= OP_REMOVEXATTR) {
+    if (*rel == '\0') {
+      r->err = xattr_at(r, r->root, "");
+      return;
+    }
+    res = resolve_leaf(r->root, rel, &dir, &leaf);
+    if (res == 0) res = xattr_at(r, dir, leaf);
+    release_dir(r->root, dir);
+    r->err = res;
+    return;
+  }
   if (r->op == OP_READDIR) {
     r->err = do_readdir(r, rel);
     return;
@@ -716,6 +781,8 @@ static napi_value make_result(napi_env env, fsat_req *r) {
     case OP_READLINK:
       napi_create_string_utf8(env, r->text, r->text_len, &out);
       return out;
+    case OP_GETXATTR:
+    case OP_LISTXATTR:
     case OP_READFILE: {
       void *bytes = NULL;
       napi_create_buffer_copy(env, r->text_len, r->text_len ? r->text : "", &bytes, &out);
@@ -769,9 +836,10 @@ static fsat_req *parse(napi_env env, napi_callback_info info) {
       r->data_len = len;
     }
   }
-  bool needs2 = r->op == OP_RENAME || r->op == OP_LINK || r->op == OP_SYMLINK;
+  bool needs2 = r->op == OP_RENAME || r->op == OP_LINK || r->op == OP_SYMLINK || r->op == OP_GETXATTR || r->op == OP_SETXATTR ||
+                r->op == OP_REMOVEXATTR;
   if (r->op < 0 || r->op >= OP_COUNT || r->path == NULL || r->skip > strlen(r->path) || (needs2 && r->path2 == NULL) ||
-      ((r->op == OP_WRITEFILE || r->op == OP_LSTATMANY || r->op == OP_FUTIMENS) && r->data == NULL) || (r->op == OP_READFILE && (r->a < 0 || r->a > (1 << 24)))) {
+      ((r->op == OP_WRITEFILE || r->op == OP_LSTATMANY || r->op == OP_FUTIMENS || r->op == OP_SETXATTR) && r->data == NULL) || (r->op == OP_READFILE && (r->a < 0 || r->a > (1 << 24)))) {
     free_req(r);
     napi_throw_type_error(env, NULL, "fsat: invalid arguments");
     return NULL;

@@ -44,6 +44,8 @@ packages=(libfuse3-dev fuse3 pkg-config python3 make g++)
 # dbus-daemon (dbus-run-session): tests check autostart units and run them against a real
 # Secret Service; tmux (the prompt tests type at a real terminal).
 if $tests; then packages+=(openssl rclone gocryptfs syncthing fio psmisc gdb strace acl man-db groff-base zsh systemd libsecret-tools gnome-keyring dbus-daemon tmux); fi
+# attr (setfattr, getfattr) and rsync: the extended-attribute tests set, dump and copy them.
+if $tests; then packages+=(attr rsync); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -332,12 +332,16 @@ describe('mount options and mountinfo, without mounting', () => {
     isIndexTable(native.opcodes, Object.keys(native.opcodes).length);
     expect(native.opcodes).toMatchObject({ END: 0, LOOKUP: 1, FORGET: 2, CREATE: 22, READDIRPLUS: 23 });
     expect(native.opcodes.MKNOD).toBeGreaterThan(23);
+    expect(native.opcodes).toMatchObject({ SETXATTR: native.opcodes.MKNOD + 1, GETXATTR: native.opcodes.MKNOD + 2, LISTXATTR: native.opcodes.MKNOD + 3, REMOVEXATTR: native.opcodes.MKNOD + 4, FALLOCATE: native.opcodes.MKNOD + 5 });
     isIndexTable(native.statFields, 15);
     expect(Object.keys(native.statFields)).toEqual(expect.arrayContaining(['INO', 'MODE', 'SIZE', 'MTIME_S', 'MTIME_NS']));
     isIndexTable(native.statfsFields, 8);
     // fuse_lowlevel.h's FUSE_SET_ATTR_* and renameat2's flags, as the kernel's ABI fixes them.
     expect(native.setattrBits).toEqual({ MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 });
     expect(native.renameFlags).toEqual({ NOREPLACE: 1, EXCHANGE: 2 });
+    // sys/xattr.h's XATTR_CREATE and XATTR_REPLACE; linux/falloc.h's FALLOC_FL_*.
+    expect(native.xattrFlags).toEqual({ CREATE: 1, REPLACE: 2 });
+    expect(native.fallocateFlags).toEqual({ KEEP_SIZE: 1, PUNCH_HOLE: 2, ZERO_RANGE: 16, COLLAPSE_RANGE: 8, INSERT_RANGE: 32 });
     // fuse_add_direntry_plus's size of an entry with an empty name: fuse_entry_out (128) + fuse_dirent's header (24).
     expect(native.direntPlusHeader).toBe(152);
     expect(native.unknownIno).toBe(0xffffffff);

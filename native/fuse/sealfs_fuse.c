@@ -12,8 +12,9 @@
  * handler call (the low-level API answers lookup/create/setattr with attributes directly).
  *
  * This file only translates: requests become (opcode, request id, arguments...) calls of the
- * handler; reply functions take the request id. The one request it answers itself is one
- * naming an entry in bytes that are not UTF-8 (EILSEQ: see is_utf8). It exports its opcode, stat-layout and
+ * handler; reply functions take the request id. The requests it answers itself are one
+ * naming an entry in bytes that are not UTF-8 (EILSEQ: see is_utf8), and a getxattr of an
+ * attribute outside user.* (ENODATA: see ll_getxattr). It exports its opcode, stat-layout and
  * setattr-bit tables by name, so that src/fs/kernel.ts reads them instead of copying them.
  * Paths and inodes live in src/fs (kernel.ts, nodetable.ts).
  */
@@ -33,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <uv.h>
 
@@ -43,7 +45,7 @@
   X(END) X(LOOKUP) X(FORGET) X(GETATTR) X(SETATTR) X(READLINK) X(MKDIR) X(UNLINK) X(RMDIR) X(SYMLINK) \
   X(RENAME) X(LINK) X(OPEN) X(READ) X(WRITE) X(FLUSH) X(RELEASE) X(FSYNC) X(OPENDIR) X(READDIR)      \
   X(RELEASEDIR) X(STATFS) X(CREATE) X(READDIRPLUS)                                                  \
-  X(MKNOD)
+  X(MKNOD) X(SETXATTR) X(GETXATTR) X(LISTXATTR) X(REMOVEXATTR) X(FALLOCATE)
 
 /* The stat layout shared with JavaScript (a Float64Array), exported as `statFields`. */
 #define STAT_FIELDS(X)                                                                                  \
@@ -504,6 +506,59 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   call_handler(s, OP_CREATE, req, 4, a);
 }
 
+/*
+ * Extended attributes. Names and values are bytes (a name need not be UTF-8), passed as
+ * Buffers. These requests are never answered ENOSYS: the kernel would take that as "no
+ * extended attributes here" until unmount (kernel.ts answers every one of them).
+ */
+static napi_value bytes(napi_env env, const void *data, size_t length) {
+  napi_value r;
+  void *copy;
+  napi_create_buffer_copy(env, length, length ? data : "", &copy, &r);
+  return r;
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), bytes(s->env, name, strlen(name)), bytes(s->env, value, size), num(s->env, (double)flags)};
+  call_handler(s, OP_SETXATTR, req, 4, a);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  /*
+   * Only user.* attributes are stored (src/vault/xattrs.ts); any other is absent, which is
+   * what PlainFs.getxattr answers too. Answered here because the kernel asks for
+   * security.capability before every write() to a file (file_remove_privs), and `ls -l` for
+   * system.posix_acl_access of every entry: a trip through JavaScript each would cost more.
+   */
+  if (strncmp(name, "user.", 5) != 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), bytes(s->env, name, strlen(name)), num(s->env, (double)size)};
+  call_handler(s, OP_GETXATTR, req, 3, a);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)size)};
+  call_handler(s, OP_LISTXATTR, req, 2, a);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), bytes(s->env, name, strlen(name))};
+  call_handler(s, OP_REMOVEXATTR, req, 2, a);
+}
+
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  napi_value a[] = {num(s->env, (double)ino), num(s->env, (double)mode), num(s->env, (double)offset), num(s->env, (double)length),
+                    num(s->env, fh_of(fi))};
+  call_handler(s, OP_FALLOCATE, req, 5, a);
+}
+
 static const struct fuse_lowlevel_ops LL_OPS = {
     .init = ll_init,
     .lookup = ll_lookup,
@@ -531,6 +586,11 @@ static const struct fuse_lowlevel_ops LL_OPS = {
     .releasedir = ll_releasedir,
     .statfs = ll_statfs,
     .create = ll_create,
+    .setxattr = ll_setxattr,
+    .getxattr = ll_getxattr,
+    .listxattr = ll_listxattr,
+    .removexattr = ll_removexattr,
+    .fallocate = ll_fallocate,
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -835,6 +895,20 @@ static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   return boolean(env, true);
 }
 
+/* replyXattr(id, size): the size of a value or name list, answering a request of size 0. */
+static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  double n = 0;
+  fuse_req_t req = reply_target(env, info, 2, argv);
+  if (req == NULL) return boolean(env, false);
+  if (!arg_double(env, argv[1], &n) || n < 0) {
+    fuse_reply_err(req, EIO);
+    return throw_error(env, "replyXattr: bad size");
+  }
+  fuse_reply_xattr(req, (size_t)n);
+  return boolean(env, true);
+}
+
 /* replyAttr(id, stat, timeout) */
 static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1074,6 +1148,12 @@ static const int SETATTR_BITS[] = {FUSE_SET_ATTR_MODE,  FUSE_SET_ATTR_UID,   FUS
 static const char *const RENAME_NAMES[] = {"NOREPLACE", "EXCHANGE"};
 static const int RENAME_BITS[] = {RENAME_NOREPLACE, RENAME_EXCHANGE};
 
+static const char *const XATTR_NAMES[] = {"CREATE", "REPLACE"};
+static const int XATTR_BITS[] = {XATTR_CREATE, XATTR_REPLACE};
+static const char *const FALLOCATE_NAMES[] = {"KEEP_SIZE", "PUNCH_HOLE", "ZERO_RANGE", "COLLAPSE_RANGE", "INSERT_RANGE"};
+static const int FALLOCATE_BITS[] = {FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_COLLAPSE_RANGE,
+                                     FALLOC_FL_INSERT_RANGE};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
@@ -1083,6 +1163,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"statfsFields", NULL, NULL, NULL, NULL, table(env, SF_NAMES, NULL, SF_FIELDS), napi_enumerable, NULL},
       {"setattrBits", NULL, NULL, NULL, NULL, table(env, SETATTR_NAMES, SETATTR_BITS, COUNT(SETATTR_BITS)), napi_enumerable, NULL},
       {"renameFlags", NULL, NULL, NULL, NULL, table(env, RENAME_NAMES, RENAME_BITS, COUNT(RENAME_BITS)), napi_enumerable, NULL},
+      {"xattrFlags", NULL, NULL, NULL, NULL, table(env, XATTR_NAMES, XATTR_BITS, COUNT(XATTR_BITS)), napi_enumerable, NULL},
+      {"fallocateFlags", NULL, NULL, NULL, NULL, table(env, FALLOCATE_NAMES, FALLOCATE_BITS, COUNT(FALLOCATE_BITS)), napi_enumerable, NULL},
       /* The libfuse this addon runs with (not the headers it was built against): `sealfs --version`. */
       {"libfuseVersion", NULL, NULL, NULL, NULL, str(env, fuse_pkgversion()), napi_enumerable, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1092,6 +1174,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyCreate", NULL, js_reply_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"replyXattr", NULL, js_reply_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_enumerable, NULL},

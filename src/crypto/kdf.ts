@@ -24,12 +24,13 @@ export const SUBKEY_INFO = {
   config: 'sealfs v1 config',
   dirid: 'sealfs v1 dirid',
   content2: 'sealfs v2 content',
+  xattr: 'sealfs v1 xattr',
 } as const;
 
 export type SubkeyPurpose = keyof typeof SUBKEY_INFO;
 
 /** Byte lengths: AES-SIV with AES-256 takes a 512-bit key; the others are 256-bit. */
-const SUBKEY_BYTES: Readonly<Record<SubkeyPurpose, number>> = { content: 32, names: 64, config: 32, dirid: 32, content2: 32 };
+const SUBKEY_BYTES: Readonly<Record<SubkeyPurpose, number>> = { content: 32, names: 64, config: 32, dirid: 32, content2: 32, xattr: 32 };
 
 export function deriveSubkey(masterKey: Uint8Array, purpose: SubkeyPurpose): Uint8Array {
   if (masterKey.length !== KEY_BYTES) {

@@ -15,6 +15,7 @@ import {
   runSealedLength,
   sealedChunkOffset,
   sealedSize,
+  storedChunkBytes,
 } from './geometry.js';
 import type { ByteStore } from './store.js';
 
@@ -526,6 +527,50 @@ export class SealedFile {
       this.plainSize = newSize;
       this.allocatedEnd = 0;
       this.endVerified = true;
+    });
+  }
+
+  /**
+   * fallocate(2) on the plaintext (docs/FORMAT.md §14.3). `reserve(offset, length)` reserves
+   * disk space for stored bytes without changing the store's size; it runs first, so a full
+   * disk fails the call before anything is changed. Then:
+   * - `zero`: bytes [offset, offset + length) read as zeros (their chunks re-sealed with zeros:
+   *   authenticated, no real hole); with `keepSize` only the part within the file;
+   * - otherwise the space is reserved, and without `keepSize` a file shorter than offset + length
+   *   grows to it (zeros, as truncate extends).
+   * A store that cannot reserve (EOPNOTSUPP) still gets its zeros written, as posix_fallocate
+   * does without fallocate; only a pure reservation (`keepSize`, not `zero`) then fails.
+   */
+  allocate(offset: number, length: number, how: { readonly zero: boolean; readonly keepSize: boolean }, reserve: (offset: number, length: number) => Promise<void>): Promise<void> {
+    return this.exclusive(async () => {
+      await this.verifyEndLocked();
+      await this.flushLocked();
+      this.readAhead = undefined;
+      const C = this.chunkSize;
+      const size = this.plainSize;
+      const end = offset + length;
+      // From the chunk where the change starts (the old final chunk is re-sealed when the file
+      // grows) to the end of the chunk holding the range's last byte.
+      const from = sealedChunkOffset(chunkIndexAt(Math.min(offset, size), C), C);
+      const to = sealedChunkOffset(chunkIndexAt(end - 1, C), C) + storedChunkBytes(C);
+      try {
+        await reserve(from, to - from);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code !== 'EOPNOTSUPP' && code !== 'ENOTSUP') || (how.keepSize && !how.zero)) throw err;
+      }
+      if (how.zero) {
+        const zeroEnd = how.keepSize ? Math.min(end, size) : end;
+        const piece = chunksPerBatch(BATCH_BYTES, C) * C;
+        const zeros = new Uint8Array(Math.min(piece, Math.max(0, zeroEnd - offset)));
+        for (let p = offset; p < zeroEnd; ) {
+          const q = Math.min(zeroEnd, (Math.floor(p / piece) + 1) * piece);
+          await this.writeLocked(p, zeros.subarray(0, q - p));
+          p = q;
+        }
+      } else if (!how.keepSize && end > size) {
+        await this.writeLocked(end, new Uint8Array(0));
+      }
     });
   }
 

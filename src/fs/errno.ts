@@ -17,6 +17,8 @@ export const ERRNO = osConstants.errno as Readonly<Record<string, number>>;
 const ORDINARY = new Set([
   'ENOENT', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENOTDIR', 'EROFS', 'EACCES', 'EPERM', 'EINVAL', 'EBADF', 'EXDEV', 'ENOSPC',
   'ENAMETOOLONG', 'EDQUOT', 'EFBIG', 'EMLINK', 'ELOOP', 'ETXTBSY', 'EBUSY', 'EMFILE', 'ENFILE', 'EAGAIN', 'EINTR', 'EILSEQ',
+  // Extended attributes: absent, not stored in this namespace, a buffer or value too small or large.
+  'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ERANGE', 'E2BIG',
 ]);
 
 /**

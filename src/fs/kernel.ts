@@ -27,7 +27,7 @@ const WRITE_SLOTS = 16;
 type OpName =
   | 'END' | 'LOOKUP' | 'FORGET' | 'GETATTR' | 'SETATTR' | 'READLINK' | 'MKDIR' | 'UNLINK' | 'RMDIR' | 'SYMLINK' | 'RENAME'
   | 'LINK' | 'OPEN' | 'READ' | 'WRITE' | 'FLUSH' | 'RELEASE' | 'FSYNC' | 'OPENDIR' | 'READDIR' | 'RELEASEDIR' | 'STATFS'
-  | 'CREATE' | 'READDIRPLUS' | 'MKNOD';
+  | 'CREATE' | 'READDIRPLUS' | 'MKNOD' | 'SETXATTR' | 'GETXATTR' | 'LISTXATTR' | 'REMOVEXATTR' | 'FALLOCATE';
 type StatField =
   | 'INO' | 'MODE' | 'NLINK' | 'UID' | 'GID' | 'RDEV' | 'SIZE' | 'BLKSIZE' | 'BLOCKS'
   | 'ATIME_S' | 'ATIME_NS' | 'MTIME_S' | 'MTIME_NS' | 'CTIME_S' | 'CTIME_NS';
@@ -49,6 +49,10 @@ interface Binding {
   readonly setattrBits: Readonly<Record<SetattrBit, number>>;
   /** rename's flags (renameat2). */
   readonly renameFlags: Readonly<Record<'NOREPLACE' | 'EXCHANGE', number>>;
+  /** setxattr's flags (sys/xattr.h). */
+  readonly xattrFlags: Readonly<Record<'CREATE' | 'REPLACE', number>>;
+  /** fallocate's mode bits (linux/falloc.h). */
+  readonly fallocateFlags: Readonly<Record<'KEEP_SIZE' | 'PUNCH_HOLE' | 'ZERO_RANGE' | 'COLLAPSE_RANGE' | 'INSERT_RANGE', number>>;
   /** fuse_pkgversion() of the libfuse3 loaded, e.g. "3.14.0". */
   readonly libfuseVersion: string;
   /** `arena`: whole maxWrite-sized slots that hold write data until releaseWrite. */
@@ -60,6 +64,8 @@ interface Binding {
   replyEntry(id: number, node: number, generation: number, stat: Float64Array, attrTimeout: number, entryTimeout: number): boolean;
   replyCreate(id: number, node: number, generation: number, stat: Float64Array, attrTimeout: number, entryTimeout: number, fh: number): boolean;
   replyAttr(id: number, stat: Float64Array, timeout: number): boolean;
+  /** The size of an attribute value or name list (a getxattr or listxattr of size 0). */
+  replyXattr(id: number, size: number): boolean;
   replyOpen(id: number, fh: number): boolean;
   replyWrite(id: number, count: number): boolean;
   replyBuf(id: number, bytes: Uint8Array, length: number): boolean;
@@ -88,7 +94,7 @@ export function loadFuseBinding(): Binding {
   const path = join(packageRoot(), FUSE_ADDON_PATH);
   if (!existsSync(path)) throw new Error(`${path} is not built: install libfuse3-dev, then run \`npm run build\``);
   const loaded = createRequire(import.meta.url)(path) as Partial<Binding>;
-  for (const table of ['opcodes', 'statFields', 'statfsFields', 'setattrBits', 'renameFlags'] as const) {
+  for (const table of ['opcodes', 'statFields', 'statfsFields', 'setattrBits', 'renameFlags', 'xattrFlags', 'fallocateFlags'] as const) {
     if (typeof loaded[table] !== 'object') throw new Error(`${path} is an older build without its ${table} table: run \`npm run build\``);
   }
   binding = loaded as Binding;
@@ -146,6 +152,7 @@ type Reply =
   | { readonly kind: 'entry'; readonly node: Node; readonly stat: Float64Array }
   | { readonly kind: 'create'; readonly node: Node; readonly stat: Float64Array; readonly fh: number }
   | { readonly kind: 'attr'; readonly stat: Float64Array }
+  | { readonly kind: 'xattr'; readonly size: number }
   | { readonly kind: 'open'; readonly fh: number }
   | { readonly kind: 'write'; readonly count: number }
   | { readonly kind: 'buf'; readonly bytes: Uint8Array; readonly length: number }
@@ -164,6 +171,26 @@ type Reply =
 
 const OK: Reply = { kind: 'err', errno: 0 };
 const fail = (code: number): Reply => ({ kind: 'err', errno: code });
+
+/**
+ * A value or name list answered as getxattr and listxattr ask: its size for a request of size
+ * 0 (the caller is measuring), ERANGE when it does not fit `size`, else the bytes.
+ */
+const xattrReply = (bytes: Uint8Array, size: number): Reply =>
+  size === 0 ? { kind: 'xattr', size: bytes.length } : bytes.length > size ? fail(ERRNO.ERANGE!) : { kind: 'buf', bytes, length: bytes.length };
+
+/**
+ * The kernel takes ENOSYS from an xattr or fallocate request as "never supported" and stops
+ * asking until unmount: whatever failed, such a request is answered EOPNOTSUPP instead.
+ */
+const neverEnosys = async (run: () => Promise<Reply>): Promise<Reply> => {
+  try {
+    return await run();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOSYS') throw errno('EOPNOTSUPP', (err as Error).message);
+    throw err;
+  }
+};
 
 export interface KernelOptions {
   /** Options for libfuse, e.g. ['fsname=x', 'allow_other']. */
@@ -208,6 +235,8 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
   const { log } = options;
   const SET = native.setattrBits;
   const RENAME = native.renameFlags;
+  const XATTR = native.xattrFlags;
+  const FALLOC = native.fallocateFlags;
   const attrTimeout = options.settings.attrTimeoutMs / 1000;
   const entryTimeout = options.settings.entryTimeoutMs / 1000;
   const nodes = new NodeTable();
@@ -513,6 +542,39 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
     },
 
     STATFS: async () => ({ kind: 'statfs', numbers: laidOut(native.statfsFields, statfsFigures(await fs.statfs())) }),
+
+    // Extended attributes: names and values are bytes (Buffers from the addon).
+    SETXATTR: async (id: number, name: Buffer, value: Buffer, flags: number) =>
+      neverEnosys(async () => {
+        if (flags & ~(XATTR.CREATE | XATTR.REPLACE)) return fail(ERRNO.EINVAL!);
+        await fs.setxattr(pathOf(node(id)), name, value, flags & XATTR.CREATE ? 'create' : flags & XATTR.REPLACE ? 'replace' : 'set');
+        return OK;
+      }),
+
+    GETXATTR: async (id: number, name: Buffer, size: number) => neverEnosys(async () => xattrReply(await fs.getxattr(pathOf(node(id)), name), size)),
+
+    LISTXATTR: async (id: number, size: number) =>
+      neverEnosys(async () => {
+        const names = await fs.listxattr(pathOf(node(id)));
+        return xattrReply(Buffer.concat(names.flatMap((name) => [name, Buffer.alloc(1)])), size);
+      }),
+
+    REMOVEXATTR: async (id: number, name: Buffer) =>
+      neverEnosys(async () => {
+        await fs.removexattr(pathOf(node(id)), name);
+        return OK;
+      }),
+
+    // PUNCH_HOLE (which Linux requires with KEEP_SIZE) and ZERO_RANGE make the range read as
+    // zeros; COLLAPSE_RANGE, INSERT_RANGE and any other mode are not supported.
+    FALLOCATE: async (_id: number, mode: number, offset: number, length: number, fh: number) =>
+      neverEnosys(async () => {
+        if (mode & ~(FALLOC.KEEP_SIZE | FALLOC.PUNCH_HOLE | FALLOC.ZERO_RANGE)) return fail(ERRNO.EOPNOTSUPP!);
+        const punch = (mode & FALLOC.PUNCH_HOLE) !== 0;
+        if (punch && (!(mode & FALLOC.KEEP_SIZE) || mode & FALLOC.ZERO_RANGE)) return fail(ERRNO.EINVAL!);
+        await fs.fallocate(fh, offset, length, { zero: punch || (mode & FALLOC.ZERO_RANGE) !== 0, keepSize: (mode & FALLOC.KEEP_SIZE) !== 0 });
+        return OK;
+      }),
   };
 
   /** For log lines: the request and the path it is about. */
@@ -544,6 +606,9 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
         return;
       case 'attr':
         native.replyAttr(id, reply.stat, attrTimeout);
+        return;
+      case 'xattr':
+        native.replyXattr(id, reply.size);
         return;
       case 'open':
         native.replyOpen(id, reply.fh);

@@ -82,6 +82,17 @@ export interface CipherIo extends BoundedReader {
    * folder's file system has no fallocate.
    */
   reserve(fd: number, offset: number, length: number): Promise<void>;
+  /**
+   * Extended attributes of the regular file or folder at `path` (never a link: ELOOP; a FIFO
+   * or device: EIO), read through an O_PATH descriptor of the entry itself. A value or list
+   * is at most 64 KiB (what Linux stores); ENODATA when the attribute is not there.
+   */
+  getxattr(path: string, name: string): Promise<Buffer>;
+  /** The attribute names of the entry at `path`, as stored: bytes, whatever the provider put there. */
+  listxattr(path: string): Promise<Buffer[]>;
+  /** `mode`: 'set' (create or replace), 'create' (EEXIST when there) or 'replace' (ENODATA when not). */
+  setxattr(path: string, name: string, value: Uint8Array, mode: XattrSetMode): Promise<void>;
+  removexattr(path: string, name: string): Promise<void>;
 }
 
 /** renameat2's flags (linux/fs.h), as CipherIo.rename takes them. */
@@ -104,6 +115,23 @@ const msToNs = (ms: number) => BigInt(Math.round(ms * 1e6));
 export function nsTimesOf(st: fs.Stats): NsTimes {
   if (st instanceof CipherStats) return st;
   return { atimeNs: msToNs(st.atimeMs), mtimeNs: msToNs(st.mtimeMs), ctimeNs: msToNs(st.ctimeMs) };
+}
+
+
+/** How setxattr treats an existing attribute (XATTR_CREATE, XATTR_REPLACE or neither). */
+export type XattrSetMode = 'set' | 'create' | 'replace';
+const SET_MODES: Readonly<Record<XattrSetMode, number>> = { set: 0, create: 1, replace: 2 };
+
+/** Splits a listxattr answer (names each ended by NUL) into names. */
+function splitNames(list: Buffer): Buffer[] {
+  const names: Buffer[] = [];
+  for (let at = 0; at < list.length; ) {
+    const end = list.indexOf(0, at);
+    const stop = end < 0 ? list.length : end;
+    if (stop > at) names.push(list.subarray(at, stop));
+    at = stop + 1;
+  }
+  return names;
 }
 
 /** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
@@ -235,7 +263,7 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     if (path !== rootPath && !path.startsWith(prefix)) throw outside(path, rootPath);
     // Such a name has no string the calls could pass on: it would reach another entry's bytes.
     if (isNotUtf8(path) || (path2 !== null && isNotUtf8(path2))) throw notUtf8(isNotUtf8(path) ? path : path2!);
-    if (path2 !== null && op !== FsatOp.symlink && path2 !== rootPath && !path2.startsWith(prefix)) throw outside(path2, rootPath);
+    if (path2 !== null && (op === FsatOp.rename || op === FsatOp.link) && path2 !== rootPath && !path2.startsWith(prefix)) throw outside(path2, rootPath);
     if (rootFd === undefined) {
       rootFd = addon.fsatOpenRoot(rootPath);
       closeRoot.register(io, rootFd);
@@ -294,7 +322,13 @@ function confinedCipherIo(addon: FsatAddon, root: string, direct: boolean): Ciph
     now: () => addon.fsatNow(),
     statfs: async (p) => (await at(FsatOp.statfs, p)) as fs.StatsFs,
     maxFileSize: async (p) => (await at(FsatOp.maxSize, p)) as number,
-    reserve: async (fd, offset, length) => void (await at(FsatOp.reserve, rootPath, null, offset, length, 0, fd)),
+    // Queued: reserving gigabytes takes the file system a while.
+    reserve: async (fd, offset, length) => void (await atQueued(FsatOp.reserve, rootPath, null, offset, length, 0, fd)),
+    // Queued, as reads of what the provider controls are (bounded to 64 KiB each all the same).
+    getxattr: async (p, name) => (await atQueued(FsatOp.getxattr, p, name)) as Buffer,
+    listxattr: async (p) => splitNames((await atQueued(FsatOp.listxattr, p)) as Buffer),
+    setxattr: async (p, name, value, mode) => void (await atQueued(FsatOp.setxattr, p, name, SET_MODES[mode], 0, 0, 0, Buffer.from(value.buffer, value.byteOffset, value.byteLength))),
+    removexattr: async (p, name) => void (await atQueued(FsatOp.removexattr, p, name)),
   };
   return io;
 }

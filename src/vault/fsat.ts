@@ -50,6 +50,10 @@ export const FsatOp = {
   reserve: 18,
   /** a: a cipher file's descriptor; data: atime sec, nsec, mtime sec, nsec as int64 LE. */
   futimens: 19,
+  getxattr: 20,
+  listxattr: 21,
+  setxattr: 22,
+  removexattr: 23,
 } as const;
 export type FsatOp = (typeof FsatOp)[keyof typeof FsatOp];
 

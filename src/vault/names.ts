@@ -19,6 +19,8 @@ export const ROOT_DIR_ID = new Uint8Array(DIR_ID_BYTES);
 export const MAX_PLAIN_NAME_BYTES = 255;
 
 const SYMLINK_AD = encoder.encode('sealfs v1 symlink');
+/** Extended-attribute names (docs/FORMAT.md §14.2): a label of their own, so no file name or target ever decrypts as one. */
+const XATTR_NAME_AD = encoder.encode('sealfs v1 xattr name');
 const SIV_TAG_BYTES = 16;
 
 /**
@@ -167,6 +169,18 @@ export class NameCipher {
   encryptSymlinkTarget(target: string): string {
     if (LONE_SURROGATE.test(target)) throw new NameError('invalid', 'symlink target is not valid Unicode');
     return toBase64url(sivEncrypt(this.nameKey, SYMLINK_AD, encoder.encode(target)));
+  }
+
+  /** An extended attribute's full plaintext name (bytes, e.g. "user.xdg.tags") as base32 (§14.2). */
+  encryptXattrName(name: Uint8Array): string {
+    return toBase32(sivEncrypt(this.nameKey, XATTR_NAME_AD, name));
+  }
+
+  /** The plaintext name bytes, or undefined when `encoded` is not canonical base32 or does not authenticate. */
+  decryptXattrName(encoded: string): Uint8Array | undefined {
+    const bytes = fromBase32(encoded);
+    if (!bytes || bytes.length <= SIV_TAG_BYTES) return undefined;
+    return sivDecrypt(this.nameKey, XATTR_NAME_AD, bytes);
   }
 
   decryptSymlinkTarget(stored: string): string | undefined {

@@ -13,6 +13,10 @@ import type { Vault } from './vault.js';
 import { MAX_PLAIN_NAME_BYTES, SPECIAL_NOUNS, type EntryKind, type SpecialFile, type SpecialType } from './names.js';
 import type { ProblemCounters } from './problems.js';
 import { VAULT_FILE } from './vaultfile.js';
+import type { XattrSetMode } from './cipherio.js';
+import { HEADER_BYTES, parseHeader } from '../crypto/header.js';
+import { isStoredNamespace, MAX_PLAIN_XATTR_NAME, type XattrOwner } from './xattrs.js';
+import { ROOT_DIR_ID } from './names.js';
 
 /** Attributes of a plaintext entry: the cipher entry's, with the plaintext size. */
 /** The file-type bits of each kind of entry, as lstat reports them. */
@@ -85,6 +89,8 @@ const dateOf = (ns: bigint) => new Date(Number(ns / 1_000_000n));
 
 /** Directories whose undecryptable names are remembered as told. */
 const MAX_REPORTED_DIRS = 10_000;
+/** Undecryptable extended-attribute names remembered as logged. */
+const MAX_REPORTED_XATTRS = 10_000;
 /** Undecryptable names named in a directory's log line; the rest are counted. */
 const TOLD_NAMES = 3;
 
@@ -109,6 +115,8 @@ export class PlainFs {
   private nextHandle = 1;
   /** Per cipher directory, the undecryptable names last told (how many, which first). */
   private readonly reportedJunk = new Map<string, { count: number; first: string }>();
+  /** Stored attribute names (cipher path and name) already logged as undecryptable. */
+  private readonly reportedXattrs = new Set<string>();
   private readonly log: (line: string) => void;
   private readonly isRoot = process.getuid?.() === 0;
   /** The cipher-directory calls and times the vault was opened with (Vault.settings). */
@@ -606,6 +614,114 @@ export class PlainFs {
     for (const fh of [...this.handles.keys()]) await this.release(fh);
   }
 
+  /**
+   * fallocate(2) through an open handle (docs/FORMAT.md §14.3): `zero` makes the range read
+   * as zeros (PUNCH_HOLE, ZERO_RANGE: re-sealed zeros, no real hole), otherwise space is
+   * reserved; without `keepSize` the file grows to offset + length. Disk space is reserved in
+   * the cipher folder before anything changes, so a full disk is ENOSPC with the file as it was.
+   */
+  async fallocate(fh: number, offset: number, length: number, how: { readonly zero: boolean; readonly keepSize: boolean }): Promise<void> {
+    this.writable();
+    const { file, flags } = this.handle(fh);
+    if ((flags & ACCESS_MODE) === constants.O_RDONLY) throw errno('EBADF', `${file.plainPath} is open read-only`);
+    if (!file.writable) throw errno('EACCES', `${file.plainPath}: ciphertext file is not writable`);
+    if (!(offset >= 0) || !(length > 0)) throw errno('EINVAL', `fallocate of ${file.plainPath}: offset ${offset}, length ${length}`);
+    if (offset + length > Number.MAX_SAFE_INTEGER) throw errno('EFBIG', `${file.plainPath}: fallocate beyond ${Number.MAX_SAFE_INTEGER} bytes`);
+    try {
+      await file.revalidate();
+      await file.sealed.allocate(offset, length, how, (at, bytes) => file.reserve(at, bytes));
+    } catch (err) {
+      this.integrity(file.plainPath, err);
+    }
+  }
+
+  // ---- extended attributes (docs/FORMAT.md §14.2) ----------------------------------
+
+  /**
+   * Where the attributes of `plainPath` live and what their values are bound to (read only
+   * when needed: a file's header costs a read). Symbolic links have none (Linux keeps user.*
+   * attributes to files and directories).
+   */
+  private async xattrEntry(plainPath: string): Promise<{ cipherPath: string; kind: 'file' | 'dir' | 'symlink'; owner: () => Promise<XattrOwner> }> {
+    if (plainPath === '/') {
+      const cipherPath = this.tree.root.cipherPath;
+      return { cipherPath, kind: 'dir', owner: async () => ({ kind: 'dir', dirId: ROOT_DIR_ID }) };
+    }
+    const found = await this.tree.resolve(plainPath);
+    if (found.entry.replacedBy) throw this.replaced(plainPath, found);
+    if (found.entry.opaque || found.entry.undecryptable) throw new IntegrityFailure(plainPath, 'name does not decrypt');
+    const { cipherPath, entry } = found;
+    if (entry.kind === 'dir') return { cipherPath, kind: 'dir', owner: async () => ({ kind: 'dir', dirId: entry.dirId! }) };
+    const owner = async (): Promise<XattrOwner> => {
+      const bytes = await this.io.readBounded(cipherPath, HEADER_BYTES);
+      try {
+        return { kind: 'file', header: parseHeader(bytes).bytes };
+      } catch (err) {
+        return this.integrity(plainPath, err);
+      }
+    };
+    return { cipherPath, kind: entry.kind, owner };
+  }
+
+  /** The value of attribute `name` (bytes); ENODATA when it is not there, EIO when it fails authentication. */
+  async getxattr(plainPath: string, name: Uint8Array): Promise<Uint8Array> {
+    const absent = () => errno('ENODATA', `${plainPath} has no extended attribute ${xattrNameForLog(name)}`);
+    if (!isStoredNamespace(name) || name.length > MAX_PLAIN_XATTR_NAME) throw absent();
+    const { cipherPath, kind, owner } = await this.xattrEntry(plainPath);
+    if (kind === 'symlink') throw absent();
+    const storedName = this.vault.xattrs.cipherName(name);
+    const stored = await this.io.getxattr(cipherPath, storedName);
+    const value = this.vault.xattrs.open(await owner(), name, stored);
+    if (!value) throw this.integrityFailure(plainPath, `extended attribute ${xattrNameForLog(name)} does not authenticate (${cipherPath}, ${storedName}): moved from another entry or name, or damaged`);
+    return value;
+  }
+
+  /**
+   * The names of the entry's attributes. Attributes that are not sealfs's (the provider's, the
+   * system's) are not shown; one of sealfs's whose name does not decrypt is skipped and logged
+   * once, never shown as garbage.
+   */
+  async listxattr(plainPath: string): Promise<Uint8Array[]> {
+    const { cipherPath, kind } = await this.xattrEntry(plainPath);
+    if (kind === 'symlink') return [];
+    const names: Uint8Array[] = [];
+    for (const stored of await this.io.listxattr(cipherPath)) {
+      const name = this.vault.xattrs.plainName(stored);
+      if (name) names.push(name);
+      else if (name === undefined) this.undecryptableXattr(plainPath, cipherPath, stored);
+    }
+    return names;
+  }
+
+  private undecryptableXattr(plainPath: string, cipherPath: string, stored: Uint8Array): void {
+    const text = Buffer.from(stored).toString('latin1');
+    const key = `${cipherPath}\0${text}`;
+    if (this.reportedXattrs.has(key)) return;
+    if (this.reportedXattrs.size >= MAX_REPORTED_XATTRS) this.reportedXattrs.clear();
+    this.reportedXattrs.add(key);
+    this.options.counters?.integrityFailed(plainPath);
+    this.log(`integrity: ${plainPath}: extended attribute ${quotedForLog(text)} of ${quotedForLog(cipherPath)} does not decrypt: not listed`);
+  }
+
+  /** Sets attribute `name`; `mode` 'create' fails with EEXIST, 'replace' with ENODATA. */
+  async setxattr(plainPath: string, name: Uint8Array, value: Uint8Array, mode: XattrSetMode): Promise<void> {
+    this.writable();
+    if (!isStoredNamespace(name)) throw errno('EOPNOTSUPP', `${plainPath}: only user.* extended attributes are stored (not ${xattrNameForLog(name)})`);
+    const { cipherPath, kind, owner } = await this.xattrEntry(plainPath);
+    if (kind === 'symlink') throw errno('EPERM', `${plainPath}: a symbolic link has no user.* extended attributes`);
+    const storedName = this.vault.xattrs.cipherName(name);
+    await this.io.setxattr(cipherPath, storedName, this.vault.xattrs.seal(await owner(), name, value), mode);
+  }
+
+  async removexattr(plainPath: string, name: Uint8Array): Promise<void> {
+    this.writable();
+    if (!isStoredNamespace(name)) throw errno('EOPNOTSUPP', `${plainPath}: only user.* extended attributes are stored (not ${xattrNameForLog(name)})`);
+    const { cipherPath, kind } = await this.xattrEntry(plainPath);
+    if (kind === 'symlink') throw errno('EPERM', `${plainPath}: a symbolic link has no user.* extended attributes`);
+    if (name.length > MAX_PLAIN_XATTR_NAME) throw errno('ENODATA', `${plainPath} has no extended attribute ${xattrNameForLog(name)}`);
+    await this.io.removexattr(cipherPath, this.vault.xattrs.cipherName(name));
+  }
+
   // ---- names ------------------------------------------------------------------
 
   async unlink(plainPath: string): Promise<void> {
@@ -881,4 +997,9 @@ function payloadForm(entry: DirEntry): string {
   if (entry.kind === 'dir') return `dir ${Buffer.from(entry.dirId ?? []).toString('hex')}`;
   if (entry.special) return `special ${entry.special.type} ${entry.special.rdev}`;
   return 'name'; // files and symbolic links: the name alone
+}
+
+/** An attribute name for messages: its bytes as JSON text (no control characters reach a log line raw). */
+function xattrNameForLog(name: Uint8Array): string {
+  return JSON.stringify(Buffer.from(name).toString('utf8'));
 }

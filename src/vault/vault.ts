@@ -6,6 +6,7 @@ import { DirectoryDecoder } from './directory.js';
 import { NameCipher } from './names.js';
 import { DEFAULT_SETTINGS, type MountSettings } from './settings.js';
 import { Tree } from './tree.js';
+import { XattrCipher } from './xattrs.js';
 import { readVaultFile, verifyVaultFile, type VaultConfig } from './vaultfile.js';
 
 /** An unlocked vault: its verified configuration and the keys to read and write it. */
@@ -18,6 +19,8 @@ export interface Vault {
   readonly settings: MountSettings;
   /** The calls made on the cipher directory, as the settings ask. */
   readonly io: CipherIo;
+  /** Extended attributes' names and values (docs/FORMAT.md §14.2). */
+  readonly xattrs: XattrCipher;
 }
 
 export interface OpenVaultOptions {
@@ -36,15 +39,17 @@ export async function openVault(cipherDir: string, masterKey: Uint8Array, option
   const settings = options.settings ?? DEFAULT_SETTINGS;
   const io = cipherIoFor(settings, dir);
   const tree = new Tree(dir, new DirectoryDecoder(names, config.maxNameLength, io), settings.listingTtlMs);
-  return { cipherDir: dir, config, content, names, tree, settings, io };
+  const xattrs = new XattrCipher(deriveSubkey(masterKey, 'xattr'), names, config.cipher);
+  return { cipherDir: dir, config, content, names, tree, settings, io, xattrs };
 }
 
 /**
- * Locks an unlocked vault: zeroes its content, name and directory-id keys (the master key
+ * Locks an unlocked vault: zeroes its content, name, directory-id and xattr keys (the master key
  * itself is zeroed by whoever unlocked it, right after openVault). The vault is unusable
  * afterwards; the mount server calls this when it ends.
  */
 export function lockVault(vault: Vault): void {
   vault.content.contentKey.fill(0);
   vault.names.wipe();
+  vault.xattrs.wipe();
 }
