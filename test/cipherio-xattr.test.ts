@@ -100,7 +100,7 @@ describe.skipIf(!addon).each([false, true])('confined xattr calls (component wal
     const fd = await io.open(path, fs.constants.O_RDWR);
     try {
       const before = fs.fstatSync(fd);
-      await io.reserve(fd, path, 0, 4 << 20);
+      await io.reserve(fd, 0, 4 << 20);
       const after = fs.fstatSync(fd);
       expect(after.size).toBe(before.size);
       expect(after.blocks).toBeGreaterThan(before.blocks + 4000);
