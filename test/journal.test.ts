@@ -96,10 +96,10 @@ describe('commit journal', () => {
           }
           const records = crashed ? readdirSync(journal) : [];
           if (records.length === 1 && cutSeed % 3 === 0 && allowed <= beforeRecord) {
-            // Killed while the rest of the record was being written (its intent, 35 bytes here,
+            // Killed while the rest of the record was being written (its intent, 99 bytes here,
             // was written before the first store operation): any longer prefix of it.
             const path = join(journal, records[0]!);
-            const intent = 8 + 8 + 16 + 2 + 1;
+            const intent = 8 + 8 + 16 + 32 + 32 + 2 + 1;
             truncateSync(path, intent + (cutSeed % (statSync(path).size - intent + 1)));
           }
           const healed = new MemoryStore(store.bytes());
@@ -130,5 +130,27 @@ describe('commit journal', () => {
     await SealedFileV2.create(other, KEY, { cipher: 'aes-256-gcm', chunkSize: 4096 });
     expect(await settleJournal(dir, async () => other)).toEqual([{ cipherPath: 'a/b', outcome: 'skipped', detail: 'the cipher file is gone or is another file now' }]);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('drops a record when a sync client brought another version of the file before settling', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sealfs-journal-'));
+    dirs.push(dir);
+    const store = new MemoryStore();
+    const file = await SealedFileV2.create(store, KEY, { cipher: 'aes-256-gcm', chunkSize: 4096 });
+    await file.write(0, randomBytes(9000));
+    await file.commit();
+    // A commit killed after its first store operation leaves an intent.
+    const crashing = new CrashingStore(store.bytes(), 1);
+    const killed = await SealedFileV2.open(crashing, KEY);
+    await killed.write(20_000, randomBytes(10));
+    await expect(killed.commit(journaledApplier(dir, 'f', file.header.fileId, false))).rejects.toThrow(Crash);
+    // Meanwhile another machine's newer version arrives in its place.
+    const newer = new MemoryStore(store.bytes());
+    const other = await SealedFileV2.open(newer, KEY);
+    await other.write(5, randomBytes(3));
+    await other.commit();
+    const arrived = Uint8Array.from(newer.bytes());
+    expect(await settleJournal(dir, async () => newer)).toEqual([{ cipherPath: 'f', outcome: 'skipped', detail: 'the cipher file holds another version now' }]);
+    expect(Buffer.from(newer.bytes()).equals(Buffer.from(arrived))).toBe(true);
   });
 });

@@ -3,6 +3,7 @@ import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FILE_ID_BYTES, HEADER_BYTES } from '../crypto/header.js';
 import type { ByteStore } from '../crypto/store.js';
+import { ROOT_BYTES } from '../crypto/v2/layout.js';
 import type { CommitApplier, CommitPlan } from '../crypto/v2/sealedfile.js';
 
 /**
@@ -11,13 +12,15 @@ import type { CommitApplier, CommitPlan } from '../crypto/v2/sealedfile.js';
  * old or its new state. Records live outside the cipher folder (next to the key store), one
  * file per cipher file being committed, named by its file id.
  *
- * Record: magic ‖ uint64be(old length) ‖ file id (16) ‖ uint16be(path length) ‖ cipher path
- * (UTF-8, relative to the vault root) — the intent, written before anything changes — then,
+ * Record: magic ‖ uint64be(old length) ‖ file id (16) ‖ old root (32) ‖ new root (32) ‖
+ * uint16be(path length) ‖ cipher path (UTF-8, relative to the vault root) — the intent,
+ * written before anything changes — then,
  * once the bytes beyond the old length are in place: uint64be(new length) ‖ uint32be(ranges)
  * ‖ (uint64be(offset) ‖ uint32be(length) ‖ bytes)* ‖ SHA-256 of everything before it.
  */
 
-const MAGIC = Buffer.from('SFJNL001');
+const MAGIC = Buffer.from('SFJNL002');
+const ROOT_AT = HEADER_BYTES;
 const SUFFIX = '.jnl';
 
 /** Where the journal of a vault lives: `<keystore>/<vaultId>.journal/`. */
@@ -63,7 +66,11 @@ export function journaledApplier(dir: string, cipherPath: string, fileId: Uint8A
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, Buffer.from(fileId).toString('hex') + SUFFIX);
     const name = Buffer.from(cipherPath, 'utf8');
-    const intent = Buffer.concat([MAGIC, u64(plan.oldLength), Buffer.from(fileId), Buffer.from([name.length >> 8, name.length & 0xff]), name]);
+    // The roots tell settling whether the file is still the one this record is about.
+    const oldRoot = Buffer.alloc(ROOT_BYTES);
+    if (plan.oldLength >= ROOT_AT + ROOT_BYTES) await store.read(oldRoot, ROOT_AT);
+    const newRoot = plan.ranges.find((r) => r.offset === ROOT_AT)?.data ?? new Uint8Array(ROOT_BYTES);
+    const intent = Buffer.concat([MAGIC, u64(plan.oldLength), Buffer.from(fileId), oldRoot, Buffer.from(newRoot), Buffer.from([name.length >> 8, name.length & 0xff]), name]);
     const { direct, journaled } = split(plan);
     const handle = await open(path, 'w', 0o600);
     try {
@@ -105,7 +112,9 @@ export interface Settled {
  * Settles every record a killed writer left: a complete record is redone, an intent alone
  * undone (the file cut back to its old length). `openFile` opens a cipher file of the vault
  * for writing through the vault's confined calls (or returns undefined when it is gone). A
- * record whose file no longer carries its file id is left alone and reported.
+ * record whose file is not the one it was written for — another file id, or a root that is
+ * neither the old nor (for a complete record) the new one, as when a sync client brought a
+ * newer version before settling — is dropped without touching the file, and reported.
  */
 export async function settleJournal(dir: string, openFile: (cipherPath: string) => Promise<ByteStore | undefined>): Promise<Settled[]> {
   let names: string[];
@@ -126,9 +135,17 @@ export async function settleJournal(dir: string, openFile: (cipherPath: string) 
       continue;
     }
     const store = await openFile(parsed.cipherPath);
-    const header = new Uint8Array(HEADER_BYTES);
-    if (!store || (await store.read(header, 0)) < HEADER_BYTES || !Buffer.from(header.subarray(8, 8 + FILE_ID_BYTES)).equals(parsed.fileId)) {
+    const head = new Uint8Array(HEADER_BYTES + ROOT_BYTES);
+    const got = store ? await store.read(head, 0) : 0;
+    if (!store || got < HEADER_BYTES || !Buffer.from(head.subarray(8, 8 + FILE_ID_BYTES)).equals(parsed.fileId)) {
       out.push({ cipherPath: parsed.cipherPath, outcome: 'skipped', detail: 'the cipher file is gone or is another file now' });
+      await rm(path, { force: true });
+      continue;
+    }
+    const root = Buffer.from(head.subarray(ROOT_AT, ROOT_AT + ROOT_BYTES));
+    const rootIsOld = root.equals(parsed.oldRoot) || (got < ROOT_AT + ROOT_BYTES && isZeroRoot(parsed.oldRoot));
+    if (!rootIsOld && !(parsed.redo && root.equals(parsed.newRoot))) {
+      out.push({ cipherPath: parsed.cipherPath, outcome: 'skipped', detail: 'the cipher file holds another version now' });
       await rm(path, { force: true });
       continue;
     }
@@ -150,20 +167,29 @@ export async function settleJournal(dir: string, openFile: (cipherPath: string) 
 interface ParsedRecord {
   readonly oldLength: number;
   readonly fileId: Buffer;
+  readonly oldRoot: Buffer;
+  readonly newRoot: Buffer;
   readonly cipherPath: string;
   readonly redo?: { readonly newLength: number; readonly ranges: Range[] };
 }
 
+/** A file committed for the first time had no root yet: its record says zeros. */
+function isZeroRoot(root: Buffer): boolean {
+  return root.every((b) => b === 0);
+}
+
 function parseRecord(record: Buffer): ParsedRecord | undefined {
-  const fixed = MAGIC.length + 8 + FILE_ID_BYTES + 2;
+  const fixed = MAGIC.length + 8 + FILE_ID_BYTES + 2 * ROOT_BYTES + 2;
   if (record.length < fixed || !record.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const oldLength = Number(record.readBigUInt64BE(MAGIC.length));
   const fileId = record.subarray(MAGIC.length + 8, MAGIC.length + 8 + FILE_ID_BYTES);
+  const oldRoot = record.subarray(MAGIC.length + 8 + FILE_ID_BYTES, MAGIC.length + 8 + FILE_ID_BYTES + ROOT_BYTES);
+  const newRoot = record.subarray(MAGIC.length + 8 + FILE_ID_BYTES + ROOT_BYTES, fixed - 2);
   const nameLength = record.readUInt16BE(fixed - 2);
   if (record.length < fixed + nameLength) return undefined;
   const cipherPath = record.subarray(fixed, fixed + nameLength).toString('utf8');
   const intentEnd = fixed + nameLength;
-  const base = { oldLength, fileId, cipherPath };
+  const base = { oldLength, fileId, oldRoot, newRoot, cipherPath };
   if (record.length < intentEnd + 12 + 32) return base;
   const digest = createHash('sha256').update(record.subarray(0, record.length - 32)).digest();
   if (!digest.equals(record.subarray(record.length - 32))) return base;
