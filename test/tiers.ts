@@ -45,7 +45,7 @@ export const TIERS = {
     'vectors',
     'vectors.independent',
   ],
-  mount: ['hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1', 'status'],
+  mount: ['conformance', 'hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-vault-v1', 'status'],
   integration: ['autostart', 'backup', 'cli-completion', 'cli-init', 'cli-manpage', 'cli-messages', 'cli-prompts', 'hostile-control', 'hostile-repair', 'install', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 
