@@ -6,7 +6,8 @@
  * - pjdfstest (third_party/pjdfstest, pinned): every script but the slow ones, run as root on a
  *   mount made with --allow-other --others-mode 777. A subtest failing that is not in
  *   bench/conformance/known-failures.json fails this test (a regression); every known
- *   failure carries its reason there.
+ *   failure carries its reason there (a script marked "varies" may fail in any subtest: its
+ *   cause, a 1 s cache, makes a different few fail each run).
  * - fsx (third_party/fsx, xfstests' ltp/fsx.c): every variant of FSX_VARIANTS, CI_FSX_OPS
  *   operations each, must end clean (every byte read back as the model says).
  *
