@@ -42,8 +42,9 @@ packages=(libfuse3-dev fuse3 pkg-config python3 make g++)
 # man-db, groff-base (a test renders the man page); zsh (a test loads the zsh completion);
 # systemd (systemd-analyze, systemd-escape), libsecret-tools (secret-tool), gnome-keyring,
 # dbus-daemon (dbus-run-session): tests check autostart units and run them against a real
-# Secret Service; tmux (the prompt tests type at a real terminal).
-if $tests; then packages+=(openssl rclone gocryptfs syncthing fio psmisc gdb strace acl man-db groff-base zsh systemd libsecret-tools gnome-keyring dbus-daemon tmux); fi
+# Secret Service; tmux (the prompt tests type at a real terminal); gcc (cc builds the
+# conformance suites vendored in third_party/, whose scripts also call openssl).
+if $tests; then packages+=(openssl rclone gocryptfs syncthing fio psmisc gdb strace acl man-db groff-base zsh systemd libsecret-tools gnome-keyring dbus-daemon tmux gcc); fi
 # attr (setfattr, getfattr) and rsync: the extended-attribute tests set, dump and copy them.
 if $tests; then packages+=(attr rsync); fi
 missing=()

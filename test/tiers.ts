@@ -56,7 +56,7 @@ export const TIERS = {
     'xattrs',
     'cipherio-xattr',
   ],
-  mount: ['mount-lock', 'mount-posix', 'hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-fulldisk', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-times', 'mount-special', 'mount-vault-v1', 'status', 'mount-xattr', 'mount-fallocate'],
+  mount: ['conformance', 'mount-lock', 'mount-posix', 'hostile-junk', 'hostile-names', 'hostile-paths', 'hostile-perms', 'hostile-readers', 'hostile-secrets', 'mount-faults', 'mount-fstab', 'mount-fulldisk', 'mount-leak', 'mount-messages', 'mount-random', 'mount-semantics', 'mount-smoke', 'mount-times', 'mount-special', 'mount-vault-v1', 'status', 'mount-xattr', 'mount-fallocate'],
   integration: ['autostart', 'backup', 'cli-completion', 'cli-init', 'cli-manpage', 'cli-messages', 'cli-prompts', 'hostile-control', 'hostile-repair', 'install', 'mount-fio', 'scrub', 'sync-live', 'sync-syncthing', 'vault-v1'],
 } as const satisfies Record<string, readonly string[]>;
 

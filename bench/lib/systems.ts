@@ -58,12 +58,27 @@ export interface Mounted {
   teardown(): Promise<void>;
 }
 
+export interface SetupOptions {
+  /**
+   * Let every local user use the mount, with the kernel checking modes (the conformance suites
+   * run as root and switch users): gocryptfs -allow_other; sealfs --allow-other with
+   * --others-mode 777, so that modes are shown as stored.
+   */
+  readonly allowOther?: boolean;
+}
+
 export interface Driver {
   readonly name: SystemName;
   /** How the system is set up and mounted, flags included, for the report. */
   readonly describe: string;
-  setup(dir: string): Promise<Mounted>;
+  setup(dir: string, options?: SetupOptions): Promise<Mounted>;
 }
+
+/** The mount flags SetupOptions add, per system. */
+export const ALLOW_OTHER_ARGS: Readonly<Record<'sealfs' | 'gocryptfs', readonly string[]>> = {
+  sealfs: ['--allow-other', '--others-mode', '777'],
+  gocryptfs: ['-allow_other'],
+};
 
 const MOUNT_TIMEOUT_MS = 30_000;
 const EXIT_TIMEOUT_MS = 10_000;
@@ -170,7 +185,7 @@ export const gocryptfs: Driver = {
   describe:
     `gocryptfs ${GOCRYPTFS_INIT.join(' ')} -extpass cat -extpass PASSFILE CIPHER; ` +
     `gocryptfs ${GOCRYPTFS_MOUNT.join(' ')} -extpass cat -extpass PASSFILE CIPHER MNT (default options: AES-256-GCM, 4 KiB blocks)`,
-  async setup(dir) {
+  async setup(dir, options = {}) {
     const version = await requireProgram('gocryptfs', ['-version']);
     note(`bench: gocryptfs: ${version}`);
     const { cipher, mnt } = await makeDirs(dir);
@@ -179,7 +194,8 @@ export const gocryptfs: Driver = {
     await writePassphrase(pass);
     const extpass = ['-extpass', 'cat', '-extpass', pass];
     await run('gocryptfs', [...GOCRYPTFS_INIT, ...extpass, cipher], { timeoutS: 60, log });
-    const server = spawnServer('gocryptfs', [...GOCRYPTFS_MOUNT, ...extpass, cipher, mnt], log);
+    const others = options.allowOther ? ALLOW_OTHER_ARGS.gocryptfs : [];
+    const server = spawnServer('gocryptfs', [...GOCRYPTFS_MOUNT, ...others, ...extpass, cipher, mnt], log);
     return serveInForeground('gocryptfs', server, mnt, log);
   },
 };
@@ -337,7 +353,7 @@ export const sealfs: Driver = {
   describe:
     `XDG_CONFIG_HOME=DIR/config (key store in the temp dir); node dist/src/cli/main.js init CIPHER --passphrase-file F ${SEALFS_INIT.join(' ')}; ` +
     `node dist/src/cli/main.js mount CIPHER MNT --passphrase-file F --pid-file P; node dist/src/cli/main.js unmount MNT`,
-  async setup(dir) {
+  async setup(dir, options = {}) {
     if (!existsSync(SEALFS_CLI)) throw new Unavailable(`${SEALFS_CLI} does not exist (not built?)`);
     const { cipher, mnt } = await makeDirs(dir);
     const pass = join(dir, 'passphrase');
@@ -354,7 +370,8 @@ export const sealfs: Driver = {
       throw err;
     }
 
-    const launcher = spawnServer(process.execPath, cli('mount', cipher, mnt, '--passphrase-file', pass, '--pid-file', pidFile), log, env);
+    const others = options.allowOther ? ALLOW_OTHER_ARGS.sealfs : [];
+    const launcher = spawnServer(process.execPath, cli('mount', cipher, mnt, '--passphrase-file', pass, '--pid-file', pidFile, ...others), log, env);
     let serverPid: number | undefined;
     let foreground = false;
     let wasMounted = false;
