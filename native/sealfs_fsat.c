@@ -886,25 +886,36 @@ static napi_value js_fsat_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* The vault root, opened once by the caller's path (the user's own choice, so links count). */
-static napi_value js_open_root(napi_env env, napi_callback_info info) {
+/*
+ * The folder named by the one string argument, opened by the caller's path (the user's own
+ * choice, so links count): its descriptor, or -1 after throwing (a bad argument, open failed).
+ */
+static int open_folder_arg(napi_env env, napi_callback_info info, const char *fn) {
   size_t argc = 1;
-  napi_value argv[1], out;
+  napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   fsat_req r = {.op = OP_OPEN, .syscall = "open"};
   r.path = argc == 1 ? sealfs_napi_string(env, argv[0]) : NULL;
   if (r.path == NULL) {
-    napi_throw_type_error(env, NULL, "fsatOpenRoot: path must be a string");
-    return NULL;
+    char message[96];
+    snprintf(message, sizeof message, "%s: path must be a string", fn);
+    napi_throw_type_error(env, NULL, message);
+    return -1;
   }
   int fd = open(r.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     r.err = -errno;
     napi_throw(env, make_error(env, &r));
-    free(r.path);
-    return NULL;
   }
   free(r.path);
+  return fd;
+}
+
+/* The vault root, opened once by the caller's path. */
+static napi_value js_open_root(napi_env env, napi_callback_info info) {
+  int fd = open_folder_arg(env, info, "fsatOpenRoot");
+  if (fd < 0) return NULL;
+  napi_value out;
   napi_create_int32(env, fd, &out);
   return out;
 }
@@ -921,25 +932,16 @@ static napi_value js_open_root(napi_env env, napi_callback_info info) {
  * file as major:minor:inode, hence those.
  */
 static napi_value js_lock_folder(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  fsat_req r = {.op = OP_OPEN, .syscall = "open"};
-  r.path = argc == 1 ? sealfs_napi_string(env, argv[0]) : NULL;
-  if (r.path == NULL) {
-    napi_throw_type_error(env, NULL, "fsatLockFolder: path must be a string");
-    return NULL;
-  }
-  int fd = open(r.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = open_folder_arg(env, info, "fsatLockFolder");
+  if (fd < 0) return NULL;
+  napi_value out;
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    r.err = -errno;
-    if (fd >= 0) close(fd);
+  if (fstat(fd, &st) != 0) {
+    fsat_req r = {.op = OP_OPEN, .syscall = "fstat", .err = -errno};
+    close(fd);
     napi_throw(env, make_error(env, &r));
-    free(r.path);
     return NULL;
   }
-  free(r.path);
   const char *error = NULL;
   bool busy = false;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -385,7 +385,12 @@ export class PlainFs {
     try {
       await this.io.writeText(join(parent.cipherPath, sidecar.name), sidecar.content);
     } catch (err) {
-      await this.removeSidecar(parent, { name: '', cipherName: '', kind: 'file', sidecar: sidecar.name }).catch(() => undefined);
+      // Only a sidecar this call made and could not fill: anything else in its place (a link the
+      // provider planted, ELOOP) is not ours to remove.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        await this.removeSidecar(parent, { name: '', cipherName: '', kind: 'file', sidecar: sidecar.name }).catch(() => undefined);
+      }
       throw err;
     }
   }
