@@ -142,6 +142,20 @@ const NS_PER_S = 1_000_000_000n;
 const seconds = (ns: bigint) => Number((ns < 0n && ns % NS_PER_S !== 0n ? ns / NS_PER_S - 1n : ns / NS_PER_S));
 const nanoseconds = (ns: bigint) => Number(((ns % NS_PER_S) + NS_PER_S) % NS_PER_S);
 
+/** The six time fields the kernel is sent: from the numbers when the stat has them, else from its BigInts. */
+function timeFields(st: PlainStat): Record<'ATIME_S' | 'ATIME_NS' | 'MTIME_S' | 'MTIME_NS' | 'CTIME_S' | 'CTIME_NS', number> {
+  const p = st.timeParts;
+  if (p) return { ATIME_S: p[0]!, ATIME_NS: p[1]!, MTIME_S: p[2]!, MTIME_NS: p[3]!, CTIME_S: p[4]!, CTIME_NS: p[5]! };
+  return {
+    ATIME_S: seconds(st.atimeNs),
+    ATIME_NS: nanoseconds(st.atimeNs),
+    MTIME_S: seconds(st.mtimeNs),
+    MTIME_NS: nanoseconds(st.mtimeNs),
+    CTIME_S: seconds(st.ctimeNs),
+    CTIME_NS: nanoseconds(st.ctimeNs),
+  };
+}
+
 /** A setattr time from the addon: seconds and nanoseconds, the seconds NaN for a time to leave as it is. */
 const setTime = (sec: number, nsec: number): bigint | undefined => (Number.isNaN(sec) ? undefined : BigInt(sec) * NS_PER_S + BigInt(nsec));
 
@@ -286,12 +300,7 @@ export function serveKernel(mountpoint: string, fs: PlainFs, options: KernelOpti
       SIZE: st.size,
       BLKSIZE: options.blockSize,
       BLOCKS: st.blocks,
-      ATIME_S: seconds(st.atimeNs),
-      ATIME_NS: nanoseconds(st.atimeNs),
-      MTIME_S: seconds(st.mtimeNs),
-      MTIME_NS: nanoseconds(st.mtimeNs),
-      CTIME_S: seconds(st.ctimeNs),
-      CTIME_NS: nanoseconds(st.ctimeNs),
+      ...timeFields(st),
     });
   };
 

@@ -109,6 +109,18 @@ export interface NsTimes {
   readonly ctimeNs: bigint;
 }
 
+/**
+ * The same three times as seconds and nanoseconds (atime s, ns, mtime s, ns, ctime s, ns),
+ * as the addon gives them: what the kernel is sent, without a BigInt per time (a listing of
+ * 100,000 entries made millions of them).
+ */
+export type TimeParts = ArrayLike<number>;
+
+/** The times of `st` as numbers when it came from CipherIo. */
+export function timePartsOf(st: fs.Stats): TimeParts | undefined {
+  return st instanceof CipherStats ? st.timeParts : undefined;
+}
+
 const msToNs = (ms: number) => BigInt(Math.round(ms * 1e6));
 
 /** The exact times of `st` when it came from CipherIo; from its milliseconds otherwise. */
@@ -134,6 +146,11 @@ function splitNames(list: Buffer): Buffer[] {
   return names;
 }
 
+/** One time of TimeParts (at 0, 2 or 4) in ns since the epoch. */
+export function nsOfParts(parts: TimeParts, at: number): bigint {
+  return BigInt(parts[at]!) * NS_PER_S + BigInt(parts[at + 1]!);
+}
+
 /** Numbers of one stat in the addon's answers (STAT_NUMBERS in sealfs_fsat.c). */
 const STAT_NUMBERS = 19;
 const NS_PER_S = 1_000_000_000n;
@@ -154,20 +171,34 @@ class CipherStats implements fs.Stats {
   mtimeMs: number;
   ctimeMs: number;
   birthtimeMs = 0;
-  atimeNs: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  /** The three times as seconds and nanoseconds (TimeParts). */
+  readonly timeParts: Float64Array;
 
   /**
    * `s`: lstat's Float64Array (sealfs_fsat.c): dev ino mode nlink uid gid rdev size blksize
    * blocks atimeMs mtimeMs ctimeMs, then the three times as seconds and nanoseconds.
    */
   constructor(s: Float64Array) {
-    [this.dev, this.ino, this.mode, this.nlink, this.uid, this.gid, this.rdev] = [s[0]!, s[1]!, s[2]!, s[3]!, s[4]!, s[5]!, s[6]!];
-    [this.size, this.blksize, this.blocks, this.atimeMs, this.mtimeMs, this.ctimeMs] = [s[7]!, s[8]!, s[9]!, s[10]!, s[11]!, s[12]!];
-    const ns = (at: number) => BigInt(s[at]!) * NS_PER_S + BigInt(s[at + 1]!);
-    [this.atimeNs, this.mtimeNs, this.ctimeNs] = [ns(13), ns(15), ns(17)];
+    this.dev = s[0]!;
+    this.ino = s[1]!;
+    this.mode = s[2]!;
+    this.nlink = s[3]!;
+    this.uid = s[4]!;
+    this.gid = s[5]!;
+    this.rdev = s[6]!;
+    this.size = s[7]!;
+    this.blksize = s[8]!;
+    this.blocks = s[9]!;
+    this.atimeMs = s[10]!;
+    this.mtimeMs = s[11]!;
+    this.ctimeMs = s[12]!;
+    this.timeParts = s.subarray(13, 19);
   }
+
+  // Exact times as BigInts only when asked for.
+  get atimeNs(): bigint { return nsOfParts(this.timeParts, 0); }
+  get mtimeNs(): bigint { return nsOfParts(this.timeParts, 2); }
+  get ctimeNs(): bigint { return nsOfParts(this.timeParts, 4); }
 
   /** Node's fstat with `bigint: true` (a descriptor's stat), in the same shape. */
   static ofBigInt(b: fs.BigIntStats): CipherStats {

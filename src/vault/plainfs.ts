@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../crypto/errors.js';
 import { maxPlainSize, plainSizeShown, sealedSize } from '../crypto/geometry.js';
-import { nsTimesOf, RENAME_EXCHANGE, RENAME_NOREPLACE, type CipherIo, type NsTimes } from './cipherio.js';
+import { nsOfParts, nsTimesOf, RENAME_EXCHANGE, RENAME_NOREPLACE, timePartsOf, type CipherIo, type NsTimes, type TimeParts } from './cipherio.js';
 import { emptyDirContents, quotedForLog, UNDECRYPTABLE_PREFIX, usesSidecar } from './ciphernames.js';
 import { LONG_HASH_CHARS } from './longnames.js';
 import type { DirEntry } from './directory.js';
@@ -45,7 +45,12 @@ export interface PlainStat extends NsTimes {
   readonly blksize: number;
   /** A device's number (special files only; 0 or absent otherwise). */
   readonly rdev?: number;
+  /** The exact times as numbers (seconds, nanoseconds), when known: what the kernel is sent. */
+  readonly timeParts?: TimeParts;
 }
+
+/** What a stat shows besides the cipher entry's own numbers (its kind, its plaintext size). */
+type StatOverrides = Partial<Pick<PlainStat, 'mode' | 'size' | 'nlink' | 'blocks' | 'rdev'>>;
 
 /** A time to set: a Date (ms), or ns since the epoch. */
 export type TimeToSet = Date | bigint;
@@ -235,7 +240,7 @@ export class PlainFs {
 
   /** Never looked at itself (a FIFO, a name no string reaches): an empty file no mode lets open. */
   private opaqueStat(dirStat: Stats): PlainStat {
-    return { ...this.statOf(dirStat), mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 };
+    return this.statOf(dirStat, { mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 });
   }
 
   /** A resolved entry's attributes from its cipher entry's lstat. */
@@ -248,12 +253,12 @@ export class PlainFs {
     }
     if (found.entry.kind === 'symlink') {
       const target = await this.targetOf(plainPath, found);
-      return { ...this.statOf(st), size: Buffer.byteLength(target) };
+      return this.statOf(st, { size: Buffer.byteLength(target) });
     }
     if (found.entry.special) return this.specialStat(plainPath, found, st);
     if (found.entry.kind === 'file' && !found.entry.undecryptable) {
       const open = this.openFiles.get(st.ino);
-      return open ? this.openStat(open, st) : { ...this.statOf(st), size: this.plainSize(st.size) };
+      return open ? this.openStat(open, st) : this.statOf(st, { size: this.plainSize(st.size) });
     }
     return this.statOf(st);
   }
@@ -268,9 +273,9 @@ export class PlainFs {
     const special = found.entry.special!;
     if (st.size !== 0) {
       this.integrityFailure(plainPath, this.notEmpty(found, st.size));
-      return { ...this.statOf(st), mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 };
+      return this.statOf(st, { mode: constants.S_IFREG, size: 0, nlink: 1, blocks: 0 });
     }
-    return { ...this.statOf(st), mode: SPECIAL_BITS[special.type] | (st.mode & 0o7777), size: 0, blocks: 0, rdev: special.rdev };
+    return this.statOf(st, { mode: SPECIAL_BITS[special.type] | (st.mode & 0o7777), size: 0, blocks: 0, rdev: special.rdev });
   }
 
   private notEmpty(found: Resolved, size: number): string {
@@ -289,11 +294,12 @@ export class PlainFs {
    * set since (SealedFile.modifiedNs), which the write-back then gives the cipher file.
    */
   private openStat(file: OpenFile, st: Stats): PlainStat {
-    const shown = { ...this.statOf(st), size: file.sealed.size };
+    const shown = this.statOf(st, { size: file.sealed.size });
     const modified = file.sealed.modifiedNs;
     if (modified === undefined) return shown;
     const ctimeNs = modified > shown.ctimeNs ? modified : shown.ctimeNs;
-    return { ...shown, mtimeNs: modified, mtime: dateOf(modified), ctimeNs, ctime: dateOf(ctimeNs) };
+    const atimeNs = shown.atimeNs;
+    return { ...shown, timeParts: undefined, atimeNs, atime: shown.atime, mtimeNs: modified, mtime: dateOf(modified), ctimeNs, ctime: dateOf(ctimeNs) };
   }
 
   /** Plaintext size from the cipher size; a damaged size reads as the whole chunks it holds. */
@@ -301,22 +307,46 @@ export class PlainFs {
     return plainSizeShown(size, this.chunkSize);
   }
 
-  private statOf(s: Stats): PlainStat {
+  /**
+   * The attributes of a cipher entry as shown (with `o` for what differs: kind, plaintext size).
+   * Times stay numbers until asked for as BigInts or Dates (getters): a listing with attributes
+   * makes one of these per entry.
+   */
+  private statOf(s: Stats, o: StatOverrides = {}): PlainStat {
+    const parts = timePartsOf(s);
+    const exact = parts ? undefined : nsTimesOf(s);
     return {
-      ...nsTimesOf(s),
-      mode: s.mode,
-      size: s.size,
+      mode: o.mode ?? s.mode,
+      size: o.size ?? s.size,
       uid: s.uid,
       gid: s.gid,
-      nlink: s.nlink,
+      nlink: o.nlink ?? s.nlink,
       ino: s.ino,
-      atime: s.atime,
-      mtime: s.mtime,
-      ctime: s.ctime,
-      blocks: s.blocks,
+      blocks: o.blocks ?? s.blocks,
       blksize: s.blksize,
+      ...(o.rdev !== undefined ? { rdev: o.rdev } : {}),
+      timeParts: parts,
+      get atimeNs() {
+        return parts ? nsOfParts(parts, 0) : exact!.atimeNs;
+      },
+      get mtimeNs() {
+        return parts ? nsOfParts(parts, 2) : exact!.mtimeNs;
+      },
+      get ctimeNs() {
+        return parts ? nsOfParts(parts, 4) : exact!.ctimeNs;
+      },
+      get atime() {
+        return s.atime;
+      },
+      get mtime() {
+        return s.mtime;
+      },
+      get ctime() {
+        return s.ctime;
+      },
     };
   }
+
 
   async readdir(plainPath: string): Promise<string[]> {
     const dir = await this.tree.dir(plainPath);
