@@ -9,8 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sealedSize as sealedSizeOf } from '../src/crypto/geometry.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, sha256, useMountHarness, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, sha256, freshFolders, useMountHarness, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('mount-fallocate');
 if (FUSE_PROBLEM) console.warn(`mount-fallocate: skipped: ${FUSE_PROBLEM}`);
@@ -18,16 +19,12 @@ if (FUSE_PROBLEM) console.warn(`mount-fallocate: skipped: ${FUSE_PROBLEM}`);
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
-const sealedSize = (size: number) => 24 + size + 28 * Math.max(1, Math.ceil(size / CHUNK));
+/** Ciphertext size of a plaintext of `size` bytes with 64 KiB chunks (docs/FORMAT.md §4). */
+const sealedSize = (size: number) => sealedSizeOf(size, CHUNK);
 
 let v: TestVault;
 let M: string;
-let dirs = 0;
-async function fresh(name: string): Promise<string> {
-  const dir = join(M, `${dirs++}-${name}`);
-  await mkdir(dir);
-  return dir;
-}
+const fresh = freshFolders(() => M);
 
 /** st_blocks of a cipher file (512-byte units): what fallocate reserved. */
 async function blocksOf(path: string): Promise<number> {
@@ -93,7 +90,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined)('fallocate through the mount', { tim
 
   it('cp --sparse=always copies files with holes byte for byte, and fallocate --dig-holes keeps contents', async () => {
     const d = await fresh('sparse');
-    const src = join(h.root, `sparse-src-${dirs}`);
+    const src = join(h.root, 'sparse-src');
     await mkdir(src, { recursive: true });
     const model = Buffer.alloc(3 * MiB);
     randomBytes(100_000).copy(model, 0);

@@ -347,3 +347,13 @@ export async function treeContents(root: string): Promise<{ names: string[]; tar
   }
   return { names, targets, files };
 }
+
+/** Fresh folders under a mount, one per test: `fresh('name')` makes `<mount>/<n>-name`. */
+export function freshFolders(mount: () => string): (name: string) => Promise<string> {
+  let made = 0;
+  return async (name) => {
+    const dir = join(mount(), `${made++}-${name}`);
+    await mkdir(dir);
+    return dir;
+  };
+}

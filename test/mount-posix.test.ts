@@ -14,20 +14,14 @@
 import { link, lstat, mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, sleep, SYNC_VISIBLE_MS, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, sleep, SYNC_VISIBLE_MS, freshFolders, useMountHarness, waitFor, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('mount-posix');
 if (FUSE_PROBLEM) console.warn(`mount-posix: skipped: ${FUSE_PROBLEM}`);
 
 let v: TestVault;
 let M: string;
-let dirs = 0;
-
-async function fresh(name: string): Promise<string> {
-  const dir = join(M, `${name}-${dirs++}`);
-  await mkdir(dir);
-  return dir;
-}
+const fresh = freshFolders(() => M);
 
 /** Runs a python3 script (cwd: `dir`) that prints one JSON value; returns it. */
 async function py<T>(dir: string, script: string): Promise<T> {

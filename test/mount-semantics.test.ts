@@ -36,8 +36,9 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sealedSize as sealedSizeOf } from '../src/crypto/geometry.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, isMounted, mountRows, sha256, SHORT_CACHE_ARGS, SHORT_CACHE_MS, useMountHarness, waitFor, walk, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, isMounted, mountRows, sha256, SHORT_CACHE_ARGS, SHORT_CACHE_MS, freshFolders, useMountHarness, waitFor, walk, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('mount-semantics');
 if (FUSE_PROBLEM) console.warn(`mount-semantics: skipped: ${FUSE_PROBLEM}`);
@@ -45,8 +46,8 @@ if (FUSE_PROBLEM) console.warn(`mount-semantics: skipped: ${FUSE_PROBLEM}`);
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
-/** Ciphertext size of a plaintext of `size` bytes (docs/FORMAT.md §4, 64 KiB chunks). */
-const sealedSize = (size: number) => 24 + size + 28 * Math.max(1, Math.ceil(size / CHUNK));
+/** Ciphertext size of a plaintext of `size` bytes with 64 KiB chunks (docs/FORMAT.md §4). */
+const sealedSize = (size: number) => sealedSizeOf(size, CHUNK);
 /** A marker written as file content; the last test looks for it in the cipher folder. */
 const MARKER = `SEMANTICS-PLAINTEXT-${randomBytes(6).toString('hex')}`;
 /** Plaintext names used below that must never show up in the cipher folder. */
@@ -54,14 +55,7 @@ const PLAIN_NAMES = ['résumé 2026.txt', 'Ünïcödé ✓.txt', 'size-65537.bin
 
 let v: TestVault;
 let M: string;
-let dirs = 0;
-
-/** A fresh folder of the mount for one test. */
-async function fresh(name: string): Promise<string> {
-  const dir = join(M, `${dirs++}-${name}`);
-  await mkdir(dir);
-  return dir;
-}
+const fresh = freshFolders(() => M);
 
 /** `model` after writing `data` at `position` (a hole reads as zeros). */
 function patch(model: Buffer, position: number, data: Buffer): Buffer {

@@ -13,7 +13,7 @@ import { link, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { base32nopad, base64, base64urlnopad } from '@scure/base';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_PROBLEM, useMountHarness, walk, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, freshFolders, useMountHarness, walk, type TestVault } from './mount-helpers.js';
 
 const h = useMountHarness('mount-xattr');
 if (FUSE_PROBLEM) console.warn(`mount-xattr: skipped: ${FUSE_PROBLEM}`);
@@ -32,12 +32,7 @@ function hasCommand(name: string): boolean {
 
 let v: TestVault;
 let M: string;
-let dirs = 0;
-async function fresh(name: string): Promise<string> {
-  const dir = join(M, `${dirs++}-${name}`);
-  await mkdir(dir);
-  return dir;
-}
+const fresh = freshFolders(() => M);
 
 /**
  * Python helper run in another process: `op path [name [value-hex [flags]]]`; prints JSON
@@ -251,7 +246,7 @@ describe.skipIf(!HAVE_ATTR)('extended attributes through the mount', { timeout: 
 
   it('cp --preserve=xattr and rsync -X carry attributes into the mount and out again', async () => {
     const d = await fresh('copies');
-    const src = join(h.root, `xattr-src-${dirs}`);
+    const src = join(h.root, 'xattr-src');
     await mkdir(join(src, 'sub'), { recursive: true });
     const attrs: [string, string, string][] = [
       ['f1', 'user.xdg.comment', 'a comment, with ünïcödé'],
@@ -268,9 +263,9 @@ describe.skipIf(!HAVE_ATTR)('extended attributes through the mount', { timeout: 
     const cpIn = await h.spawn('cp', ['-r', '--preserve=xattr', join(src, '.'), join(d, 'cp')]);
     expect(cpIn.code, cpIn.stderr).toBe(0);
     await expectAttrs(join(d, 'cp'));
-    const cpOut = await h.spawn('cp', ['-r', '--preserve=xattr', join(d, 'cp', '.'), join(src, '..', `xattr-back-cp-${dirs}`)]);
+    const cpOut = await h.spawn('cp', ['-r', '--preserve=xattr', join(d, 'cp', '.'), join(src, '..', 'xattr-back-cp')]);
     expect(cpOut.code, cpOut.stderr).toBe(0);
-    await expectAttrs(join(src, '..', `xattr-back-cp-${dirs}`));
+    await expectAttrs(join(src, '..', 'xattr-back-cp'));
     const rsync = await h.spawn('rsync', ['--version']);
     if (rsync.code === -1) {
       console.warn('mount-xattr: rsync missing: rsync -X not tried');
@@ -279,7 +274,7 @@ describe.skipIf(!HAVE_ATTR)('extended attributes through the mount', { timeout: 
     const rIn = await h.spawn('rsync', ['-aX', `${src}/`, join(d, 'rsync') + '/']);
     expect(rIn.code, rIn.stderr).toBe(0);
     await expectAttrs(join(d, 'rsync'));
-    const back = join(src, '..', `xattr-back-rsync-${dirs}`);
+    const back = join(src, '..', 'xattr-back-rsync');
     const rOut = await h.spawn('rsync', ['-aX', join(d, 'rsync') + '/', `${back}/`]);
     expect(rOut.code, rOut.stderr).toBe(0);
     await expectAttrs(back);
