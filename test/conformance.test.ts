@@ -14,7 +14,6 @@
  * The cipher folder lives on a 2 GiB tmpfs (runOnSystem), so a file system that writes out a
  * huge truncate fills that rather than the disk.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -30,7 +29,7 @@ import {
   type SystemResults,
 } from '../bench/lib/conformance.js';
 import { ALLOW_OTHER_ARGS } from '../bench/lib/systems.js';
-import { FUSE_PROBLEM, useMountHarness, type TestVault } from './mount-helpers.js';
+import { FUSE_PROBLEM, useMountHarness } from './mount-helpers.js';
 
 /**
  * pjdfstest in CI: every script but the slow ones (each took 30 s to 6 min on a sealfs mount
@@ -56,20 +55,7 @@ describe.skipIf(FUSE_PROBLEM !== undefined || !IS_ROOT)('conformance suites on a
     const files = (await pjdfstestFiles(suites)).filter(ciScript);
     results = await runOnSystem(
       async (dir) => {
-        const v: TestVault = {
-          dir,
-          cipher: join(dir, 'cipher'),
-          mnt: join(dir, 'mnt'),
-          keystore: join(dir, 'keystore'),
-          pass: join(dir, 'pass'),
-          passphrase: 'conformance passphrase',
-          pidFile: join(dir, 'server.pid'),
-          logFile: join(h.root, 'server.log'),
-        };
-        await mkdir(v.mnt, { recursive: true });
-        await writeFile(v.pass, `${v.passphrase}\n`, { mode: 0o600 });
-        const init = await h.sealfs(['init', v.cipher, '--keystore', v.keystore, '--passphrase-file', v.pass, '--kdf-target-ms', '20']);
-        expect(init.code, init.stderr).toBe(0);
+        const v = await h.vault({ dir, passphrase: 'conformance passphrase', logFile: join(h.root, 'server.log') });
         const pid = await h.mountOk(v, { args: [...ALLOW_OTHER_ARGS.sealfs], scope: 'file' });
         return { mnt: v.mnt, teardown: () => h.unmountOk(v, pid) };
       },

@@ -157,9 +157,12 @@ export class MountHarness {
     return this.spawn('python3', ['-c', script, ...args], options);
   }
 
-  /** A new folder with a vault (fast KDF, its own key store), an empty mount point, paths for pid and log. */
-  async vault(options: { init?: boolean; initArgs?: string[]; passphrase?: string } = {}): Promise<TestVault> {
-    const dir = join(this.root, `v${this.counter++}`);
+  /**
+   * A new folder with a vault (fast KDF, its own key store), an empty mount point, paths for pid
+   * and log; `dir` and `logFile` put them elsewhere (a small file system of the test's own).
+   */
+  async vault(options: { init?: boolean; initArgs?: string[]; passphrase?: string; dir?: string; logFile?: string } = {}): Promise<TestVault> {
+    const dir = options.dir ?? join(this.root, `v${this.counter++}`);
     const v: TestVault = {
       dir,
       cipher: join(dir, 'cipher'),
@@ -168,7 +171,7 @@ export class MountHarness {
       pass: join(dir, 'pass'),
       passphrase: options.passphrase ?? `${this.label} passphrase ${this.counter}`,
       pidFile: join(dir, 'server.pid'),
-      logFile: join(dir, 'server.log'),
+      logFile: options.logFile ?? join(dir, 'server.log'),
     };
     await mkdir(v.mnt, { recursive: true });
     await writeFile(v.pass, `${v.passphrase}\n`, { mode: 0o600 });
