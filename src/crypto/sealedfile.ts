@@ -531,9 +531,9 @@ export class SealedFile {
   }
 
   /**
-   * fallocate(2) on the plaintext (docs/FORMAT.md §14.3). `reserve(offset, length)` reserves
-   * disk space for stored bytes without changing the store's size; it runs first, so a full
-   * disk fails the call before anything is changed. Then:
+   * fallocate(2) on the plaintext (docs/FORMAT.md §14.3). The store's `allocate` reserves disk
+   * space for the stored bytes without changing its size; it runs first, so a full disk fails
+   * the call before anything is changed. Then:
    * - `zero`: bytes [offset, offset + length) read as zeros (their chunks re-sealed with zeros:
    *   authenticated, no real hole); with `keepSize` only the part within the file;
    * - otherwise the space is reserved, and without `keepSize` a file shorter than offset + length
@@ -541,7 +541,7 @@ export class SealedFile {
    * A store that cannot reserve (EOPNOTSUPP) still gets its zeros written, as posix_fallocate
    * does without fallocate; only a pure reservation (`keepSize`, not `zero`) then fails.
    */
-  allocate(offset: number, length: number, how: { readonly zero: boolean; readonly keepSize: boolean }, reserve: (offset: number, length: number) => Promise<void>): Promise<void> {
+  allocate(offset: number, length: number, how: { readonly zero: boolean; readonly keepSize: boolean }): Promise<void> {
     return this.exclusive(async () => {
       await this.verifyEndLocked();
       await this.flushLocked();
@@ -554,7 +554,8 @@ export class SealedFile {
       const from = sealedChunkOffset(chunkIndexAt(Math.min(offset, size), C), C);
       const to = sealedChunkOffset(chunkIndexAt(end - 1, C), C) + storedChunkBytes(C);
       try {
-        await reserve(from, to - from);
+        if (!this.store.allocate) throw Object.assign(new Error('this store allocates nothing'), { code: 'EOPNOTSUPP' });
+        await this.store.allocate(from, to - from);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if ((code !== 'EOPNOTSUPP' && code !== 'ENOTSUP') || (how.keepSize && !how.zero)) throw err;

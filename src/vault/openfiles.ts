@@ -175,11 +175,6 @@ export class OpenFile {
     return this.sealed.verifyEnd();
   }
 
-  /** Reserves disk space for stored bytes [offset, offset + length) of the ciphertext file, its size unchanged. */
-  reserve(offset: number, length: number): Promise<void> {
-    return this.ctx.io.reserve(this.fd, offset, length);
-  }
-
   /** The ciphertext file's attributes, through the descriptor (its name may be gone). */
   stat(): Promise<Stats> {
     return this.ctx.io.fstat(this.fd);

@@ -539,7 +539,7 @@ export class PlainFs {
    */
   private async checkGrowth(plainPath: string, size: number, end: number): Promise<void> {
     if (end <= size) return;
-    const limit = this.maxSize ?? (await this.sizeLimit());
+    const limit = await this.sizeLimit();
     if (end > limit) throw errno('EFBIG', `${plainPath}: ${end} bytes is more than the largest file this vault's folder holds (${limit} bytes)`);
     const growth = sealedSize(end, this.chunkSize) - sealedSize(size, this.chunkSize);
     if (growth < CHECK_SPACE_FROM) return;
@@ -664,7 +664,7 @@ export class PlainFs {
     if (offset + length > Number.MAX_SAFE_INTEGER) throw errno('EFBIG', `${file.plainPath}: fallocate beyond ${Number.MAX_SAFE_INTEGER} bytes`);
     try {
       await file.revalidate();
-      await file.sealed.allocate(offset, length, how, (at, bytes) => file.reserve(at, bytes));
+      await file.sealed.allocate(offset, length, how);
     } catch (err) {
       this.integrity(file.plainPath, err);
     }
